@@ -1,0 +1,23 @@
+//! The engine: pure, synchronous NetworkPolicy semantics. No kube client, no
+//! async; the webhook and the command line call into it.
+//!
+//! ```text
+//!  names ── selector ── policy ◄── ports, ipblock, intervals
+//!                          │
+//!                        state (namespaces + policies, indexed)
+//!                        /    \
+//!                   reach      isolation ◄── guardpolicy (tiers, flows)
+//!          (one connection,    (every pod that could exist:
+//!           concrete pods)      which forbidden flows are open)
+//! ```
+
+pub mod field;
+pub mod intervals;
+pub mod ipblock;
+pub mod isolation;
+pub mod names;
+pub mod policy;
+pub mod ports;
+pub mod reach;
+pub mod selector;
+pub mod state;

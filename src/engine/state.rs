@@ -1,0 +1,170 @@
+//! The cluster state the engine reasons about: namespaces with their labels,
+//! and validated NetworkPolicies grouped by namespace.
+//!
+//! It is an index in linkerd's sense: `apply` and `delete` keep it current
+//! (from manifests offline, from watches in the webhook), and readers borrow
+//! it. Pods are not part of it: the isolation check quantifies over every pod
+//! that could exist, so only `query` needs concrete pods (see [`Pod`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::policy::Policy;
+use super::ports::ContainerPort;
+use super::selector::Labels;
+
+/// The label the API server puts on every namespace, equal to its name.
+pub const METADATA_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// A namespace and its labels (always including [`METADATA_NAME_LABEL`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Namespace {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.labels`, with the automatic name label added.
+    pub labels: Labels,
+}
+
+impl Namespace {
+    /// A namespace with the given labels plus the automatic name label.
+    pub fn new(name: &str, labels: Labels) -> Self {
+        let mut labels = labels;
+        labels.insert(METADATA_NAME_LABEL.to_string(), name.to_string());
+        Self {
+            name: name.to_string(),
+            labels,
+        }
+    }
+}
+
+/// A pod (or a workload standing for its pods).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pod {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name (for a workload, the workload's name).
+    pub name: String,
+    /// Its labels (for a workload, the pod template's).
+    pub labels: Labels,
+    /// Container ports, for named-port resolution.
+    pub ports: Vec<ContainerPort>,
+    /// Pod IPs from status (a workload's pods have none known).
+    pub ips: Vec<IpAddr>,
+    /// `Deployment/frontend-app` when this stands for a workload's pods.
+    pub workload: Option<String>,
+}
+
+/// Namespaces and policies, indexed for the isolation check.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    namespaces: BTreeMap<String, Namespace>,
+    policies: BTreeMap<String, BTreeMap<String, Arc<Policy>>>,
+    /// (label key, value) → namespaces carrying it.
+    by_label: BTreeMap<(String, String), BTreeSet<String>>,
+}
+
+// === impl State ===
+
+impl State {
+    /// An empty state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds or replaces a namespace.
+    pub fn apply_namespace(&mut self, ns: Namespace) {
+        self.delete_namespace(&ns.name.clone());
+        for (k, v) in &ns.labels {
+            self.by_label
+                .entry((k.clone(), v.clone()))
+                .or_default()
+                .insert(ns.name.clone());
+        }
+        self.namespaces.insert(ns.name.clone(), ns);
+    }
+
+    /// Removes a namespace (its policies stay until deleted themselves, as
+    /// watch events for them arrive separately).
+    pub fn delete_namespace(&mut self, name: &str) {
+        if let Some(old) = self.namespaces.remove(name) {
+            for (k, v) in old.labels {
+                let key = (k, v);
+                if let Some(set) = self.by_label.get_mut(&key) {
+                    set.remove(name);
+                    if set.is_empty() {
+                        self.by_label.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds or replaces a policy.
+    pub fn apply_policy(&mut self, policy: Arc<Policy>) {
+        self.policies
+            .entry(policy.namespace.clone())
+            .or_default()
+            .insert(policy.name.clone(), policy);
+    }
+
+    /// Removes a policy; returns it if it was there.
+    pub fn delete_policy(&mut self, namespace: &str, name: &str) -> Option<Arc<Policy>> {
+        let ns = self.policies.get_mut(namespace)?;
+        let old = ns.remove(name);
+        if ns.is_empty() {
+            self.policies.remove(namespace);
+        }
+        old
+    }
+
+    /// A namespace by name.
+    pub fn namespace(&self, name: &str) -> Option<&Namespace> {
+        self.namespaces.get(name)
+    }
+
+    /// Every namespace, by name.
+    pub fn namespaces(&self) -> impl Iterator<Item = &Namespace> {
+        self.namespaces.values()
+    }
+
+    /// Namespaces whose label `key` equals `value`.
+    pub fn namespaces_labelled(&self, key: &str, value: &str) -> impl Iterator<Item = &Namespace> {
+        self.by_label
+            .get(&(key.to_string(), value.to_string()))
+            .into_iter()
+            .flatten()
+            .filter_map(|n| self.namespaces.get(n))
+    }
+
+    /// The policies of one namespace, by name.
+    pub fn policies_in(&self, namespace: &str) -> impl Iterator<Item = &Arc<Policy>> {
+        self.policies
+            .get(namespace)
+            .into_iter()
+            .flat_map(|m| m.values())
+    }
+
+    /// One policy.
+    pub fn policy(&self, namespace: &str, name: &str) -> Option<&Arc<Policy>> {
+        self.policies.get(namespace)?.get(name)
+    }
+
+    /// Every policy.
+    pub fn policies(&self) -> impl Iterator<Item = &Arc<Policy>> {
+        self.policies.values().flat_map(|m| m.values())
+    }
+
+    /// Namespaces that hold policies, in order.
+    pub fn namespaces_with_policies(&self) -> impl Iterator<Item = &str> {
+        self.policies.keys().map(String::as_str)
+    }
+
+    /// Counts: (namespaces, policies).
+    pub fn counts(&self) -> (usize, usize) {
+        (
+            self.namespaces.len(),
+            self.policies.values().map(BTreeMap::len).sum(),
+        )
+    }
+}

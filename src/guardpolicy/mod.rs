@@ -1,0 +1,335 @@
+//! The isolation policy: tierguard's configuration, kept in `policies/`.
+//!
+//! ```yaml
+//! apiVersion: tierguard.io/v1alpha1
+//! kind: IsolationPolicy
+//! metadata: {name: three-tier}
+//! spec:
+//!   mode: enforce                 # or audit
+//!   judge: walls                  # or effective
+//!   tierLabel: tierguard.io/tier  # namespaces join a tier by this label...
+//!   tiers:
+//!   - name: database
+//!     namespaces: [database]      # ...or by name
+//!   membership: {groups: [system:masters]}
+//!   cluster: {podCIDRs: [10.244.0.0/16], serviceCIDRs: [10.96.0.0/12]}
+//!   baseline: {defaultDeny: true, dns: {to: cluster-dns}}
+//!   flows:
+//!   - {from: "tier:backend", to: "tier:database", ports: [TCP/5432]}
+//! ```
+//!
+//! A flow's ends are `tier:NAME`, `tier:*` (every tier), `namespace:NAME`
+//! (a namespace by name), `external` (outside the cluster) or `any`. A
+//! connection into, out of or between tier namespaces is allowed iff some
+//! flow (declared, or implied by the baseline's DNS setting) covers it;
+//! connections between two non-tier namespaces are not governed.
+//! docs/isolation-policy.md documents every field.
+
+mod baseline;
+mod load;
+
+pub use baseline::baseline_policies;
+pub use load::{load_file, parse};
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::engine::ipblock::{Cidr, IpSet};
+use crate::engine::ports::PortSet;
+use crate::engine::selector::Labels;
+
+/// The API version of the isolation policy kind.
+pub const API_VERSION: &str = "tierguard.io/v1alpha1";
+/// The kind.
+pub const KIND: &str = "IsolationPolicy";
+
+/// What the webhook does with a violation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Refuse the request.
+    Enforce,
+    /// Admit it, with a warning, an audit annotation, a log line and a metric.
+    Audit,
+}
+
+/// How the isolation check judges a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Judge {
+    /// Each wall (a tier namespace's ingress, its egress) stands alone.
+    Walls,
+    /// Only end-to-end connectivity counts: both ends must allow a flow.
+    Effective,
+}
+
+/// A tier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tier {
+    /// Its name (the tier label's value that places a namespace in it).
+    pub name: String,
+    /// Namespaces in it by name.
+    pub namespaces: BTreeSet<String>,
+}
+
+/// Who may change tier membership.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Membership {
+    /// Groups (`system:masters`).
+    pub groups: BTreeSet<String>,
+    /// User names (`system:serviceaccount:tierguard:tierguard` for a
+    /// service account).
+    pub users: BTreeSet<String>,
+}
+
+/// Where the baseline's DNS egress goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dns {
+    /// No DNS policy.
+    None,
+    /// The cluster DNS pods only.
+    ClusterDns {
+        /// Their namespace.
+        namespace: String,
+        /// Their labels, as a `podSelector.matchLabels`.
+        pod_labels: Labels,
+    },
+    /// Any destination on port 53, as the tutorial's policy does.
+    Anywhere,
+}
+
+/// The NetworkPolicies injected into every tier namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Baseline {
+    /// Inject a default-deny for Ingress and Egress.
+    pub default_deny: bool,
+    /// Name of the default-deny policy.
+    pub default_deny_name: String,
+    /// DNS egress.
+    pub dns: Dns,
+    /// Name of the DNS policy.
+    pub dns_name: String,
+}
+
+/// One end of a flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FlowEnd {
+    /// `tier:NAME`: namespaces of one tier (an index into `tiers`).
+    Tier(usize),
+    /// `tier:*`: namespaces of every tier.
+    AnyTier,
+    /// `namespace:NAME`: one namespace by name.
+    Namespace(String),
+    /// `external`: hosts outside the cluster.
+    External,
+    /// `any`: everything.
+    Any,
+}
+
+/// An allowed flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flow {
+    /// Source.
+    pub from: FlowEnd,
+    /// Destination.
+    pub to: FlowEnd,
+    /// Ports (every port of every protocol when the manifest gives none).
+    pub ports: PortSet,
+    /// Where it is declared: `spec.flows[1]` or `spec.baseline.dns`.
+    pub origin: String,
+}
+
+/// What a connection's end is, as far as the flows can tell.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Party {
+    /// A namespace: its tier, and its name when flows name it.
+    Namespace {
+        /// The tier, as an index into `tiers`.
+        tier: Option<usize>,
+        /// The name, kept only when some flow names this namespace.
+        named: Option<String>,
+    },
+    /// A host outside the cluster.
+    External,
+}
+
+/// A loaded, validated isolation policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IsolationPolicy {
+    /// `metadata.name`.
+    pub name: String,
+    /// enforce or audit.
+    pub mode: Mode,
+    /// walls or effective.
+    pub judge: Judge,
+    /// The label whose value places a namespace in the tier of that name.
+    pub tier_label: String,
+    /// The tiers.
+    pub tiers: Vec<Tier>,
+    /// Who may change tier membership.
+    pub membership: Membership,
+    /// Pod CIDRs (empty: unknown, so any address may be a pod's).
+    pub pod_cidrs: Vec<Cidr>,
+    /// Service CIDRs.
+    pub service_cidrs: Vec<Cidr>,
+    /// The injected baseline.
+    pub baseline: Baseline,
+    /// Allowed flows, declared and implied.
+    pub flows: Vec<Flow>,
+}
+
+/// Why a namespace's tier cannot be decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TierConflict {
+    /// The tier its name places it in.
+    pub by_name: String,
+    /// The tier its label places it in.
+    pub by_label: String,
+}
+
+impl fmt::Display for TierConflict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "its name places it in tier {} but its label places it in tier {}",
+            self.by_name, self.by_label
+        )
+    }
+}
+
+// === impl IsolationPolicy ===
+
+impl IsolationPolicy {
+    /// The tier a namespace belongs to, from its name and its tier label.
+    pub fn tier_of(
+        &self,
+        name: &str,
+        tier_label: Option<&str>,
+    ) -> Result<Option<usize>, TierConflict> {
+        let by_name = self.tiers.iter().position(|t| t.namespaces.contains(name));
+        let by_label = tier_label.and_then(|v| self.tier_index(v));
+        match (by_name, by_label) {
+            (Some(a), Some(b)) if a != b => Err(TierConflict {
+                by_name: self.tiers[a].name.clone(),
+                by_label: self.tiers[b].name.clone(),
+            }),
+            (a, b) => Ok(a.or(b)),
+        }
+    }
+
+    /// The index of a tier by name.
+    pub fn tier_index(&self, name: &str) -> Option<usize> {
+        self.tiers.iter().position(|t| t.name == name)
+    }
+
+    /// True when some flow names this namespace.
+    pub fn is_named(&self, namespace: &str) -> bool {
+        self.flows.iter().any(|f| {
+            matches!(&f.from, FlowEnd::Namespace(n) if n == namespace)
+                || matches!(&f.to, FlowEnd::Namespace(n) if n == namespace)
+        })
+    }
+
+    /// Namespaces named by tiers or flows: the ones whose name alone decides
+    /// how the flows treat them.
+    pub fn named_namespaces(&self) -> BTreeSet<String> {
+        let mut out: BTreeSet<String> = self
+            .tiers
+            .iter()
+            .flat_map(|t| t.namespaces.iter().cloned())
+            .collect();
+        for f in &self.flows {
+            for end in [&f.from, &f.to] {
+                if let FlowEnd::Namespace(n) = end {
+                    out.insert(n.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// The party a namespace is, given its tier.
+    pub fn party(&self, name: Option<&str>, tier: Option<usize>) -> Party {
+        Party::Namespace {
+            tier,
+            named: name.filter(|n| self.is_named(n)).map(str::to_string),
+        }
+    }
+
+    /// The ports the flows allow from `src` to `dst`.
+    pub fn allowed(&self, src: &Party, dst: &Party) -> PortSet {
+        self.flows
+            .iter()
+            .filter(|f| end_matches(&f.from, src) && end_matches(&f.to, dst))
+            .fold(PortSet::none(), |acc, f| acc.union(&f.ports))
+    }
+
+    /// True when the party is governed: a tier namespace.
+    pub fn is_tier(p: &Party) -> bool {
+        matches!(p, Party::Namespace { tier: Some(_), .. })
+    }
+
+    /// The addresses that may belong to pods (pod and service CIDRs), or
+    /// `None` when none are declared and any address may.
+    pub fn cluster_addresses(&self) -> Option<IpSet> {
+        if self.pod_cidrs.is_empty() {
+            return None;
+        }
+        Some(IpSet::from_cidrs(
+            self.pod_cidrs.iter().chain(&self.service_cidrs),
+        ))
+    }
+
+    /// Describes a party for people: `tier database (namespace database)`,
+    /// `namespace monitoring`, `a namespace outside the tiers`, `external`.
+    pub fn describe(&self, p: &Party, example: Option<&str>) -> String {
+        match p {
+            Party::External => "outside the cluster".into(),
+            Party::Namespace { tier: Some(t), .. } => match example {
+                Some(n) if n != self.tiers[*t].name => {
+                    format!("tier {} (namespace {n})", self.tiers[*t].name)
+                }
+                _ => format!("tier {}", self.tiers[*t].name),
+            },
+            Party::Namespace {
+                tier: None,
+                named: Some(n),
+            } => format!("namespace {n}"),
+            Party::Namespace {
+                tier: None,
+                named: None,
+            } => match example {
+                Some(n) => format!("namespace {n} (not in a tier)"),
+                None => "any namespace outside the tiers".into(),
+            },
+        }
+    }
+
+    /// The names of the policies the baseline injects.
+    pub fn baseline_names(&self) -> Vec<&str> {
+        let mut v = Vec::new();
+        if self.baseline.default_deny {
+            v.push(self.baseline.default_deny_name.as_str());
+        }
+        if self.baseline.dns != Dns::None {
+            v.push(self.baseline.dns_name.as_str());
+        }
+        v
+    }
+}
+
+fn end_matches(end: &FlowEnd, p: &Party) -> bool {
+    match (end, p) {
+        (FlowEnd::Any, _) => true,
+        (FlowEnd::External, Party::External) => true,
+        (FlowEnd::Tier(t), Party::Namespace { tier: Some(pt), .. }) => t == pt,
+        (FlowEnd::AnyTier, Party::Namespace { tier: Some(_), .. }) => true,
+        (
+            FlowEnd::Namespace(n),
+            Party::Namespace {
+                named: Some(pn), ..
+            },
+        ) => n == pn,
+        _ => false,
+    }
+}

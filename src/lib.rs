@@ -1,0 +1,21 @@
+//! tierguard makes Kubernetes network isolation automatic and impossible to
+//! break by accident.
+//!
+//! An isolation policy (`policies/`) says which namespaces form tiers and
+//! which flows between tiers, other namespaces and the outside world are
+//! allowed. The [`engine`] computes, from namespaces and NetworkPolicies
+//! alone, every forbidden flow a state allows for every pod that exists or
+//! could exist, and which flows a change would open. The command line
+//! ([`cli`]) exposes it offline as `check` and `query`.
+//!
+//! ```text
+//!  manifests ──► world::World ──► engine::state::State ─┐
+//!                                                       ├─► engine::isolation ─► findings
+//!  policies/*.yaml ──► guardpolicy::IsolationPolicy ────┘
+//!  query: engine::reach::evaluate(src, dst, port) ─► verdict + the rules that decided
+//! ```
+
+pub mod cli;
+pub mod engine;
+pub mod guardpolicy;
+pub mod world;

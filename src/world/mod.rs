@@ -1,0 +1,582 @@
+//! Loading manifests into a [`World`]: files, directories (recursively) or
+//! stdin; YAML (multi-document) or JSON; `v1/List` and every `*List` kind.
+//!
+//! ```text
+//!  Namespace ─────────────► State.namespaces (+ kubernetes.io/metadata.name)
+//!  NetworkPolicy ─validate─► State.policies   (errors name file, object, field)
+//!  Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob ─► pods
+//!  Service ────────────────► services (kept for later use)
+//!  anything else ──────────► skipped (counted; `-v` lists them)
+//! ```
+//!
+//! A namespace an object lives in but that no manifest declares exists with
+//! only its automatic name label, as the API server would create it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Read;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow, bail};
+use k8s_openapi::api::apps::v1 as appsv1;
+use k8s_openapi::api::batch::v1 as batchv1;
+use k8s_openapi::api::core::v1 as corev1;
+use k8s_openapi::api::networking::v1 as netv1;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::engine::names;
+use crate::engine::policy::Policy;
+use crate::engine::ports::{ContainerPort, Protocol};
+use crate::engine::state::{Namespace, Pod, State};
+
+/// The namespace objects without `metadata.namespace` land in.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// One parsed document and where it came from.
+#[derive(Debug)]
+pub struct Doc {
+    /// The document as JSON.
+    pub value: Value,
+    /// ` (document N, line L)`, for messages.
+    pub where_: String,
+}
+
+/// A Service (kept for later use; not yet part of any verdict).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+}
+
+/// Everything loaded from a set of manifests.
+#[derive(Debug, Default)]
+pub struct World {
+    /// Namespaces and policies.
+    pub state: State,
+    /// Pods and workloads (standing for their pods).
+    pub pods: Vec<Pod>,
+    /// Services.
+    pub services: Vec<Service>,
+    /// Objects of kinds tierguard does not read: `kind namespace/name (file)`.
+    pub skipped: Vec<String>,
+    /// Namespaces the manifests declare (not merely reference).
+    pub declared: Vec<String>,
+}
+
+/// An error in the manifests, naming the file, the object and the field.
+#[derive(Debug)]
+pub struct LoadErrors(pub Vec<String>);
+
+impl fmt::Display for LoadErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.join("\n"))
+    }
+}
+
+impl std::error::Error for LoadErrors {}
+
+// === impl World ===
+
+impl World {
+    /// Loads every path (`-` is stdin).
+    pub fn load(paths: &[PathBuf]) -> Result<World> {
+        let mut loader = Loader::default();
+        for p in paths {
+            if p.as_os_str() == "-" {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .map_err(|e| anyhow!("<stdin>: cannot read: {e}"))?;
+                loader.text(&text, "<stdin>");
+            } else {
+                loader.path(p)?;
+            }
+        }
+        loader.finish()
+    }
+
+    /// Loads manifests from text (for tests and the webhook's `--world`).
+    pub fn from_text(text: &str, origin: &str) -> Result<World> {
+        let mut loader = Loader::default();
+        loader.text(text, origin);
+        loader.finish()
+    }
+
+    /// Removes the namespaces, policies and pods that `other` declares (by
+    /// kind, namespace and name): "what if these were deleted?".
+    pub fn remove(&mut self, other: &World) {
+        for p in other.state.policies() {
+            self.state.delete_policy(&p.namespace, &p.name);
+        }
+        for ns in other.declared.iter() {
+            self.state.delete_namespace(ns);
+        }
+        self.pods.retain(|p| {
+            !other
+                .pods
+                .iter()
+                .any(|o| o.namespace == p.namespace && o.name == p.name)
+        });
+    }
+
+    /// Finds a pod by `namespace/name`, else a workload of that name.
+    pub fn find_pod(&self, namespace: &str, name: &str) -> Option<&Pod> {
+        self.pods
+            .iter()
+            .find(|p| p.namespace == namespace && p.name == name && p.workload.is_none())
+            .or_else(|| {
+                self.pods
+                    .iter()
+                    .find(|p| p.namespace == namespace && p.name == name)
+            })
+    }
+}
+
+#[derive(Default)]
+struct Loader {
+    world: World,
+    errors: Vec<String>,
+    declared: BTreeMap<String, Namespace>,
+}
+
+impl Loader {
+    fn path(&mut self, p: &Path) -> Result<()> {
+        let meta = std::fs::metadata(p).map_err(|e| anyhow!("{}: {e}", p.display()))?;
+        if meta.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| anyhow!("{}: {e}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            entries.sort();
+            for e in entries {
+                let is_manifest = e
+                    .extension()
+                    .and_then(|x| x.to_str())
+                    .is_some_and(|x| matches!(x, "yaml" | "yml" | "json"));
+                if e.is_dir() || is_manifest {
+                    self.path(&e)?;
+                }
+            }
+            return Ok(());
+        }
+        let bytes = std::fs::read(p).map_err(|e| anyhow!("{}: cannot read: {e}", p.display()))?;
+        match String::from_utf8(bytes) {
+            Ok(text) => self.text(&text, &p.display().to_string()),
+            Err(_) => self.errors.push(format!("{}: not UTF-8 text", p.display())),
+        }
+        Ok(())
+    }
+
+    fn text(&mut self, text: &str, origin: &str) {
+        match parse_documents(text, origin) {
+            Ok(docs) => {
+                for d in docs {
+                    self.value(d.value, origin, &d.where_);
+                }
+            }
+            Err(e) => self.errors.push(e.to_string()),
+        }
+    }
+
+    fn value(&mut self, v: Value, origin: &str, where_: &str) {
+        let Value::Object(map) = &v else {
+            self.errors.push(format!(
+                "{origin}{where_}: expected an object, found {}",
+                kind_of(&v)
+            ));
+            return;
+        };
+        let kind = map
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let api = map
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if kind.is_empty() {
+            self.errors
+                .push(format!("{origin}{where_}: kind: Required value"));
+            return;
+        }
+        if kind.ends_with("List") && map.contains_key("items") {
+            if let Some(Value::Array(items)) = map.get("items") {
+                for (i, item) in items.iter().enumerate() {
+                    self.value(item.clone(), origin, &format!("{where_} items[{i}]"));
+                }
+            } else {
+                self.errors
+                    .push(format!("{origin}{where_}: items: expected a list"));
+            }
+            return;
+        }
+        let group = api.split_once('/').map_or("", |(g, _)| g);
+        let obj_name = v
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("<no name>")
+            .to_string();
+        let at = |_: &Self, meta_ns: Option<&str>| match meta_ns {
+            Some(ns) => format!("{origin}{where_}: {kind} {ns}/{obj_name}"),
+            None => format!("{origin}{where_}: {kind} {obj_name}"),
+        };
+        let obj_ns = v
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(DEFAULT_NAMESPACE)
+            .to_string();
+        match (group, kind.as_str()) {
+            ("", "Namespace") => {
+                let label = at(self, None);
+                if let Some(ns) = self.typed::<corev1::Namespace>(v, &label) {
+                    self.namespace(ns, &label);
+                }
+            }
+            ("networking.k8s.io", "NetworkPolicy") => {
+                let label = at(self, Some(&obj_ns));
+                if let Some(np) = self.typed::<netv1::NetworkPolicy>(v, &label) {
+                    match Policy::from_k8s(&np, DEFAULT_NAMESPACE) {
+                        Ok(p) => self.world.state.apply_policy(Arc::new(p)),
+                        Err(errs) => {
+                            for e in errs {
+                                self.errors.push(format!("{label}: {e}"));
+                            }
+                        }
+                    }
+                }
+            }
+            ("", "Pod") => {
+                let label = at(self, Some(&obj_ns));
+                if let Some(p) = self.typed::<corev1::Pod>(v, &label) {
+                    let ips = pod_ips(&p);
+                    let name = p.metadata.name.clone().unwrap_or_default();
+                    let labels = p.metadata.labels.clone().unwrap_or_default();
+                    self.pod(&obj_ns, &name, labels, p.spec.as_ref(), ips, None, &label);
+                }
+            }
+            ("apps", "Deployment") => self.workload::<appsv1::Deployment>(
+                v,
+                &kind,
+                &obj_ns,
+                at(self, Some(&obj_ns)),
+                |d| d.spec.map(|s| s.template),
+            ),
+            ("apps", "StatefulSet") => self.workload::<appsv1::StatefulSet>(
+                v,
+                &kind,
+                &obj_ns,
+                at(self, Some(&obj_ns)),
+                |d| d.spec.map(|s| s.template),
+            ),
+            ("apps", "DaemonSet") => self.workload::<appsv1::DaemonSet>(
+                v,
+                &kind,
+                &obj_ns,
+                at(self, Some(&obj_ns)),
+                |d| d.spec.map(|s| s.template),
+            ),
+            ("apps", "ReplicaSet") => self.workload::<appsv1::ReplicaSet>(
+                v,
+                &kind,
+                &obj_ns,
+                at(self, Some(&obj_ns)),
+                |d| d.spec.and_then(|s| s.template),
+            ),
+            ("batch", "Job") => {
+                self.workload::<batchv1::Job>(v, &kind, &obj_ns, at(self, Some(&obj_ns)), |d| {
+                    d.spec.map(|s| s.template)
+                })
+            }
+            ("batch", "CronJob") => {
+                self.workload::<batchv1::CronJob>(v, &kind, &obj_ns, at(self, Some(&obj_ns)), |d| {
+                    d.spec.and_then(|s| s.job_template.spec).map(|s| s.template)
+                })
+            }
+            ("", "Service") => {
+                let label = at(self, Some(&obj_ns));
+                if let Some(s) = self.typed::<corev1::Service>(v, &label) {
+                    self.world.services.push(Service {
+                        namespace: obj_ns.clone(),
+                        name: s.metadata.name.unwrap_or_default(),
+                    });
+                    self.reference(&obj_ns);
+                }
+            }
+            _ => {
+                self.world
+                    .skipped
+                    .push(format!("{api} {kind} {obj_name} ({origin}{where_})"));
+            }
+        }
+    }
+
+    fn typed<T: DeserializeOwned>(&mut self, v: Value, label: &str) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(v) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                self.errors
+                    .push(format!("{label}: {}: {}", e.path(), e.inner()));
+                None
+            }
+        }
+    }
+
+    fn namespace(&mut self, ns: corev1::Namespace, label: &str) {
+        let name = ns.metadata.name.clone().unwrap_or_default();
+        let before = self.errors.len();
+        if name.is_empty() {
+            self.errors
+                .push(format!("{label}: metadata.name: Required value"));
+        } else {
+            for m in names::dns1123_label(&name) {
+                self.errors.push(format!(
+                    "{label}: metadata.name: Invalid value: {name:?}: {m}"
+                ));
+            }
+        }
+        let labels = ns.metadata.labels.unwrap_or_default();
+        for (k, v) in &labels {
+            for m in names::label_key(k) {
+                self.errors.push(format!(
+                    "{label}: metadata.labels: Invalid value: {k:?}: {m}"
+                ));
+            }
+            for m in names::label_value(v) {
+                self.errors.push(format!(
+                    "{label}: metadata.labels[{k}]: Invalid value: {v:?}: {m}"
+                ));
+            }
+        }
+        if self.errors.len() == before {
+            self.declared
+                .insert(name.clone(), Namespace::new(&name, labels));
+        }
+    }
+
+    fn reference(&mut self, ns: &str) {
+        if self.world.state.namespace(ns).is_none() {
+            self.world
+                .state
+                .apply_namespace(Namespace::new(ns, BTreeMap::new()));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn pod(
+        &mut self,
+        ns: &str,
+        name: &str,
+        labels: BTreeMap<String, String>,
+        spec: Option<&corev1::PodSpec>,
+        ips: Vec<IpAddr>,
+        workload: Option<String>,
+        label: &str,
+    ) {
+        let mut ports = Vec::new();
+        for (ci, c) in spec
+            .map(|s| s.containers.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            for (pi, cp) in c.ports.iter().flatten().enumerate() {
+                let path = format!("containers[{ci}].ports[{pi}]");
+                let protocol = match cp.protocol.as_deref() {
+                    None => Protocol::Tcp,
+                    Some(s) => match Protocol::from_k8s(s) {
+                        Some(p) => p,
+                        None => {
+                            self.errors.push(format!(
+                                "{label}: {path}.protocol: Unsupported value: {s:?}"
+                            ));
+                            continue;
+                        }
+                    },
+                };
+                let Ok(port) = u16::try_from(cp.container_port)
+                    .map_err(|_| ())
+                    .and_then(|p| if p == 0 { Err(()) } else { Ok(p) })
+                else {
+                    self.errors.push(format!(
+                        "{label}: {path}.containerPort: Invalid value: {}: must be between 1 and 65535, inclusive",
+                        cp.container_port
+                    ));
+                    continue;
+                };
+                ports.push(ContainerPort {
+                    name: cp.name.clone(),
+                    port,
+                    protocol,
+                });
+            }
+        }
+        self.world.pods.push(Pod {
+            namespace: ns.to_string(),
+            name: name.to_string(),
+            labels,
+            ports,
+            ips,
+            workload,
+        });
+        self.reference(ns);
+    }
+
+    fn workload<T: DeserializeOwned>(
+        &mut self,
+        v: Value,
+        kind: &str,
+        ns: &str,
+        label: String,
+        template: impl FnOnce(T) -> Option<corev1::PodTemplateSpec>,
+    ) {
+        let name = v
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if let Some(obj) = self.typed::<T>(v, &label) {
+            let tpl = template(obj).unwrap_or_default();
+            let labels = tpl.metadata.and_then(|m| m.labels).unwrap_or_default();
+            self.pod(
+                ns,
+                &name,
+                labels,
+                tpl.spec.as_ref(),
+                Vec::new(),
+                Some(format!("{kind}/{name}")),
+                &label,
+            );
+        }
+    }
+
+    fn finish(mut self) -> Result<World> {
+        if !self.errors.is_empty() {
+            return Err(LoadErrors(self.errors).into());
+        }
+        // Declared namespaces replace the stand-ins of referenced ones.
+        for (name, ns) in std::mem::take(&mut self.declared) {
+            self.world.declared.push(name);
+            self.world.state.apply_namespace(ns);
+        }
+        let referenced: Vec<String> = self
+            .world
+            .state
+            .namespaces_with_policies()
+            .map(str::to_string)
+            .collect();
+        for ns in referenced {
+            self.reference(&ns);
+        }
+        Ok(self.world)
+    }
+}
+
+fn pod_ips(p: &corev1::Pod) -> Vec<IpAddr> {
+    let Some(status) = &p.status else {
+        return Vec::new();
+    };
+    let mut ips: Vec<IpAddr> = status
+        .pod_ips
+        .iter()
+        .flatten()
+        .filter_map(|i| i.ip.parse().ok())
+        .collect();
+    if let Some(ip) = status.pod_ip.as_deref().and_then(|s| s.parse().ok())
+        && !ips.contains(&ip)
+    {
+        ips.push(ip);
+    }
+    ips
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Splits YAML (multi-document) or JSON text into documents. Syntax errors
+/// name `origin` and the line.
+pub fn parse_documents(text: &str, origin: &str) -> Result<Vec<Doc>> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        let mut out = Vec::new();
+        let stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+        for (i, v) in stream.enumerate() {
+            match v {
+                Ok(Value::Array(items)) => {
+                    for (j, item) in items.into_iter().enumerate() {
+                        out.push(Doc {
+                            value: item,
+                            where_: format!(" (document {}, item {j})", i + 1),
+                        });
+                    }
+                }
+                Ok(v) => out.push(Doc {
+                    value: v,
+                    where_: format!(" (document {})", i + 1),
+                }),
+                Err(e) => bail!(
+                    "{origin}: line {}, column {}: invalid JSON: {e}",
+                    e.line(),
+                    e.column()
+                ),
+            }
+        }
+        return Ok(out);
+    }
+    let starts = document_start_lines(text);
+    let mut out = Vec::new();
+    for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+        let line = starts.get(i).copied().unwrap_or(1);
+        match Value::deserialize(de) {
+            Ok(Value::Null) => {}
+            Ok(v) => out.push(Doc {
+                value: v,
+                where_: format!(" (document {}, line {line})", i + 1),
+            }),
+            Err(e) => {
+                let at = e
+                    .location()
+                    .map(|l| format!("line {}, column {}", l.line(), l.column()))
+                    .unwrap_or_else(|| format!("document {} (from line {line})", i + 1));
+                bail!("{origin}: {at}: invalid YAML: {e}");
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The first line of each YAML document (1-based), for messages.
+fn document_start_lines(text: &str) -> Vec<usize> {
+    let mut starts = vec![1];
+    let mut first_content_seen = false;
+    for (i, line) in text.lines().enumerate() {
+        let is_sep = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
+        if is_sep {
+            if first_content_seen {
+                starts.push(i + 2);
+            } else if let Some(s) = starts.last_mut() {
+                *s = i + 2;
+            }
+            first_content_seen = true;
+        } else if !line.trim().is_empty() && !line.trim_start().starts_with('#') {
+            first_content_seen = true;
+        }
+    }
+    starts
+}
