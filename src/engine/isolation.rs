@@ -139,12 +139,28 @@ pub struct Finding {
     pub notes: Vec<String>,
     #[serde(skip)]
     port_set: PortSet,
+    #[serde(skip)]
+    other: Party,
 }
 
 impl Finding {
     /// The forbidden ports as a set.
     pub fn port_set(&self) -> &PortSet {
         &self.port_set
+    }
+
+    /// The party at the other end of the wall.
+    pub fn other(&self) -> &Party {
+        &self.other
+    }
+
+    /// The wall's direction.
+    pub fn wall(&self) -> Direction {
+        if self.direction == Direction::Ingress.field() {
+            Direction::Ingress
+        } else {
+            Direction::Egress
+        }
     }
 
     /// One line for kubectl: the flow, the ports and the first cause.
@@ -832,6 +848,7 @@ impl<'a> Checker<'a> {
                 causes,
                 notes: notes.into_iter().collect(),
                 port_set: ports,
+                other: party.clone(),
             });
         }
         out

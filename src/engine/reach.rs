@@ -148,6 +148,37 @@ fn side(
     }
 }
 
+/// Whether `pod`'s side (its `dir` wall) lets the connection with `other`
+/// through: the same decision as [`evaluate`] makes for one side, without
+/// collecting the explanation.
+pub fn side_allows(
+    state: &State,
+    pod: &Pod,
+    dir: Direction,
+    other: &Endpoint<'_>,
+    proto: Protocol,
+    port: u16,
+    dst_ports: Option<&[ContainerPort]>,
+) -> bool {
+    let mut isolated = false;
+    for pol in state.policies_in(&pod.namespace) {
+        let Some(rules) = pol.rules(dir) else {
+            continue;
+        };
+        if !pol.pod_selector.matches(&pod.labels) {
+            continue;
+        }
+        isolated = true;
+        if rules
+            .iter()
+            .any(|r| rule_matches(state, pol, r, other, proto, port, dst_ports))
+        {
+            return true;
+        }
+    }
+    !isolated
+}
+
 /// True when rule `r` of `pol` matches the other end on `proto/port`.
 pub fn rule_matches(
     state: &State,

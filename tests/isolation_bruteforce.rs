@@ -1,0 +1,647 @@
+//! The isolation check against brute force.
+//!
+//! proptest builds small random worlds (namespaces, NetworkPolicies, an
+//! isolation policy) over a finite alphabet of label keys, values, names,
+//! CIDRs and ports. The brute force then enumerates concrete hypothetical
+//! pods — every label combination over the alphabet plus a value no selector
+//! names, in every variant of every namespace that exists or could exist —
+//! and asks the *concrete* evaluator (`reach::evaluate`, itself tested rule by
+//! rule in `semantics.rs`) whether each wall lets each connection through.
+//! The symbolic check must report exactly the same forbidden
+//! (wall, other party, protocol, port) set: no miss (soundness) and no extra
+//! (precision).
+//!
+//! Two monotone reductions keep the enumeration small, and neither can hide
+//! a disagreement: a hypothetical pod carries every candidate pod IP at once
+//! (an extra IP can only make more ipBlocks match), and binds every port name
+//! to the port being tried (an extra binding can only make more named ports
+//! match).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use tierguard::engine::isolation::Checker;
+use tierguard::engine::policy::Direction;
+use tierguard::engine::ports::{ContainerPort, Protocol};
+use tierguard::engine::reach::{Endpoint, evaluate, side_allows};
+use tierguard::engine::state::{Namespace, Pod, State};
+use tierguard::guardpolicy::{self, IsolationPolicy, Judge, Party};
+
+const TIER_LABEL: &str = "tier";
+/// Namespaces that may exist; `ns-e` may be created later, `fresh` stands for
+/// any name nobody mentions.
+const NAMES: [&str; 4] = ["ns-a", "ns-b", "ns-c", "ns-d"];
+const HYPOTHETICAL: [&str; 2] = ["ns-e", "fresh-zz"];
+/// Every port range the generators use starts or ends at one of these; 9
+/// stands for every port none of them names.
+const PORTS: [u16; 4] = [1, 2, 4, 9];
+const PROTOS: [Protocol; 2] = [Protocol::Tcp, Protocol::Udp];
+const PORT_NAMES: [&str; 2] = ["web", "db"];
+
+// === generators ===
+
+fn pod_selector() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("{}".to_string()),
+        Just("{matchLabels: {a: x}}".to_string()),
+        Just("{matchLabels: {a: y, b: x}}".to_string()),
+        Just("{matchExpressions: [{key: a, operator: In, values: [x, y]}]}".to_string()),
+        Just("{matchExpressions: [{key: a, operator: NotIn, values: [x]}]}".to_string()),
+        Just("{matchExpressions: [{key: a, operator: Exists}]}".to_string()),
+        Just("{matchExpressions: [{key: b, operator: DoesNotExist}]}".to_string()),
+        Just("{matchExpressions: [{key: a, operator: In, values: [x]}, {key: a, operator: NotIn, values: [x]}]}".to_string()),
+    ]
+}
+
+fn namespace_selector() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("{}".to_string()),
+        Just("{matchLabels: {kubernetes.io/metadata.name: ns-a}}".to_string()),
+        Just("{matchLabels: {name: ns-b}}".to_string()),
+        Just("{matchLabels: {name: ns-a}}".to_string()),
+        Just("{matchExpressions: [{key: name, operator: In, values: [ns-a, ns-e]}]}".to_string()),
+        Just("{matchLabels: {kubernetes.io/metadata.name: ns-e}}".to_string()),
+        Just("{matchLabels: {tier: t2}}".to_string()),
+        Just("{matchExpressions: [{key: tier, operator: In, values: [legacy]}]}".to_string()),
+        Just("{matchExpressions: [{key: tier, operator: Exists}]}".to_string()),
+        Just("{matchExpressions: [{key: tier, operator: DoesNotExist}]}".to_string()),
+        Just("{matchLabels: {team: x}}".to_string()),
+        Just("{matchExpressions: [{key: name, operator: NotIn, values: [ns-a]}]}".to_string()),
+        Just("{matchExpressions: [{key: name, operator: DoesNotExist}]}".to_string()),
+        Just("{matchExpressions: [{key: kubernetes.io/metadata.name, operator: NotIn, values: [ns-a, ns-c]}, {key: team, operator: DoesNotExist}]}".to_string()),
+    ]
+}
+
+fn ip_block() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("{cidr: 10.0.0.0/16}".to_string()),
+        Just("{cidr: 10.0.1.0/24}".to_string()),
+        Just("{cidr: 10.0.0.0/8, except: [10.0.0.0/16]}".to_string()),
+        Just("{cidr: 0.0.0.0/0, except: [10.0.0.0/8]}".to_string()),
+        Just("{cidr: 192.168.1.0/24}".to_string()),
+        Just("{cidr: '2001:db8::/32'}".to_string()),
+        Just("{cidr: 10.0.0.0/16, except: [10.0.0.0/17, 10.0.128.0/17]}".to_string()),
+    ]
+}
+
+fn peer() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => pod_selector().prop_map(|p| format!("{{podSelector: {p}}}")),
+        3 => namespace_selector().prop_map(|n| format!("{{namespaceSelector: {n}}}")),
+        3 => (namespace_selector(), pod_selector()).prop_map(|(n, p)| format!("{{namespaceSelector: {n}, podSelector: {p}}}")),
+        2 => ip_block().prop_map(|b| format!("{{ipBlock: {b}}}")),
+    ]
+}
+
+fn port_entry() -> impl Strategy<Value = String> {
+    let proto = prop_oneof![Just(""), Just("protocol: TCP, "), Just("protocol: UDP, ")];
+    let numbers = prop_oneof![
+        Just(String::new()),
+        Just("port: 1".to_string()),
+        Just("port: 2, endPort: 3".to_string()),
+        Just("port: 4".to_string()),
+        Just("port: web".to_string()),
+        Just("port: db".to_string()),
+    ];
+    (proto, numbers).prop_map(|(p, n)| {
+        let body = format!("{p}{n}");
+        format!("{{{}}}", body.trim_end_matches(", "))
+    })
+}
+
+fn rule(peer_key: &'static str) -> impl Strategy<Value = String> {
+    let peers = prop_oneof![
+        1 => Just(String::new()),
+        4 => prop::collection::vec(peer(), 1..=2).prop_map(move |ps| format!("{peer_key}: [{}]", ps.join(", "))),
+    ];
+    let ports = prop_oneof![
+        1 => Just(String::new()),
+        3 => prop::collection::vec(port_entry(), 1..=2).prop_map(|ps| format!("ports: [{}]", ps.join(", "))),
+    ];
+    (peers, ports).prop_map(|(a, b)| {
+        let parts: Vec<String> = [a, b].into_iter().filter(|s| !s.is_empty()).collect();
+        format!("{{{}}}", parts.join(", "))
+    })
+}
+
+fn policy(index: usize) -> impl Strategy<Value = String> {
+    let ns = prop::sample::select(vec!["ns-a", "ns-b", "ns-c", "ns-d"]);
+    let types = prop_oneof![
+        Just(""),
+        Just("policyTypes: [Ingress]"),
+        Just("policyTypes: [Egress]"),
+        Just("policyTypes: [Ingress, Egress]"),
+    ];
+    let ingress = prop::collection::vec(rule("from"), 0..=2);
+    let egress = prop::collection::vec(rule("to"), 0..=2);
+    (ns, pod_selector(), types, ingress, egress).prop_map(move |(ns, sel, types, ing, eg)| {
+        let mut spec = vec![format!("podSelector: {sel}")];
+        if !types.is_empty() {
+            spec.push(types.to_string());
+        }
+        if !ing.is_empty() {
+            spec.push(format!("ingress: [{}]", ing.join(", ")));
+        }
+        if !eg.is_empty() {
+            spec.push(format!("egress: [{}]", eg.join(", ")));
+        }
+        format!(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: p{index}, namespace: {ns}}}\nspec: {{{}}}\n",
+            spec.join(", ")
+        )
+    })
+}
+
+fn namespace(name: &'static str) -> impl Strategy<Value = Option<String>> {
+    let name_label = prop_oneof![
+        Just(None),
+        Just(Some(name.to_string())),
+        Just(Some("ns-a".to_string()))
+    ];
+    let tier = prop_oneof![
+        Just(None),
+        Just(Some("t2")),
+        Just(Some("legacy")),
+        Just(Some("t1"))
+    ];
+    let team = prop_oneof![Just(None), Just(Some("x"))];
+    (any::<bool>(), name_label, tier, team).prop_map(move |(exists, nl, tier, team)| {
+        if !exists && name != "ns-a" {
+            return None;
+        }
+        let mut labels = Vec::new();
+        if let Some(v) = nl {
+            labels.push(format!("name: {v}"));
+        }
+        if let Some(t) = tier {
+            labels.push(format!("tier: {t}"));
+        }
+        if let Some(t) = team {
+            labels.push(format!("team: {t}"));
+        }
+        Some(format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}, labels: {{{}}}}}\n",
+            labels.join(", ")
+        ))
+    })
+}
+
+fn flow() -> impl Strategy<Value = String> {
+    let end = prop::sample::select(vec![
+        "tier:t1",
+        "tier:t2",
+        "tier:*",
+        "namespace:ns-c",
+        "namespace:ns-e",
+        "external",
+        "any",
+    ]);
+    let ports = prop_oneof![
+        Just(""),
+        Just(", ports: [TCP/1]"),
+        Just(", ports: [TCP/2-4, UDP/1]"),
+        Just(", ports: [UDP]"),
+    ];
+    (end.clone(), end, ports).prop_map(|(f, t, p)| format!("{{from: \"{f}\", to: \"{t}\"{p}}}"))
+}
+
+fn isolation(judge: &'static str) -> impl Strategy<Value = String> {
+    let cidrs = prop_oneof![Just(""), Just("cluster: {podCIDRs: [10.0.0.0/16]}")];
+    let t1_names = prop_oneof![Just("[ns-a]"), Just("[ns-a, ns-e]")];
+    (cidrs, t1_names, prop::collection::vec(flow(), 0..=3)).prop_map(move |(c, t1, flows)| {
+        format!(
+            "apiVersion: tierguard.io/v1alpha1\nkind: IsolationPolicy\nmetadata: {{name: random}}\nspec:\n  judge: {judge}\n  tierLabel: {TIER_LABEL}\n  tiers: [{{name: t1, namespaces: {t1}}}, {{name: t2}}]\n  baseline: {{dns: {{to: none}}}}\n  {c}\n  flows: [{}]\n",
+            flows.join(", ")
+        )
+    })
+}
+
+fn world() -> impl Strategy<Value = String> {
+    let nss = (
+        namespace("ns-a"),
+        namespace("ns-b"),
+        namespace("ns-c"),
+        namespace("ns-d"),
+    );
+    let pols = prop::collection::vec(0usize..1, 0..=4).prop_flat_map(|v| {
+        let strategies: Vec<_> = (0..v.len()).map(policy).collect();
+        strategies
+    });
+    (nss, pols).prop_map(|((a, b, c, d), pols)| {
+        let mut docs: Vec<String> = [a, b, c, d].into_iter().flatten().collect();
+        docs.extend(pols);
+        docs.join("---\n")
+    })
+}
+
+// === brute force ===
+
+/// Candidate addresses: every region the generated CIDRs can tell apart.
+fn sample_ips() -> Vec<IpAddr> {
+    [
+        "10.0.1.5",
+        "10.0.200.5",
+        "10.1.0.5",
+        "192.168.1.5",
+        "8.8.8.8",
+        "2001:db8::5",
+        "fd00::5",
+    ]
+    .iter()
+    .map(|s| s.parse().expect("sample ip"))
+    .collect()
+}
+
+fn pod_label_sets() -> Vec<BTreeMap<String, String>> {
+    let mut out = Vec::new();
+    for a in [None, Some("x"), Some("y"), Some("zz")] {
+        for b in [None, Some("x"), Some("zz")] {
+            let mut l = BTreeMap::new();
+            if let Some(a) = a {
+                l.insert("a".to_string(), a.to_string());
+            }
+            if let Some(b) = b {
+                l.insert("b".to_string(), b.to_string());
+            }
+            out.push(l);
+        }
+    }
+    out
+}
+
+/// Every variant of every namespace that exists or could: protected labels
+/// as they are or may become, unprotected labels free.
+fn namespace_variants(state: &State, iso: &IsolationPolicy) -> Vec<Namespace> {
+    let mut out = Vec::new();
+    let teams = [None, Some("x"), Some("zz")];
+    for name in NAMES.iter().chain(HYPOTHETICAL.iter()) {
+        let existing = state.namespace(name);
+        let (name_labels, tier_labels): (Vec<Option<String>>, Vec<Option<String>>) = match existing
+        {
+            Some(ns) => {
+                let mut nl = vec![None, Some(name.to_string())];
+                if let Some(v) = ns.labels.get("name") {
+                    nl.push(Some(v.clone()));
+                }
+                (nl, vec![ns.labels.get(TIER_LABEL).cloned()])
+            }
+            None => (
+                vec![None, Some(name.to_string())],
+                // A namespace created later joins no tier by label.
+                [None, Some("legacy"), Some("zz")]
+                    .into_iter()
+                    .map(|v| v.map(str::to_string))
+                    .collect(),
+            ),
+        };
+        for nl in &name_labels {
+            for tl in &tier_labels {
+                if existing.is_none() && tl.as_deref().and_then(|v| iso.tier_index(v)).is_some() {
+                    continue;
+                }
+                for team in teams {
+                    let mut labels = BTreeMap::new();
+                    if let Some(v) = nl {
+                        labels.insert("name".to_string(), v.clone());
+                    }
+                    if let Some(v) = tl {
+                        labels.insert(TIER_LABEL.to_string(), v.clone());
+                    }
+                    if let Some(v) = team {
+                        labels.insert("team".to_string(), v.to_string());
+                    }
+                    out.push(Namespace::new(name, labels));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn party_of(iso: &IsolationPolicy, ns: &Namespace) -> Party {
+    let tier = iso
+        .tier_of(&ns.name, ns.labels.get(TIER_LABEL).map(String::as_str))
+        .unwrap_or_else(|_| {
+            iso.tiers
+                .iter()
+                .position(|t| t.namespaces.contains(&ns.name))
+        });
+    iso.party(Some(&ns.name), tier)
+}
+
+type Key = (String, Direction, Party, Protocol, u16);
+
+fn pod(
+    ns: &str,
+    labels: &BTreeMap<String, String>,
+    ips: &[IpAddr],
+    proto: Protocol,
+    port: u16,
+) -> Pod {
+    Pod {
+        namespace: ns.to_string(),
+        name: "p".into(),
+        labels: labels.clone(),
+        ports: PORT_NAMES
+            .iter()
+            .map(|n| ContainerPort {
+                name: Some(n.to_string()),
+                port,
+                protocol: proto,
+            })
+            .collect(),
+        ips: ips.to_vec(),
+        workload: None,
+    }
+}
+
+fn brute_force(iso: &IsolationPolicy, state: &State) -> BTreeSet<Key> {
+    let cluster = iso.cluster_addresses();
+    let samples = sample_ips();
+    let pod_ips: Vec<IpAddr> = samples
+        .iter()
+        .copied()
+        .filter(|ip| cluster.as_ref().is_none_or(|c| c.contains(*ip)))
+        .collect();
+    let external_ips: Vec<IpAddr> = samples
+        .iter()
+        .copied()
+        .filter(|ip| cluster.as_ref().is_none_or(|c| !c.contains(*ip)))
+        .collect();
+    let checker = Checker::new(iso, state);
+    let variants = namespace_variants(state, iso);
+    let labels = pod_label_sets();
+    let mut out = BTreeSet::new();
+    for wall_ns in checker.tier_namespaces() {
+        let me = party_of(iso, wall_ns);
+        for v in &variants {
+            let mut s = state.clone();
+            s.apply_namespace(v.clone());
+            let other = party_of(iso, v);
+            for proto in PROTOS {
+                for port in PORTS {
+                    let ingress_key = (
+                        wall_ns.name.clone(),
+                        Direction::Ingress,
+                        other.clone(),
+                        proto,
+                        port,
+                    );
+                    let egress_key = (
+                        wall_ns.name.clone(),
+                        Direction::Egress,
+                        other.clone(),
+                        proto,
+                        port,
+                    );
+                    let check_in = !iso.allowed(&other, &me).contains(proto, port)
+                        && !out.contains(&ingress_key);
+                    let check_out = !iso.allowed(&me, &other).contains(proto, port)
+                        && !out.contains(&egress_key);
+                    let (mut found_in, mut found_out) = (false, false);
+                    for here in &labels {
+                        let p_here = pod(&wall_ns.name, here, &pod_ips, proto, port);
+                        for there in &labels {
+                            let p_there = pod(&v.name, there, &pod_ips, proto, port);
+                            if check_in && !found_in {
+                                found_in = side_allows(
+                                    &s,
+                                    &p_here,
+                                    Direction::Ingress,
+                                    &Endpoint::Pod(&p_there),
+                                    proto,
+                                    port,
+                                    Some(&p_here.ports),
+                                );
+                            }
+                            if check_out && !found_out {
+                                found_out = side_allows(
+                                    &s,
+                                    &p_here,
+                                    Direction::Egress,
+                                    &Endpoint::Pod(&p_there),
+                                    proto,
+                                    port,
+                                    Some(&p_there.ports),
+                                );
+                            }
+                        }
+                    }
+                    if found_in {
+                        out.insert(ingress_key);
+                    }
+                    if found_out {
+                        out.insert(egress_key);
+                    }
+                }
+            }
+        }
+        for ip in &external_ips {
+            for proto in PROTOS {
+                for port in PORTS {
+                    for here in &labels {
+                        let p_here = pod(&wall_ns.name, here, &pod_ips, proto, port);
+                        let ing = evaluate(
+                            state,
+                            &Endpoint::External(*ip),
+                            &Endpoint::Pod(&p_here),
+                            proto,
+                            port,
+                        );
+                        if ing.ingress.is_some_and(|i| i.allowed)
+                            && !iso.allowed(&Party::External, &me).contains(proto, port)
+                        {
+                            out.insert((
+                                wall_ns.name.clone(),
+                                Direction::Ingress,
+                                Party::External,
+                                proto,
+                                port,
+                            ));
+                        }
+                        let eg = evaluate(
+                            state,
+                            &Endpoint::Pod(&p_here),
+                            &Endpoint::External(*ip),
+                            proto,
+                            port,
+                        );
+                        if eg.egress.is_some_and(|e| e.allowed)
+                            && !iso.allowed(&me, &Party::External).contains(proto, port)
+                        {
+                            out.insert((
+                                wall_ns.name.clone(),
+                                Direction::Egress,
+                                Party::External,
+                                proto,
+                                port,
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn symbolic(iso: &IsolationPolicy, state: &State) -> BTreeSet<Key> {
+    let mut out = BTreeSet::new();
+    for f in Checker::new(iso, state).report().flows {
+        for proto in PROTOS {
+            for port in PORTS {
+                if f.port_set().contains(proto, port) {
+                    out.insert((
+                        f.namespace.clone(),
+                        f.wall(),
+                        f.other().clone(),
+                        proto,
+                        port,
+                    ));
+                }
+            }
+            // Ports no rule or flow names behave like port 9.
+            assert_eq!(
+                f.port_set().contains(proto, 9),
+                f.port_set().contains(proto, 65535),
+                "port 9 stands for every unnamed port"
+            );
+        }
+    }
+    out
+}
+
+fn load(world_yaml: &str, iso_yaml: &str) -> Option<(State, IsolationPolicy)> {
+    let iso = guardpolicy::parse(iso_yaml, "iso").expect("generated isolation policy is valid");
+    let world = tierguard::world::World::from_text(world_yaml, "world").ok()?;
+    Some((world.state, iso))
+}
+
+fn cases() -> u32 {
+    std::env::var("TIERGUARD_BRUTE_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), max_shrink_iters: 2_000, ..ProptestConfig::default() })]
+
+    /// walls mode: exactly the brute-force set.
+    #[test]
+    fn walls_match_brute_force(world_yaml in world(), iso_yaml in isolation("walls")) {
+        let Some((state, iso)) = load(&world_yaml, &iso_yaml) else { return Ok(()) };
+        let want = brute_force(&iso, &state);
+        let got = symbolic(&iso, &state);
+        let missed: Vec<_> = want.difference(&got).collect();
+        let extra: Vec<_> = got.difference(&want).collect();
+        prop_assert!(missed.is_empty() && extra.is_empty(),
+            "missed (unsound): {missed:?}\nextra (imprecise): {extra:?}\nworld:\n{world_yaml}\niso:\n{iso_yaml}");
+    }
+}
+
+/// Effective mode: the connections brute force finds open end to end (both
+/// sides allow, at least one end a tier namespace, forbidden by the flows),
+/// each as the keys of the walls it may be reported on.
+fn effective_brute_force(iso: &IsolationPolicy, state: &State) -> Vec<Vec<Key>> {
+    let pod_ips: Vec<IpAddr> = sample_ips()
+        .into_iter()
+        .filter(|ip| iso.cluster_addresses().is_none_or(|c| c.contains(*ip)))
+        .collect();
+    let labels = pod_label_sets();
+    let namespaces: Vec<Namespace> = state.namespaces().cloned().collect();
+    let mut out = Vec::new();
+    for src_ns in &namespaces {
+        for dst_ns in &namespaces {
+            let (sp, dp) = (party_of(iso, src_ns), party_of(iso, dst_ns));
+            for proto in PROTOS {
+                for port in PORTS {
+                    if iso.allowed(&sp, &dp).contains(proto, port) {
+                        continue;
+                    }
+                    let mut walls = Vec::new();
+                    if IsolationPolicy::is_tier(&dp) {
+                        walls.push((
+                            dst_ns.name.clone(),
+                            Direction::Ingress,
+                            sp.clone(),
+                            proto,
+                            port,
+                        ));
+                    }
+                    if IsolationPolicy::is_tier(&sp) {
+                        walls.push((
+                            src_ns.name.clone(),
+                            Direction::Egress,
+                            dp.clone(),
+                            proto,
+                            port,
+                        ));
+                    }
+                    if walls.is_empty() {
+                        continue;
+                    }
+                    let open = labels.iter().any(|sl| {
+                        labels.iter().any(|dl| {
+                            let s = pod(&src_ns.name, sl, &pod_ips, proto, port);
+                            let d = pod(&dst_ns.name, dl, &pod_ips, proto, port);
+                            evaluate(state, &Endpoint::Pod(&s), &Endpoint::Pod(&d), proto, port)
+                                .allowed
+                        })
+                    });
+                    if open {
+                        out.push(walls);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases() / 5, ..ProptestConfig::default() })]
+
+    /// effective mode never misses an end-to-end forbidden flow, and reports
+    /// nothing walls mode would not.
+    #[test]
+    fn effective_is_sound(world_yaml in world(), iso_yaml in isolation("effective")) {
+        let Some((state, iso)) = load(&world_yaml, &iso_yaml) else { return Ok(()) };
+        prop_assert_eq!(iso.judge, Judge::Effective);
+        let got = symbolic(&iso, &state);
+        let missed: Vec<Vec<Key>> = effective_brute_force(&iso, &state)
+            .into_iter()
+            .filter(|walls| !walls.iter().any(|k| got.contains(k)))
+            .collect();
+        prop_assert!(missed.is_empty(), "missed (unsound): {missed:?}\nworld:\n{world_yaml}\niso:\n{iso_yaml}");
+        let mut walls_iso = iso.clone();
+        walls_iso.judge = Judge::Walls;
+        prop_assert!(got.is_subset(&symbolic(&walls_iso, &state)), "effective reports more than walls");
+    }
+}
+
+#[test]
+fn generated_policies_are_mostly_valid() {
+    // Guard against a generator that only produces invalid worlds, which
+    // would make the properties above vacuous.
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = (world(), isolation("walls"));
+    let mut loaded = 0;
+    let mut with_findings = 0;
+    for _ in 0..200 {
+        let (w, i) = strategy.new_tree(&mut runner).expect("tree").current();
+        if let Some((state, iso)) = load(&w, &i) {
+            loaded += 1;
+            if !symbolic(&iso, &state).is_empty() {
+                with_findings += 1;
+            }
+        }
+    }
+    assert!(loaded > 150, "only {loaded}/200 generated worlds load");
+    assert!(
+        with_findings > 20,
+        "only {with_findings}/200 generated worlds have findings"
+    );
+}
