@@ -61,7 +61,10 @@ const CASES: &[Case] = &[
     Case {
         name: "no policy: everything is allowed",
         policies: "",
-        expect: &[("b/client", "a/web", Tcp, 80, true), ("a/web", "203.0.113.1", Udp, 9, true)],
+        expect: &[
+            ("b/client", "a/web", Tcp, 80, true),
+            ("a/web", "203.0.113.1", Udp, 9, true),
+        ],
     },
     Case {
         name: "ingress: [] isolates and allows nothing; pods not selected stay open",
@@ -84,12 +87,18 @@ const CASES: &[Case] = &[
     Case {
         name: "explicit policyTypes [Egress] ignores ingress rules and leaves ingress open",
         policies: "metadata: {name: p, namespace: a}\nspec: {podSelector: {}, policyTypes: [Egress], ingress: [{from: [{podSelector: {matchLabels: {app: nobody}}}]}]}",
-        expect: &[("b/client", "a/web", Tcp, 80, true), ("a/web", "b/client", Tcp, 80, false)],
+        expect: &[
+            ("b/client", "a/web", Tcp, 80, true),
+            ("a/web", "b/client", Tcp, 80, false),
+        ],
     },
     Case {
         name: "ingress: [{}] allows everything, outside the cluster included",
         policies: "metadata: {name: p, namespace: a}\nspec: {podSelector: {}, ingress: [{}]}",
-        expect: &[("b/client", "a/web", Sctp, 1, true), ("198.51.100.7", "a/db", Udp, 5, true)],
+        expect: &[
+            ("b/client", "a/web", Sctp, 1, true),
+            ("198.51.100.7", "a/db", Udp, 5, true),
+        ],
     },
     Case {
         name: "policies are a union; a connection needs egress AND ingress",
@@ -104,7 +113,12 @@ const CASES: &[Case] = &[
     Case {
         name: "union across policies selecting the same pod",
         policies: "metadata: {name: one, namespace: a}\nspec: {podSelector: {matchLabels: {app: db}}, ingress: [{ports: [{port: 1}]}]}\n---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: two, namespace: a}\nspec: {podSelector: {}, ingress: [{ports: [{port: 2}]}]}",
-        expect: &[("b/client", "a/db", Tcp, 1, true), ("b/client", "a/db", Tcp, 2, true), ("b/client", "a/db", Tcp, 3, false), ("b/client", "a/web", Tcp, 1, false)],
+        expect: &[
+            ("b/client", "a/db", Tcp, 1, true),
+            ("b/client", "a/db", Tcp, 2, true),
+            ("b/client", "a/db", Tcp, 3, false),
+            ("b/client", "a/web", Tcp, 1, false),
+        ],
     },
     Case {
         name: "absent ports match every port and protocol; a port defaults to TCP",
@@ -131,7 +145,11 @@ const CASES: &[Case] = &[
     Case {
         name: "podSelector alone selects pods of the policy's namespace only",
         policies: "metadata: {name: p, namespace: a}\nspec: {podSelector: {matchLabels: {app: db}}, ingress: [{from: [{podSelector: {}}]}]}",
-        expect: &[("a/web", "a/db", Tcp, 1, true), ("b/client", "a/db", Tcp, 1, false), ("198.51.100.7", "a/db", Tcp, 1, false)],
+        expect: &[
+            ("a/web", "a/db", Tcp, 1, true),
+            ("b/client", "a/db", Tcp, 1, false),
+            ("198.51.100.7", "a/db", Tcp, 1, false),
+        ],
     },
     Case {
         name: "namespaceSelector alone selects every pod of matching namespaces; {} is all namespaces but no outside IP",
@@ -169,7 +187,11 @@ const CASES: &[Case] = &[
     Case {
         name: "IPv6 ipBlock",
         policies: "metadata: {name: p, namespace: a}\nspec: {podSelector: {}, ingress: [{from: [{ipBlock: {cidr: 'fd00::/8'}}]}]}",
-        expect: &[("b/bare", "a/web", Tcp, 1, true), ("b/client", "a/web", Tcp, 1, false), ("fd12::1", "a/db", Tcp, 1, true)],
+        expect: &[
+            ("b/bare", "a/web", Tcp, 1, true),
+            ("b/client", "a/web", Tcp, 1, false),
+            ("fd12::1", "a/db", Tcp, 1, true),
+        ],
     },
     Case {
         name: "named ports resolve on the destination: name AND protocol; unknown names match nothing",
@@ -185,7 +207,11 @@ const CASES: &[Case] = &[
     Case {
         name: "egress named ports resolve on the destination pod, never outside the cluster",
         policies: "metadata: {name: p, namespace: b}\nspec: {podSelector: {}, policyTypes: [Egress], egress: [{ports: [{port: http}]}]}",
-        expect: &[("b/client", "a/web", Tcp, 8080, true), ("b/client", "a/db", Tcp, 8080, false), ("b/client", "203.0.113.1", Tcp, 8080, false)],
+        expect: &[
+            ("b/client", "a/web", Tcp, 8080, true),
+            ("b/client", "a/db", Tcp, 8080, false),
+            ("b/client", "203.0.113.1", Tcp, 8080, false),
+        ],
     },
     Case {
         name: "NotIn and DoesNotExist match pods lacking the key; Exists and In do not",
@@ -200,7 +226,11 @@ const CASES: &[Case] = &[
     Case {
         name: "egress to: [] matches every destination, outside included",
         policies: "metadata: {name: p, namespace: a}\nspec: {podSelector: {}, policyTypes: [Egress], egress: [{to: [], ports: [{port: 53, protocol: UDP}]}]}",
-        expect: &[("a/web", "203.0.113.1", Udp, 53, true), ("a/web", "b/client", Udp, 53, true), ("a/web", "b/client", Tcp, 53, false)],
+        expect: &[
+            ("a/web", "203.0.113.1", Udp, 53, true),
+            ("a/web", "b/client", Udp, 53, true),
+            ("a/web", "b/client", Tcp, 53, false),
+        ],
     },
 ];
 
@@ -234,7 +264,13 @@ fn network_policy_semantics() {
     for case in CASES {
         let w = world(case.policies);
         for (from, to, proto, port, want) in case.expect {
-            let v = evaluate(&w.state, &endpoint(&w, from), &endpoint(&w, to), *proto, *port);
+            let v = evaluate(
+                &w.state,
+                &endpoint(&w, from),
+                &endpoint(&w, to),
+                *proto,
+                *port,
+            );
             if v.allowed != *want {
                 failures.push(format!(
                     "{}: {from} -> {to} {proto}/{port}: want {want}, got {} ({v:?})",
@@ -249,7 +285,13 @@ fn network_policy_semantics() {
 #[test]
 fn verdicts_name_the_policies_and_rules_that_decide() {
     let w = world(CASES[6].policies);
-    let v = evaluate(&w.state, &endpoint(&w, "b/client"), &endpoint(&w, "a/db"), Tcp, 1);
+    let v = evaluate(
+        &w.state,
+        &endpoint(&w, "b/client"),
+        &endpoint(&w, "a/db"),
+        Tcp,
+        1,
+    );
     let ingress = v.ingress.expect("db is a pod");
     assert!(ingress.isolated);
     assert_eq!(ingress.isolated_by, vec!["a/one", "a/two"]);

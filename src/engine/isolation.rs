@@ -33,9 +33,11 @@
 //!      existing or yet to be created, and namespaces whose `name` label
 //!      claims one of them;
 //!    - otherwise: the namespaces the isolation policy names (tier members by
-//!      name, flow ends), one member of each tier joined by label, and one
-//!      namespace nobody has created yet (a fresh name; tier label absent,
-//!      a value the selector names that is not a tier, or any other value).
+//!      name, flow ends), members of a tier joined by label whose names the
+//!      selector mentions (a `NotIn` may exclude them), one other member of
+//!      each tier joined by label, and one namespace nobody has created yet
+//!      (a fresh name; tier label absent, a value the selector names that is
+//!      not a tier, or any other value).
 //!      Any other namespace behaves like one of these under that selector,
 //!      so the cost does not grow with unrelated namespaces.
 //!
@@ -449,23 +451,29 @@ impl<'a> Checker<'a> {
         for n in &special {
             self.named_reps(n, sel, &mut out);
         }
+        // Names the selector mentions (NotIn can exclude them): members by
+        // label with such a name are judged one by one.
+        let mentioned: BTreeSet<&str> = sel
+            .requirements()
+            .iter()
+            .filter(|r| r.key == METADATA_NAME_LABEL || r.key == NAME_LABEL)
+            .flat_map(|r| r.values.iter().map(String::as_str))
+            .collect();
         for t in &self.iso.tiers {
-            // Members by label that the isolation policy does not name behave
-            // alike under a selector that pins no name, except for a `name`
-            // label that lies: keep one plain member and every liar.
+            // Other members by label that the isolation policy does not name
+            // behave alike under a selector that pins no name, except for a
+            // `name` label that lies: keep one plain member and every liar.
             let mut plain_seen = false;
-            for ns in self
-                .state
-                .namespaces_labelled(&self.iso.tier_label, &t.name)
-            {
+            for ns in self.state.namespaces_labelled(&self.iso.tier_label, &t.name) {
                 if special.contains(&ns.name) {
                     continue;
                 }
                 let lies = ns.labels.get(NAME_LABEL).is_some_and(|v| *v != ns.name);
+                let named = mentioned.contains(ns.name.as_str());
                 // In effective mode each member's own policies matter: keep all.
-                if lies || !plain_seen || self.iso.judge == Judge::Effective {
+                if lies || named || !plain_seen || self.iso.judge == Judge::Effective {
                     out.push(self.existing_rep(ns));
-                    plain_seen |= !lies;
+                    plain_seen |= !lies && !named;
                 }
             }
         }

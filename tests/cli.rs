@@ -1,0 +1,340 @@
+//! `tierguard check`, `query` and `baseline` as a new user runs them from the
+//! README, against the bundled examples. Reports are compared with golden
+//! files in `tests/golden/`; run with `UPDATE_GOLDEN=1` to rewrite them after
+//! an intended change, and review the diff.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn tierguard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tierguard"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("TIERGUARD_POLICY")
+        .output()
+        .expect("tierguard runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("missing {}; run with UPDATE_GOLDEN=1", path.display()));
+    assert_eq!(
+        want,
+        actual,
+        "{} differs (UPDATE_GOLDEN=1 rewrites it)",
+        path.display()
+    );
+}
+
+#[test]
+fn the_tutorial_as_tierguard_leaves_it_is_clean() {
+    let o = tierguard(&["check", "-f", "examples/three-tier"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "ok: no forbidden flow allowed (isolation policy three-tier)\n"
+    );
+}
+
+/// (case directory, a line the report must contain)
+const VIOLATIONS: &[(&str, &str)] = &[
+    (
+        "01-database-open-to-frontend",
+        "tier frontend -> tier database on TCP/5432",
+    ),
+    (
+        "02-allow-all-ingress-in-backend",
+        "outside the cluster -> tier backend on all ports",
+    ),
+    (
+        "03-delete-database-default-deny",
+        "tier frontend -> tier database on all ports",
+    ),
+    (
+        "04-namespace-claims-name-backend",
+        "namespace reporting (not in a tier) -> tier database on TCP/5432",
+    ),
+    (
+        "05-database-open-to-internet",
+        "outside the cluster -> tier database on TCP/5432",
+    ),
+    (
+        "06-frontend-to-database-pair",
+        "breaks: frontend egress (tier frontend)",
+    ),
+    (
+        "07-selector-on-unprotected-label",
+        "any namespace outside the tiers -> tier database on TCP/5432",
+    ),
+    (
+        "08-named-port-opens-every-port",
+        "tier frontend -> tier backend on TCP/1-79, TCP/81-65535",
+    ),
+];
+
+fn check_case(case: &str, extra: &[&str]) -> Output {
+    let dir = format!("examples/three-tier-violations/{case}");
+    let mut args = vec![
+        "check",
+        "--base",
+        "examples/three-tier",
+        "-f",
+        "examples/three-tier",
+    ];
+    let apply = format!("{dir}/apply.yaml");
+    let delete = format!("{dir}/delete.yaml");
+    if Path::new(env!("CARGO_MANIFEST_DIR")).join(&apply).exists() {
+        args.extend(["-f", &apply]);
+    } else {
+        args.extend(["--without", &delete]);
+    }
+    args.extend(extra);
+    tierguard(&args)
+}
+
+#[test]
+fn each_mistake_is_reported_with_the_flow_it_opens() {
+    for (case, line) in VIOLATIONS {
+        let o = check_case(case, &[]);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{case}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let out = stdout(&o);
+        assert!(
+            out.lines().any(|l| l.trim() == *line),
+            "{case}: no line {line:?} in\n{out}"
+        );
+        golden(&format!("violations/{case}.txt"), &out);
+    }
+}
+
+#[test]
+fn every_mistake_is_also_visible_without_a_base() {
+    // The whole state with the mistake applied is not clean either.
+    let o = tierguard(&[
+        "check",
+        "-f",
+        "examples/three-tier",
+        "-f",
+        "examples/three-tier-violations/01-database-open-to-frontend/apply.yaml",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("tier frontend -> tier database on TCP/5432"));
+}
+
+#[test]
+fn check_json_is_one_object_with_structured_flows() {
+    let o = check_case("01-database-open-to-frontend", &["-o", "json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["clean"], false);
+    assert_eq!(v["relativeToBase"], true);
+    assert_eq!(v["flows"][0]["from"], "tier frontend");
+    assert_eq!(v["flows"][0]["to"], "tier database");
+    assert_eq!(v["flows"][0]["direction"], "ingress");
+    assert_eq!(v["flows"][0]["ports"], "TCP/5432");
+    assert_eq!(
+        v["flows"][0]["causes"][0][0]["rule"],
+        "database/allow-frontend-to-database ingress[0]"
+    );
+}
+
+#[test]
+fn query_explains_allowed_and_denied_connections() {
+    let o = tierguard(&[
+        "query",
+        "-f",
+        "examples/three-tier",
+        "--from",
+        "frontend/frontend-app",
+        "--to",
+        "backend/backend-app",
+        "--port",
+        "tcp/80",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    golden("query-frontend-backend.txt", &stdout(&o));
+
+    let o = tierguard(&[
+        "query",
+        "-f",
+        "examples/three-tier",
+        "--from",
+        "frontend/frontend-app",
+        "--to",
+        "database/database-app",
+        "--port",
+        "TCP/5432",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "a denied connection is still an answer"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["allowed"], false);
+    assert_eq!(v["egress"]["allowed"], false);
+    assert_eq!(
+        v["ingress"]["isolatedBy"][0],
+        "database/allow-backend-to-database"
+    );
+
+    let o = tierguard(&[
+        "query",
+        "-f",
+        "examples/three-tier",
+        "--from",
+        "2001:db8::7",
+        "--to",
+        "frontend/frontend-app",
+        "--port",
+        "tcp/80",
+        "-o",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["allowed"], true);
+    assert_eq!(
+        v["ingress"]["allowedBy"][0],
+        "frontend/allow-external-to-frontend ingress[0]"
+    );
+}
+
+#[test]
+fn bad_input_is_an_error_with_exit_code_2() {
+    let o = tierguard(&[
+        "query",
+        "-f",
+        "examples/three-tier",
+        "--from",
+        "frontend/nope",
+        "--to",
+        "1.2.3.4",
+        "--port",
+        "tcp/80",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no Pod or workload (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) named nope in namespace frontend"), "{}", stderr(&o));
+    let o = tierguard(&[
+        "query",
+        "-f",
+        "examples/three-tier",
+        "--from",
+        "1.2.3.4",
+        "--to",
+        "1.2.3.5",
+        "--port",
+        "icmp/1",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("protocol must be tcp, udp or sctp"));
+    let o = tierguard(&["check", "-f", "examples/does-not-exist"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("examples/does-not-exist"));
+    let o = tierguard(&[
+        "check",
+        "-f",
+        "examples/three-tier",
+        "--policy",
+        "examples/three-tier/apps.yaml",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no IsolationPolicy document found"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn manifests_can_come_from_stdin() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tierguard"))
+        .args([
+            "check",
+            "-f",
+            "examples/three-tier",
+            "-f",
+            "-",
+            "-o",
+            "json",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let policy = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/three-tier-violations/02-allow-all-ingress-in-backend/apply.yaml"),
+    )
+    .expect("read");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&policy)
+        .expect("write");
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(v["flows"].as_array().is_some_and(|f| !f.is_empty()));
+}
+
+#[test]
+fn the_example_baseline_is_what_tierguard_generates() {
+    let o = tierguard(&["baseline", "frontend", "backend", "database"]);
+    assert_eq!(o.status.code(), Some(0));
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/three-tier/baseline.yaml"),
+    )
+    .expect("read");
+    let body: String = example
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(body, stdout(&o));
+}
+
+#[test]
+fn verbose_lists_skipped_kinds() {
+    let o = tierguard(&["check", "-v", "-f", "examples/three-tier"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stderr(&o), "");
+    let o = tierguard(&[
+        "check",
+        "-v",
+        "-f",
+        "examples/three-tier",
+        "-f",
+        "policies/three-tier.yaml",
+    ]);
+    assert!(
+        stderr(&o).contains("skipped: tierguard.io/v1alpha1 IsolationPolicy three-tier"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -1,0 +1,230 @@
+//! `check_change`: the forbidden flows one change opens — what the webhook
+//! asks for every NetworkPolicy and namespace request.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tierguard::engine::isolation::{Cause, Change, Checker, Finding, check_change};
+use tierguard::engine::policy::Policy;
+use tierguard::engine::state::{Namespace, State};
+use tierguard::guardpolicy::{self, IsolationPolicy, Judge};
+use tierguard::world::World;
+
+fn three_tier() -> (IsolationPolicy, State) {
+    let iso =
+        guardpolicy::load_file(std::path::Path::new("policies/three-tier.yaml")).expect("policy");
+    let world = World::load(&["examples/three-tier".into()]).expect("examples");
+    (iso, world.state)
+}
+
+fn policy(yaml: &str) -> Arc<Policy> {
+    let text = format!("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n{yaml}");
+    let w = World::from_text(&text, "test").expect("valid policy");
+    w.state.policies().next().cloned().expect("one policy")
+}
+
+fn flows(findings: &[Finding]) -> Vec<String> {
+    findings
+        .iter()
+        .map(|f| format!("{} -> {} on {} ({})", f.from, f.to, f.ports, f.direction))
+        .collect()
+}
+
+#[test]
+fn an_allowed_flow_is_admitted() {
+    let (iso, state) = three_tier();
+    let p = policy(
+        "metadata: {name: backend-metrics, namespace: database}\nspec:\n  podSelector: {}\n  ingress: [{from: [{namespaceSelector: {matchLabels: {name: backend}}}], ports: [{port: 5432}]}]",
+    );
+    assert_eq!(
+        check_change(&iso, &state, &Change::ApplyPolicy(p)),
+        Vec::<Finding>::new()
+    );
+}
+
+#[test]
+fn a_forbidden_flow_is_named_with_the_rule_that_opens_it() {
+    let (iso, state) = three_tier();
+    let p = policy(
+        "metadata: {name: oops, namespace: database}\nspec:\n  podSelector: {matchLabels: {app: database}}\n  ingress:\n  - from: [{namespaceSelector: {matchLabels: {name: backend}}}]\n    ports: [{port: 5432}]\n  - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: frontend}}}]\n    ports: [{port: 5432}, {port: 22}]",
+    );
+    let f = check_change(&iso, &state, &Change::ApplyPolicy(p));
+    assert_eq!(
+        flows(&f),
+        ["tier frontend -> tier database on TCP/22, TCP/5432 (ingress)"]
+    );
+    assert_eq!(
+        f[0].causes,
+        vec![(
+            Cause::Rule {
+                rule: "database/oops ingress[1]".into(),
+                peer: Some("namespaceSelector kubernetes.io/metadata.name=frontend".into())
+            },
+            "TCP/22, TCP/5432".into()
+        )]
+    );
+    assert!(f[0].summary().len() <= 256, "{}", f[0].summary());
+    assert!(f[0].summary().contains("database/oops ingress[1]"));
+}
+
+#[test]
+fn deleting_the_default_deny_opens_the_wall() {
+    let (iso, state) = three_tier();
+    let change = Change::DeletePolicy {
+        namespace: "backend".into(),
+        name: "tierguard-default-deny".into(),
+    };
+    let f = check_change(&iso, &state, &change);
+    assert!(!f.is_empty());
+    assert!(
+        f.iter().all(|f| f.direction == "ingress"),
+        "egress stays isolated by the DNS policy: {:?}",
+        flows(&f)
+    );
+    assert!(
+        f.iter()
+            .all(|f| matches!(f.causes[0].0, Cause::Unisolated { .. }))
+    );
+    assert!(
+        flows(&f).contains(&"tier database -> tier backend on all ports (ingress)".to_string()),
+        "{:?}",
+        flows(&f)
+    );
+}
+
+#[test]
+fn narrowing_the_last_isolating_policy_opens_the_pods_it_no_longer_selects() {
+    let (iso, mut state) = three_tier();
+    state.delete_policy("database", "tierguard-default-deny");
+    state.apply_policy(policy("metadata: {name: deny, namespace: database}\nspec: {podSelector: {}, policyTypes: [Ingress]}"));
+    assert!(Checker::new(&iso, &state).report().is_clean());
+    let narrowed = policy(
+        "metadata: {name: deny, namespace: database}\nspec: {podSelector: {matchLabels: {app: database}}, policyTypes: [Ingress]}",
+    );
+    let f = check_change(&iso, &state, &Change::ApplyPolicy(narrowed));
+    assert!(!f.is_empty());
+    match &f[0].causes[0].0 {
+        Cause::Unisolated { pods } => assert!(pods.contains("app"), "{pods}"),
+        c => panic!("unexpected cause {c:?}"),
+    }
+}
+
+#[test]
+fn a_change_that_opens_nothing_new_is_not_flagged() {
+    let (iso, mut state) = three_tier();
+    let hole = "metadata: {name: hole, namespace: database}\nspec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {matchLabels: {name: frontend}}}], ports: [{port: 5432}]}]}";
+    state.apply_policy(policy(hole));
+    // The same hole again, under another name: already open, nothing new.
+    let again = policy(&hole.replace("name: hole", "name: hole-2"));
+    assert_eq!(
+        check_change(&iso, &state, &Change::ApplyPolicy(again)),
+        Vec::<Finding>::new()
+    );
+    // Closing it is fine too.
+    let close = Change::DeletePolicy {
+        namespace: "database".into(),
+        name: "hole".into(),
+    };
+    assert_eq!(check_change(&iso, &state, &close), Vec::<Finding>::new());
+}
+
+#[test]
+fn policies_outside_the_tiers_are_not_governed() {
+    let (iso, state) = three_tier();
+    let p = policy(
+        "metadata: {name: anything, namespace: playground}\nspec: {podSelector: {}, ingress: [{}], egress: [{}]}",
+    );
+    assert_eq!(
+        check_change(&iso, &state, &Change::ApplyPolicy(p)),
+        Vec::<Finding>::new()
+    );
+}
+
+#[test]
+fn joining_a_tier_is_judged() {
+    let (iso, mut state) = three_tier();
+    state.apply_namespace(Namespace::new("legacy-db", BTreeMap::new()));
+    state.apply_policy(policy(
+        "metadata: {name: open, namespace: legacy-db}\nspec: {podSelector: {}, ingress: [{}]}",
+    ));
+    assert!(
+        Checker::new(&iso, &state).report().is_clean(),
+        "not a tier yet: not governed"
+    );
+    let relabel = Namespace::new(
+        "legacy-db",
+        BTreeMap::from([("tierguard.io/tier".to_string(), "database".to_string())]),
+    );
+    let f = check_change(&iso, &state, &Change::ApplyNamespace(relabel));
+    assert!(
+        flows(&f).contains(
+            &"tier frontend -> tier database (namespace legacy-db) on all ports (ingress)"
+                .to_string()
+        ),
+        "{:?}",
+        flows(&f)
+    );
+    // An unprotected label changes nothing: it was already assumed free.
+    let team = Namespace::new(
+        "legacy-db",
+        BTreeMap::from([("team".to_string(), "payments".to_string())]),
+    );
+    assert_eq!(
+        check_change(&iso, &state, &Change::ApplyNamespace(team)),
+        Vec::<Finding>::new()
+    );
+}
+
+#[test]
+fn a_namespace_that_claims_another_name_is_judged() {
+    let (iso, state) = three_tier();
+    let liar = Namespace::new(
+        "reporting",
+        BTreeMap::from([("name".to_string(), "backend".to_string())]),
+    );
+    let f = check_change(&iso, &state, &Change::ApplyNamespace(liar));
+    assert!(
+        flows(&f).contains(
+            &"namespace reporting (not in a tier) -> tier database on TCP/5432 (ingress)"
+                .to_string()
+        ),
+        "{:?}",
+        flows(&f)
+    );
+}
+
+#[test]
+fn effective_mode_ignores_holes_the_other_end_blocks() {
+    let (mut iso, state) = three_tier();
+    // frontend may send to the database on 5432; the database's ingress refuses.
+    let p = policy(
+        "metadata: {name: egress-db, namespace: frontend}\nspec: {podSelector: {}, policyTypes: [Egress], egress: [{to: [{namespaceSelector: {matchLabels: {name: database}}}], ports: [{port: 5432}]}]}",
+    );
+    let walls = check_change(&iso, &state, &Change::ApplyPolicy(p.clone()));
+    assert_eq!(
+        flows(&walls),
+        ["tier frontend -> tier database on TCP/5432 (egress)"]
+    );
+    iso.judge = Judge::Effective;
+    assert_eq!(
+        check_change(&iso, &state, &Change::ApplyPolicy(p)),
+        Vec::<Finding>::new()
+    );
+    // ... but egress to a namespace nobody has created yet is open at its end.
+    let p = policy(
+        "metadata: {name: egress-any, namespace: frontend}\nspec: {podSelector: {}, policyTypes: [Egress], egress: [{ports: [{port: 5432}]}]}",
+    );
+    let f = check_change(&iso, &state, &Change::ApplyPolicy(p));
+    assert!(
+        flows(&f).contains(
+            &"tier frontend -> any namespace outside the tiers on TCP/5432 (egress)".to_string()
+        ),
+        "{:?}",
+        flows(&f)
+    );
+    assert!(
+        !flows(&f).iter().any(|l| l.contains("-> tier database")),
+        "{:?}",
+        flows(&f)
+    );
+}
