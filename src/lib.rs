@@ -15,7 +15,12 @@
 //!  query: engine::reach::evaluate(src, dst, port) ─► verdict + the rules that decided
 //! ```
 
+pub mod admission;
 pub mod cli;
 pub mod engine;
 pub mod guardpolicy;
+pub mod index;
+pub mod server;
+pub mod telemetry;
+pub mod tls;
 pub mod world;

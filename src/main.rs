@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // One process-wide TLS provider (ring) for the webhook and the kube client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = tierguard::cli::Cli::parse();
     match tierguard::cli::run(cli) {
         Ok(code) => code,

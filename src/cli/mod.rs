@@ -4,6 +4,7 @@
 //!  tierguard check    -f PATH... [--policy FILE] [--base PATH...] [-o text|json]
 //!  tierguard query    -f PATH... --from SRC --to DST --port PROTO/PORT [-o text|json]
 //!  tierguard baseline --policy FILE NAMESPACE...
+//!  tierguard serve    --tls-cert FILE --tls-key FILE [--policy FILE] [--mode enforce|audit] ...
 //! ```
 //!
 //! Exit codes: 0 success (for `check`: clean), 1 `check` found violations,
@@ -12,6 +13,7 @@
 mod baseline;
 mod check;
 mod query;
+pub mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -43,6 +45,8 @@ pub enum Command {
     Query(query::QueryArgs),
     /// Print the baseline NetworkPolicies the isolation policy injects into tier namespaces.
     Baseline(baseline::BaselineArgs),
+    /// Run the admission webhook (TLS) for Namespaces, NetworkPolicies and Pods.
+    Serve(Box<serve::ServeArgs>),
 }
 
 /// Output format.
@@ -61,6 +65,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Check(a) => check::run(a),
         Command::Query(a) => query::run(a),
         Command::Baseline(a) => baseline::run(a),
+        Command::Serve(a) => serve::run(*a),
     }
 }
 

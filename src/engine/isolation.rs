@@ -119,6 +119,22 @@ impl fmt::Display for Cause {
     }
 }
 
+/// The longest one-line summary: kubectl prints warnings up to this length
+/// in full.
+pub const SUMMARY_MAX: usize = 256;
+
+/// Cuts `s` to at most `max` bytes on a character boundary, marking the cut.
+pub fn clip(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 /// A forbidden flow that a wall lets through.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -143,6 +159,8 @@ pub struct Finding {
     port_set: PortSet,
     #[serde(skip)]
     other: Party,
+    #[serde(skip)]
+    classes: (String, String),
 }
 
 impl Finding {
@@ -154,6 +172,12 @@ impl Finding {
     /// The party at the other end of the wall.
     pub fn other(&self) -> &Party {
         &self.other
+    }
+
+    /// Bounded class names of the two ends, for metrics: `tier:frontend`,
+    /// `namespace:kube-system`, `other`, `external`.
+    pub fn classes(&self) -> (&str, &str) {
+        (&self.classes.0, &self.classes.1)
     }
 
     /// The wall's direction.
@@ -177,9 +201,12 @@ impl Finding {
         } else {
             String::new()
         };
-        format!(
-            "{} -> {} on {} is forbidden, but {}'s {} allows it via {cause}{more}",
-            self.from, self.to, self.ports, self.namespace, self.direction
+        clip(
+            &format!(
+                "{} -> {} on {} is forbidden, but {}'s {} allows it via {cause}{more}",
+                self.from, self.to, self.ports, self.namespace, self.direction
+            ),
+            SUMMARY_MAX,
         )
     }
 }
@@ -857,9 +884,22 @@ impl<'a> Checker<'a> {
                 notes: notes.into_iter().collect(),
                 port_set: ports,
                 other: party.clone(),
+                classes: match dir {
+                    Direction::Ingress => (self.class_of(party), format!("tier:{tier}")),
+                    Direction::Egress => (format!("tier:{tier}"), self.class_of(party)),
+                },
             });
         }
         out
+    }
+
+    fn class_of(&self, p: &Party) -> String {
+        match p {
+            Party::External => "external".into(),
+            Party::Namespace { tier: Some(t), .. } => format!("tier:{}", self.iso.tiers[*t].name),
+            Party::Namespace { named: Some(n), .. } => format!("namespace:{n}"),
+            Party::Namespace { .. } => "other".into(),
+        }
     }
 
     /// Every forbidden flow the state allows, and every namespace whose

@@ -25,7 +25,7 @@
 //! connections between two non-tier namespaces are not governed.
 //! docs/isolation-policy.md documents every field.
 
-mod baseline;
+pub mod baseline;
 mod load;
 
 pub use baseline::baseline_policies;

@@ -1,0 +1,218 @@
+//! Reading AdmissionReviews and writing responses.
+//!
+//! Malformed input gets a 4xx and a message; a request tierguard can read
+//! but cannot judge gets `allowed: false` with the reason in enforce mode,
+//! and a warning in audit mode.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use serde::de::DeserializeOwned;
+use tracing::{Span, field, info, warn};
+
+use super::{Ctx, Endpoint, mutate, validate};
+use crate::engine::isolation::{Finding, SUMMARY_MAX, clip};
+use crate::guardpolicy::Mode;
+use crate::telemetry::labels;
+
+/// The API version tierguard speaks.
+pub const ADMISSION_V1: &str = "admission.k8s.io/v1";
+
+/// What a validation decided.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Nothing wrong.
+    Allow,
+    /// Forbidden flows or forbidden label changes.
+    Violations {
+        /// `NetworkPolicy database/oops would open 1 forbidden flow`.
+        headline: String,
+        /// One line per problem, each at most 256 characters.
+        lines: Vec<String>,
+        /// How to fix it.
+        advice: String,
+        /// The flows in full, for the audit annotation and the log.
+        findings: Vec<Finding>,
+    },
+    /// The request cannot be judged (index not synced, unreadable object).
+    CannotJudge {
+        /// Why.
+        reason: String,
+        /// Whether retrying later can succeed.
+        retriable: bool,
+    },
+}
+
+fn bad_request(status: StatusCode, msg: impl Into<String>) -> Response {
+    let msg = msg.into();
+    warn!(status = status.as_u16(), error = %msg, "bad admission request");
+    (status, format!("tierguard: {msg}\n")).into_response()
+}
+
+/// Reads the body, parses the review, dispatches, and writes the response.
+#[tracing::instrument(
+    name = "admission",
+    skip_all,
+    fields(uid = field::Empty, kind = field::Empty, operation = field::Empty, object = field::Empty,
+           user = field::Empty, dry_run = field::Empty, verdict = field::Empty, duration_us = field::Empty)
+)]
+pub async fn serve(ctx: Arc<Ctx>, req: Request<Body>, endpoint: Endpoint) -> Response {
+    let start = Instant::now();
+    let bytes = match axum::body::to_bytes(req.into_body(), ctx.max_body).await {
+        Ok(b) => b,
+        Err(e) => {
+            let too_big = std::error::Error::source(&e)
+                .is_some_and(|s| s.to_string().contains("length limit"))
+                || e.to_string().contains("length limit");
+            return if too_big {
+                bad_request(StatusCode::PAYLOAD_TOO_LARGE, format!("request body is over {} bytes", ctx.max_body))
+            } else {
+                bad_request(StatusCode::BAD_REQUEST, format!("cannot read request body: {e}"))
+            };
+        }
+    };
+    let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => return bad_request(StatusCode::BAD_REQUEST, format!("malformed AdmissionReview: {e}")),
+    };
+    if review.types.api_version != ADMISSION_V1 || review.types.kind != "AdmissionReview" {
+        return bad_request(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "expected apiVersion {ADMISSION_V1} kind AdmissionReview, got {} {}",
+                review.types.api_version, review.types.kind
+            ),
+        );
+    }
+    let request: AdmissionRequest<DynamicObject> = match review.try_into() {
+        Ok(r) => r,
+        Err(_) => return bad_request(StatusCode::BAD_REQUEST, "AdmissionReview has no request"),
+    };
+    if request.uid.is_empty() {
+        return bad_request(StatusCode::BAD_REQUEST, "AdmissionReview request has no uid");
+    }
+    let span = Span::current();
+    span.record("uid", request.uid.as_str());
+    span.record("kind", request.kind.kind.as_str());
+    span.record("operation", format!("{:?}", request.operation).as_str());
+    span.record("object", object_key(&request).as_str());
+    span.record("user", request.user_info.username.as_deref().unwrap_or_default());
+    span.record("dry_run", request.dry_run);
+
+    let (response, verdict_label) = match endpoint {
+        Endpoint::Noop => (AdmissionResponse::from(&request), "noop"),
+        Endpoint::Mutate => mutate::review(&ctx, &request),
+        Endpoint::Validate => {
+            let verdict = validate::review(&ctx, &request);
+            respond(&ctx, &request, verdict)
+        }
+    };
+    span.record("verdict", verdict_label);
+    span.record("duration_us", start.elapsed().as_micros() as u64);
+    ctx.metrics
+        .requests
+        .get_or_create(&labels(&[
+            ("kind", request.kind.kind.as_str()),
+            ("operation", &format!("{:?}", request.operation)),
+            ("verdict", verdict_label),
+            ("endpoint", endpoint_name(endpoint)),
+        ]))
+        .inc();
+    info!("admission request judged");
+    Json(response.into_review()).into_response()
+}
+
+fn endpoint_name(e: Endpoint) -> &'static str {
+    match e {
+        Endpoint::Mutate => "mutate",
+        Endpoint::Validate => "validate",
+        Endpoint::Noop => "noop",
+    }
+}
+
+/// `namespace/name` or `name` of the request's object.
+pub fn object_key(req: &AdmissionRequest<DynamicObject>) -> String {
+    match &req.namespace {
+        Some(ns) if !ns.is_empty() => format!("{ns}/{}", req.name),
+        _ => req.name.clone(),
+    }
+}
+
+/// Converts the request's object (or old object) to a typed resource.
+pub fn typed<T: DeserializeOwned>(obj: Option<&DynamicObject>, what: &str) -> Result<T, String> {
+    let obj = obj.ok_or_else(|| format!("the request has no {what}"))?;
+    let value = serde_json::to_value(obj).map_err(|e| format!("cannot read the {what}: {e}"))?;
+    serde_path_to_error::deserialize(value).map_err(|e| format!("cannot read the {what}: {}: {}", e.path(), e.inner()))
+}
+
+fn respond(ctx: &Ctx, req: &AdmissionRequest<DynamicObject>, verdict: Verdict) -> (AdmissionResponse, &'static str) {
+    let resp = AdmissionResponse::from(req);
+    let audit = ctx.policy.mode == Mode::Audit;
+    match verdict {
+        Verdict::Allow => (resp, "allowed"),
+        Verdict::CannotJudge { reason, retriable } => {
+            let msg = format!("tierguard cannot judge {} {}: {reason}", req.kind.kind, object_key(req));
+            warn!(reason = %reason, retriable, "cannot judge");
+            if audit {
+                let mut r = resp;
+                r.warnings = Some(vec![clip(&msg, SUMMARY_MAX)]);
+                r.audit_annotations.insert("cannot-judge".into(), reason);
+                (r, "warned")
+            } else {
+                let mut r = resp.deny(msg);
+                if retriable {
+                    r.result.code = 503;
+                    r.result.reason = "ServiceUnavailable".into();
+                }
+                (r, "refused")
+            }
+        }
+        Verdict::Violations {
+            headline,
+            lines,
+            advice,
+            findings,
+        } => {
+            for f in &findings {
+                let (from, to) = f.classes();
+                ctx.metrics
+                    .violations
+                    .get_or_create(&labels(&[
+                        ("from", from),
+                        ("to", to),
+                        ("mode", if audit { "audit" } else { "enforce" }),
+                    ]))
+                    .inc();
+                warn!(flow = %f.summary(), wall_namespace = %f.namespace, direction = %f.direction,
+                      ports = %f.ports, dry_run = req.dry_run, audit, "forbidden flow");
+            }
+            for l in lines.iter().filter(|_| findings.is_empty()) {
+                warn!(problem = %l, dry_run = req.dry_run, audit, "forbidden change");
+            }
+            let mut annotations = HashMap::new();
+            annotations.insert("verdict".to_string(), if audit { "warned" } else { "refused" }.to_string());
+            annotations.insert("problems".to_string(), lines.join("\n"));
+            if let Ok(json) = serde_json::to_string(&findings) {
+                annotations.insert("flows".to_string(), json);
+            }
+            if audit {
+                let mut r = resp;
+                r.warnings = Some(lines.iter().map(|l| format!("tierguard (audit): {l}")).map(|l| clip(&l, SUMMARY_MAX)).collect());
+                r.audit_annotations = annotations;
+                (r, "warned")
+            } else {
+                let body: Vec<String> = lines.iter().map(|l| format!("  - {l}")).collect();
+                let mut r = resp.deny(format!("tierguard: {headline}:\n{}\n{advice}", body.join("\n")));
+                r.audit_annotations = annotations;
+                (r, "refused")
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Logs (plain or JSON, through `tracing`) and Prometheus metrics.
+
+use std::sync::atomic::AtomicU64;
+
+use anyhow::{Result, anyhow};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Installs the global tracing subscriber (`RUST_LOG` filters, default
+/// `info`). Calling it twice is harmless.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Plain => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+    };
+}
+
+type Labels = Vec<(String, String)>;
+
+/// Every metric tierguard exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Admission requests by kind, operation and verdict.
+    pub requests: Family<Labels, Counter>,
+    /// Forbidden flows found, by source and destination class and mode.
+    pub violations: Family<Labels, Counter>,
+    /// Time to judge one admission request, in seconds.
+    pub latency: Histogram,
+    /// 1 when the index has synced namespaces and policies.
+    pub index_synced: Gauge,
+    /// Objects in the index, by kind.
+    pub index_objects: Family<Labels, Gauge>,
+    /// Objects the index could not read (invalid by tierguard's validation), by kind.
+    pub index_rejected: Family<Labels, Counter>,
+    /// The serving certificate's expiry, as a Unix timestamp.
+    pub cert_expiry: Gauge<f64, AtomicU64>,
+    /// Certificate reloads, by result.
+    pub cert_reloads: Family<Labels, Counter>,
+    /// Baseline reconciles, by result (applied, repaired, unchanged, failed).
+    pub reconciles: Family<Labels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tierguard");
+        let requests = Family::<Labels, Counter>::default();
+        registry.register("admission_requests", "Admission requests by kind, operation and verdict", requests.clone());
+        let violations = Family::<Labels, Counter>::default();
+        registry.register("violations", "Forbidden flows found, by source and destination class and mode", violations.clone());
+        let latency = Histogram::new([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0]);
+        registry.register("admission_duration_seconds", "Time to judge one admission request", latency.clone());
+        let index_synced = Gauge::default();
+        registry.register("index_synced", "1 when namespaces and policies have synced", index_synced.clone());
+        let index_objects = Family::<Labels, Gauge>::default();
+        registry.register("index_objects", "Objects in the index by kind", index_objects.clone());
+        let index_rejected = Family::<Labels, Counter>::default();
+        registry.register("index_rejected", "Objects the index could not read, by kind", index_rejected.clone());
+        let cert_expiry = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "certificate_expiry_timestamp_seconds",
+            "Expiry of the serving certificate (Unix time)",
+            cert_expiry.clone(),
+        );
+        let cert_reloads = Family::<Labels, Counter>::default();
+        registry.register("certificate_reloads", "Certificate reloads by result", cert_reloads.clone());
+        let reconciles = Family::<Labels, Counter>::default();
+        registry.register("baseline_reconciles", "Baseline reconciles by result", reconciles.clone());
+        Self {
+            registry,
+            requests,
+            violations,
+            latency,
+            index_synced,
+            index_objects,
+            index_rejected,
+            cert_expiry,
+            cert_reloads,
+            reconciles,
+        }
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn render(&self) -> Result<String> {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).map_err(|e| anyhow!("encoding metrics: {e}"))?;
+        Ok(out)
+    }
+}
+
+/// A label set.
+pub fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
