@@ -16,6 +16,7 @@
 //! ```
 
 pub mod admission;
+pub mod certs;
 pub mod cli;
 pub mod engine;
 pub mod guardpolicy;

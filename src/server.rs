@@ -71,7 +71,10 @@ pub async fn serve_tls(
         }
     }
     info!("webhook listener closed; draining in-flight requests");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
         warn!("some connections were still open after {DRAIN_TIMEOUT:?}");
     }
     Ok(())

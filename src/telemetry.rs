@@ -25,10 +25,16 @@ pub enum LogFormat {
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Plain => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
     };
 }
 
@@ -68,17 +74,43 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("tierguard");
         let requests = Family::<Labels, Counter>::default();
-        registry.register("admission_requests", "Admission requests by kind, operation and verdict", requests.clone());
+        registry.register(
+            "admission_requests",
+            "Admission requests by kind, operation and verdict",
+            requests.clone(),
+        );
         let violations = Family::<Labels, Counter>::default();
-        registry.register("violations", "Forbidden flows found, by source and destination class and mode", violations.clone());
-        let latency = Histogram::new([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0]);
-        registry.register("admission_duration_seconds", "Time to judge one admission request", latency.clone());
+        registry.register(
+            "violations",
+            "Forbidden flows found, by source and destination class and mode",
+            violations.clone(),
+        );
+        let latency = Histogram::new([
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0,
+        ]);
+        registry.register(
+            "admission_duration_seconds",
+            "Time to judge one admission request",
+            latency.clone(),
+        );
         let index_synced = Gauge::default();
-        registry.register("index_synced", "1 when namespaces and policies have synced", index_synced.clone());
+        registry.register(
+            "index_synced",
+            "1 when namespaces and policies have synced",
+            index_synced.clone(),
+        );
         let index_objects = Family::<Labels, Gauge>::default();
-        registry.register("index_objects", "Objects in the index by kind", index_objects.clone());
+        registry.register(
+            "index_objects",
+            "Objects in the index by kind",
+            index_objects.clone(),
+        );
         let index_rejected = Family::<Labels, Counter>::default();
-        registry.register("index_rejected", "Objects the index could not read, by kind", index_rejected.clone());
+        registry.register(
+            "index_rejected",
+            "Objects the index could not read, by kind",
+            index_rejected.clone(),
+        );
         let cert_expiry = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "certificate_expiry_timestamp_seconds",
@@ -86,9 +118,17 @@ impl Metrics {
             cert_expiry.clone(),
         );
         let cert_reloads = Family::<Labels, Counter>::default();
-        registry.register("certificate_reloads", "Certificate reloads by result", cert_reloads.clone());
+        registry.register(
+            "certificate_reloads",
+            "Certificate reloads by result",
+            cert_reloads.clone(),
+        );
         let reconciles = Family::<Labels, Counter>::default();
-        registry.register("baseline_reconciles", "Baseline reconciles by result", reconciles.clone());
+        registry.register(
+            "baseline_reconciles",
+            "Baseline reconciles by result",
+            reconciles.clone(),
+        );
         Self {
             registry,
             requests,
@@ -113,5 +153,8 @@ impl Metrics {
 
 /// A label set.
 pub fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }

@@ -44,7 +44,8 @@ pub fn parse(cert_pem: &[u8], key_pem: &[u8], origin: &str) -> Result<Loaded> {
     if chain.is_empty() {
         bail!("{origin}: no CERTIFICATE block in the certificate file");
     }
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| anyhow!("{origin}: private key PEM: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| anyhow!("{origin}: private key PEM: {e}"))?;
     let signing = provider()
         .key_provider
         .load_private_key(key)
@@ -107,7 +108,10 @@ impl CertStore {
             Ok(p) => p,
             Err(e) => {
                 warn!(error = %e, "cannot read certificate files; keeping the current pair");
-                metrics.cert_reloads.get_or_create(&labels(&[("result", "error")])).inc();
+                metrics
+                    .cert_reloads
+                    .get_or_create(&labels(&[("result", "error")]))
+                    .inc();
                 return false;
             }
         };
@@ -119,7 +123,10 @@ impl CertStore {
             Ok(loaded) => {
                 self.current.store(loaded.key);
                 metrics.cert_expiry.set(loaded.not_after as f64);
-                metrics.cert_reloads.get_or_create(&labels(&[("result", "reloaded")])).inc();
+                metrics
+                    .cert_reloads
+                    .get_or_create(&labels(&[("result", "reloaded")]))
+                    .inc();
                 info!(cert = %self.cert_path.display(), not_after = loaded.not_after, "serving certificate reloaded");
                 *last = (c, k);
                 true
@@ -127,7 +134,10 @@ impl CertStore {
             Err(e) => {
                 // Possibly caught mid-update: retry on the next tick.
                 warn!(error = %e, "new certificate pair is not usable yet; keeping the current pair");
-                metrics.cert_reloads.get_or_create(&labels(&[("result", "error")])).inc();
+                metrics
+                    .cert_reloads
+                    .get_or_create(&labels(&[("result", "error")]))
+                    .inc();
                 false
             }
         }

@@ -98,7 +98,10 @@ pub fn admin_router(ctx: Arc<Ctx>) -> Router {
                 match ctx.metrics.render() {
                     Ok(text) => (
                         StatusCode::OK,
-                        [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                        [(
+                            "content-type",
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
                         text,
                     )
                         .into_response(),
@@ -117,7 +120,10 @@ async fn handle(State(ctx): State<Arc<Ctx>>, req: Request<Body>, endpoint: Endpo
         Ok(r) => r,
         Err(_) => (
             StatusCode::REQUEST_TIMEOUT,
-            format!("tierguard: the request did not complete within {} ms", deadline.as_millis()),
+            format!(
+                "tierguard: the request did not complete within {} ms",
+                deadline.as_millis()
+            ),
         )
             .into_response(),
     };

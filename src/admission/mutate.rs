@@ -16,14 +16,23 @@ use super::Ctx;
 use crate::engine::isolation::NAME_LABEL;
 
 /// Mutates a request; returns the response and a verdict label.
-pub fn review(_ctx: &Ctx, req: &AdmissionRequest<DynamicObject>) -> (AdmissionResponse, &'static str) {
+pub fn review(
+    _ctx: &Ctx,
+    req: &AdmissionRequest<DynamicObject>,
+) -> (AdmissionResponse, &'static str) {
     let resp = AdmissionResponse::from(req);
     let is_namespace = req.kind.group.is_empty() && req.kind.kind == "Namespace";
     if !is_namespace || !matches!(req.operation, Operation::Create | Operation::Update) {
         return (resp, "allowed");
     }
-    let Some(obj) = &req.object else { return (resp, "allowed") };
-    let name = obj.metadata.name.clone().unwrap_or_else(|| req.name.clone());
+    let Some(obj) = &req.object else {
+        return (resp, "allowed");
+    };
+    let name = obj
+        .metadata
+        .name
+        .clone()
+        .unwrap_or_else(|| req.name.clone());
     if name.is_empty() {
         return (resp, "allowed");
     }
@@ -40,7 +49,10 @@ pub fn review(_ctx: &Ctx, req: &AdmissionRequest<DynamicObject>) -> (AdmissionRe
 }
 
 /// The JSON patch that adds `name=<name>`, or `None` when the label is there.
-pub fn name_label_patch(labels: Option<&std::collections::BTreeMap<String, String>>, name: &str) -> Option<Patch> {
+pub fn name_label_patch(
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+    name: &str,
+) -> Option<Patch> {
     let op = match labels {
         Some(l) if l.contains_key(NAME_LABEL) => return None,
         Some(_) => AddOperation {

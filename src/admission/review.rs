@@ -72,15 +72,26 @@ pub async fn serve(ctx: Arc<Ctx>, req: Request<Body>, endpoint: Endpoint) -> Res
                 .is_some_and(|s| s.to_string().contains("length limit"))
                 || e.to_string().contains("length limit");
             return if too_big {
-                bad_request(StatusCode::PAYLOAD_TOO_LARGE, format!("request body is over {} bytes", ctx.max_body))
+                bad_request(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body is over {} bytes", ctx.max_body),
+                )
             } else {
-                bad_request(StatusCode::BAD_REQUEST, format!("cannot read request body: {e}"))
+                bad_request(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read request body: {e}"),
+                )
             };
         }
     };
     let review: AdmissionReview<DynamicObject> = match serde_json::from_slice(&bytes) {
         Ok(r) => r,
-        Err(e) => return bad_request(StatusCode::BAD_REQUEST, format!("malformed AdmissionReview: {e}")),
+        Err(e) => {
+            return bad_request(
+                StatusCode::BAD_REQUEST,
+                format!("malformed AdmissionReview: {e}"),
+            );
+        }
     };
     if review.types.api_version != ADMISSION_V1 || review.types.kind != "AdmissionReview" {
         return bad_request(
@@ -96,14 +107,20 @@ pub async fn serve(ctx: Arc<Ctx>, req: Request<Body>, endpoint: Endpoint) -> Res
         Err(_) => return bad_request(StatusCode::BAD_REQUEST, "AdmissionReview has no request"),
     };
     if request.uid.is_empty() {
-        return bad_request(StatusCode::BAD_REQUEST, "AdmissionReview request has no uid");
+        return bad_request(
+            StatusCode::BAD_REQUEST,
+            "AdmissionReview request has no uid",
+        );
     }
     let span = Span::current();
     span.record("uid", request.uid.as_str());
     span.record("kind", request.kind.kind.as_str());
     span.record("operation", format!("{:?}", request.operation).as_str());
     span.record("object", object_key(&request).as_str());
-    span.record("user", request.user_info.username.as_deref().unwrap_or_default());
+    span.record(
+        "user",
+        request.user_info.username.as_deref().unwrap_or_default(),
+    );
     span.record("dry_run", request.dry_run);
 
     let (response, verdict_label) = match endpoint {
@@ -149,16 +166,25 @@ pub fn object_key(req: &AdmissionRequest<DynamicObject>) -> String {
 pub fn typed<T: DeserializeOwned>(obj: Option<&DynamicObject>, what: &str) -> Result<T, String> {
     let obj = obj.ok_or_else(|| format!("the request has no {what}"))?;
     let value = serde_json::to_value(obj).map_err(|e| format!("cannot read the {what}: {e}"))?;
-    serde_path_to_error::deserialize(value).map_err(|e| format!("cannot read the {what}: {}: {}", e.path(), e.inner()))
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| format!("cannot read the {what}: {}: {}", e.path(), e.inner()))
 }
 
-fn respond(ctx: &Ctx, req: &AdmissionRequest<DynamicObject>, verdict: Verdict) -> (AdmissionResponse, &'static str) {
+fn respond(
+    ctx: &Ctx,
+    req: &AdmissionRequest<DynamicObject>,
+    verdict: Verdict,
+) -> (AdmissionResponse, &'static str) {
     let resp = AdmissionResponse::from(req);
     let audit = ctx.policy.mode == Mode::Audit;
     match verdict {
         Verdict::Allow => (resp, "allowed"),
         Verdict::CannotJudge { reason, retriable } => {
-            let msg = format!("tierguard cannot judge {} {}: {reason}", req.kind.kind, object_key(req));
+            let msg = format!(
+                "tierguard cannot judge {} {}: {reason}",
+                req.kind.kind,
+                object_key(req)
+            );
             warn!(reason = %reason, retriable, "cannot judge");
             if audit {
                 let mut r = resp;
@@ -197,19 +223,31 @@ fn respond(ctx: &Ctx, req: &AdmissionRequest<DynamicObject>, verdict: Verdict) -
                 warn!(problem = %l, dry_run = req.dry_run, audit, "forbidden change");
             }
             let mut annotations = HashMap::new();
-            annotations.insert("verdict".to_string(), if audit { "warned" } else { "refused" }.to_string());
+            annotations.insert(
+                "verdict".to_string(),
+                if audit { "warned" } else { "refused" }.to_string(),
+            );
             annotations.insert("problems".to_string(), lines.join("\n"));
             if let Ok(json) = serde_json::to_string(&findings) {
                 annotations.insert("flows".to_string(), json);
             }
             if audit {
                 let mut r = resp;
-                r.warnings = Some(lines.iter().map(|l| format!("tierguard (audit): {l}")).map(|l| clip(&l, SUMMARY_MAX)).collect());
+                r.warnings = Some(
+                    lines
+                        .iter()
+                        .map(|l| format!("tierguard (audit): {l}"))
+                        .map(|l| clip(&l, SUMMARY_MAX))
+                        .collect(),
+                );
                 r.audit_annotations = annotations;
                 (r, "warned")
             } else {
                 let body: Vec<String> = lines.iter().map(|l| format!("  - {l}")).collect();
-                let mut r = resp.deny(format!("tierguard: {headline}:\n{}\n{advice}", body.join("\n")));
+                let mut r = resp.deny(format!(
+                    "tierguard: {headline}:\n{}\n{advice}",
+                    body.join("\n")
+                ));
                 r.audit_annotations = annotations;
                 (r, "refused")
             }

@@ -21,7 +21,9 @@ use kube::core::admission::{AdmissionRequest, Operation};
 
 use super::Ctx;
 use super::review::{Verdict, object_key, typed};
-use crate::engine::isolation::{Change, Checker, Finding, NAME_LABEL, check_change, clip, SUMMARY_MAX};
+use crate::engine::isolation::{
+    Change, Checker, Finding, NAME_LABEL, SUMMARY_MAX, check_change, check_namespace_change, clip,
+};
 use crate::engine::policy::Policy;
 use crate::engine::state::State;
 use crate::guardpolicy::baseline::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
@@ -31,10 +33,14 @@ use crate::index::namespace_of;
 pub fn review(ctx: &Ctx, req: &AdmissionRequest<DynamicObject>) -> Verdict {
     match (req.kind.group.as_str(), req.kind.kind.as_str()) {
         ("", "Namespace") => with_index(ctx, |state| namespace(ctx, state, req)),
-        ("networking.k8s.io", "NetworkPolicy") => with_index(ctx, |state| network_policy(ctx, state, req)),
+        ("networking.k8s.io", "NetworkPolicy") => {
+            with_index(ctx, |state| network_policy(ctx, state, req))
+        }
         ("", "Pod") => with_index(ctx, |state| pod(ctx, state, req)),
         (group, kind) => Verdict::CannotJudge {
-            reason: format!("tierguard judges Namespaces, NetworkPolicies and Pods, not {group}/{kind}; check the webhook's rules"),
+            reason: format!(
+                "tierguard judges Namespaces, NetworkPolicies and Pods, not {group}/{kind}; check the webhook's rules"
+            ),
             retriable: false,
         },
     }
@@ -54,7 +60,13 @@ fn with_index(ctx: &Ctx, f: impl FnOnce(&State) -> Verdict) -> Verdict {
 fn user_may_change_membership(ctx: &Ctx, req: &AdmissionRequest<DynamicObject>) -> bool {
     let m = &ctx.policy.membership;
     let user = req.user_info.username.as_deref().unwrap_or_default();
-    m.users.contains(user) || req.user_info.groups.iter().flatten().any(|g| m.groups.contains(g))
+    m.users.contains(user)
+        || req
+            .user_info
+            .groups
+            .iter()
+            .flatten()
+            .any(|g| m.groups.contains(g))
 }
 
 fn flows_verdict(what: String, findings: Vec<Finding>, policy_name: &str) -> Verdict {
@@ -63,7 +75,10 @@ fn flows_verdict(what: String, findings: Vec<Finding>, policy_name: &str) -> Ver
     }
     let n = findings.len();
     Verdict::Violations {
-        headline: format!("{what} would open {n} forbidden flow{}", if n == 1 { "" } else { "s" }),
+        headline: format!(
+            "{what} would open {n} forbidden flow{}",
+            if n == 1 { "" } else { "s" }
+        ),
         lines: findings.iter().map(Finding::summary).collect(),
         advice: format!(
             "Narrow the rule's peers or ports, or allow the flow in the isolation policy {policy_name} (spec.flows). \
@@ -79,7 +94,12 @@ fn namespace(ctx: &Ctx, state: &State, req: &AdmissionRequest<DynamicObject>) ->
     }
     let obj: corev1::Namespace = match typed(req.object.as_ref(), "object") {
         Ok(o) => o,
-        Err(reason) => return Verdict::CannotJudge { reason, retriable: false },
+        Err(reason) => {
+            return Verdict::CannotJudge {
+                reason,
+                retriable: false,
+            };
+        }
     };
     let Some(ns) = namespace_of(&obj) else {
         return Verdict::CannotJudge {
@@ -101,11 +121,19 @@ fn namespace(ctx: &Ctx, state: &State, req: &AdmissionRequest<DynamicObject>) ->
     let old_tier = match req.operation {
         Operation::Update => typed::<corev1::Namespace>(req.old_object.as_ref(), "old object")
             .ok()
-            .and_then(|o| o.metadata.labels.and_then(|l| l.get(&iso.tier_label).cloned())),
+            .and_then(|o| {
+                o.metadata
+                    .labels
+                    .and_then(|l| l.get(&iso.tier_label).cloned())
+            }),
         _ => None,
     };
     if new_tier != old_tier && !user_may_change_membership(ctx, req) {
-        let user = req.user_info.username.as_deref().unwrap_or("<unknown user>");
+        let user = req
+            .user_info
+            .username
+            .as_deref()
+            .unwrap_or("<unknown user>");
         problems.push(clip(
             &format!(
                 "namespace {}: changing label {} ({} -> {}) changes tier membership, which only spec.membership of {} may do (user {user} may not)",
@@ -121,7 +149,7 @@ fn namespace(ctx: &Ctx, state: &State, req: &AdmissionRequest<DynamicObject>) ->
     if let Err(c) = iso.tier_of(&ns.name, new_tier.as_deref()) {
         problems.push(format!("namespace {}: {c}", ns.name));
     }
-    let findings = check_change(iso, state, &Change::ApplyNamespace(ns.clone()));
+    let findings = check_namespace_change(iso, state, &ns);
     if problems.is_empty() {
         return flows_verdict(format!("Namespace {}", ns.name), findings, &iso.name);
     }
@@ -162,7 +190,11 @@ fn network_policy(ctx: &Ctx, state: &State, req: &AdmissionRequest<DynamicObject
             _ => false,
         };
         if !ctx.baseline_editors.contains(&user) && !still_managed {
-            let verb = if req.operation == Operation::Delete { "deleting" } else { "changing" };
+            let verb = if req.operation == Operation::Delete {
+                "deleting"
+            } else {
+                "changing"
+            };
             return Verdict::Violations {
                 headline: format!("NetworkPolicy {} is tierguard's baseline", object_key(req)),
                 lines: vec![format!(
@@ -181,20 +213,37 @@ fn network_policy(ctx: &Ctx, state: &State, req: &AdmissionRequest<DynamicObject
         Operation::Create | Operation::Update => {
             let np: netv1::NetworkPolicy = match typed(req.object.as_ref(), "object") {
                 Ok(o) => o,
-                Err(reason) => return Verdict::CannotJudge { reason, retriable: false },
+                Err(reason) => {
+                    return Verdict::CannotJudge {
+                        reason,
+                        retriable: false,
+                    };
+                }
             };
             let policy = match Policy::from_k8s(&np, &namespace) {
                 Ok(p) => p,
                 Err(errs) => {
                     let list: Vec<String> = errs.iter().map(ToString::to_string).collect();
                     return Verdict::CannotJudge {
-                        reason: format!("NetworkPolicy {} is invalid: {}", object_key(req), list.join("; ")),
+                        reason: format!(
+                            "NetworkPolicy {} is invalid: {}",
+                            object_key(req),
+                            list.join("; ")
+                        ),
                         retriable: false,
                     };
                 }
             };
-            let findings = check_change(iso, state, &Change::ApplyPolicy(std::sync::Arc::new(policy)));
-            flows_verdict(format!("NetworkPolicy {}", object_key(req)), findings, &iso.name)
+            let findings = check_change(
+                iso,
+                state,
+                &Change::ApplyPolicy(std::sync::Arc::new(policy)),
+            );
+            flows_verdict(
+                format!("NetworkPolicy {}", object_key(req)),
+                findings,
+                &iso.name,
+            )
         }
         Operation::Delete => {
             let findings = check_change(
@@ -205,7 +254,11 @@ fn network_policy(ctx: &Ctx, state: &State, req: &AdmissionRequest<DynamicObject
                     name: req.name.clone(),
                 },
             );
-            flows_verdict(format!("Deleting NetworkPolicy {}", object_key(req)), findings, &iso.name)
+            flows_verdict(
+                format!("Deleting NetworkPolicy {}", object_key(req)),
+                findings,
+                &iso.name,
+            )
         }
         Operation::Connect => Verdict::Allow,
     }
@@ -218,7 +271,9 @@ fn pod(ctx: &Ctx, state: &State, req: &AdmissionRequest<DynamicObject>) -> Verdi
     let namespace = req.namespace.clone().unwrap_or_default();
     let Some(ns) = state.namespace(&namespace) else {
         return Verdict::CannotJudge {
-            reason: format!("namespace {namespace} is not in tierguard's index yet; retry in a few seconds"),
+            reason: format!(
+                "namespace {namespace} is not in tierguard's index yet; retry in a few seconds"
+            ),
             retriable: true,
         };
     };

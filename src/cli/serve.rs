@@ -80,7 +80,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TIERGUARD_WORLD")]
     pub world: Vec<PathBuf>,
     /// The guard's own user: it may change managed baseline policies.
-    #[arg(long, env = "TIERGUARD_SERVICE_ACCOUNT", default_value = "system:serviceaccount:tierguard:tierguard")]
+    #[arg(
+        long,
+        env = "TIERGUARD_SERVICE_ACCOUNT",
+        default_value = "system:serviceaccount:tierguard:tierguard"
+    )]
     pub service_account: String,
     /// More users allowed to change or delete managed baseline policies (comma-separated).
     #[arg(long, env = "TIERGUARD_BASELINE_EDITORS", value_delimiter = ',')]
@@ -120,7 +124,9 @@ async fn kube_client(args: &ServeArgs) -> Result<kube::Client> {
         None if args.context.is_some() => kube::Config::from_kubeconfig(&opts)
             .await
             .map_err(|e| anyhow!("kubeconfig: {e}"))?,
-        None => kube::Config::infer().await.map_err(|e| anyhow!("no cluster configuration: {e}"))?,
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| anyhow!("no cluster configuration: {e}"))?,
     };
     kube::Client::try_from(config).map_err(|e| anyhow!("kube client: {e}"))
 }
@@ -178,15 +184,27 @@ async fn serve(args: ServeArgs) -> Result<()> {
             }
         });
     }
-    tokio::spawn(certs.clone().watch(Duration::from_secs(args.tls_reload_seconds.max(1)), metrics.clone()));
+    tokio::spawn(certs.clone().watch(
+        Duration::from_secs(args.tls_reload_seconds.max(1)),
+        metrics.clone(),
+    ));
 
     let admin_app = admission::admin_router(ctx.clone());
     let admin_task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(admin, admin_app).with_graceful_shutdown(server::shutdown_signal()).await {
+        if let Err(e) = axum::serve(admin, admin_app)
+            .with_graceful_shutdown(server::shutdown_signal())
+            .await
+        {
             warn!(error = %e, "admin listener failed");
         }
     });
-    server::serve_tls(listener, tls, admission::router(ctx, args.bench_noop), server::shutdown_signal()).await?;
+    server::serve_tls(
+        listener,
+        tls,
+        admission::router(ctx, args.bench_noop),
+        server::shutdown_signal(),
+    )
+    .await?;
     let _ = admin_task.await;
     Ok(())
 }

@@ -491,7 +491,10 @@ impl<'a> Checker<'a> {
             // behave alike under a selector that pins no name, except for a
             // `name` label that lies: keep one plain member and every liar.
             let mut plain_seen = false;
-            for ns in self.state.namespaces_labelled(&self.iso.tier_label, &t.name) {
+            for ns in self
+                .state
+                .namespaces_labelled(&self.iso.tier_label, &t.name)
+            {
                 if special.contains(&ns.name) {
                     continue;
                 }
@@ -966,6 +969,29 @@ pub fn check_change(iso: &IsolationPolicy, state: &State, change: &Change) -> Ve
             diff(iso, state, &after)
         }
     }
+}
+
+/// The forbidden flows a namespace create or relabel opens, when tierguard
+/// guarantees the baseline: a namespace that is (or becomes) a tier
+/// namespace is judged with its baseline policies in place, because the
+/// controller injects them and no pod is admitted there before they exist.
+pub fn check_namespace_change(
+    iso: &IsolationPolicy,
+    state: &State,
+    ns: &Namespace,
+) -> Vec<Finding> {
+    let mut after = state.clone();
+    after.apply_namespace(ns.clone());
+    if Checker::new(iso, &after).tier_of(ns).is_some() {
+        for np in crate::guardpolicy::baseline_policies(iso, &ns.name) {
+            if let Ok(p) = Policy::from_k8s(&np, &ns.name)
+                && after.policy(&ns.name, &p.name).is_none()
+            {
+                after.apply_policy(std::sync::Arc::new(p));
+            }
+        }
+    }
+    diff(iso, state, &after)
 }
 
 /// A NetworkPolicy only governs pods of its own namespace, so only that

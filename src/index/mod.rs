@@ -40,7 +40,10 @@ pub struct Index {
 /// Converts a Namespace object to the engine's form.
 pub fn namespace_of(ns: &corev1::Namespace) -> Option<Namespace> {
     let name = ns.metadata.name.as_deref()?;
-    Some(Namespace::new(name, ns.metadata.labels.clone().unwrap_or_default()))
+    Some(Namespace::new(
+        name,
+        ns.metadata.labels.clone().unwrap_or_default(),
+    ))
 }
 
 /// Validates a NetworkPolicy object into the engine's form.
@@ -124,7 +127,10 @@ impl Index {
 
     /// Replaces every policy (after a full list) and marks them synced.
     /// Returns the policies that could not be read, by `namespace/name`.
-    pub fn reset_policies(&mut self, all: &[netv1::NetworkPolicy]) -> BTreeMap<String, Vec<FieldError>> {
+    pub fn reset_policies(
+        &mut self,
+        all: &[netv1::NetworkPolicy],
+    ) -> BTreeMap<String, Vec<FieldError>> {
         let old: Vec<(String, String)> = self
             .state
             .policies()
@@ -151,5 +157,96 @@ impl Index {
     /// Counts: (namespaces, policies).
     pub fn counts(&self) -> (usize, usize) {
         self.state.counts()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+    use std::collections::BTreeMap;
+
+    fn ns(name: &str, labels: &[(&str, &str)]) -> corev1::Namespace {
+        corev1::Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                labels: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect::<BTreeMap<_, _>>(),
+                ),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn np(ns: &str, name: &str, cidr: &str) -> netv1::NetworkPolicy {
+        netv1::NetworkPolicy {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(ns.into()),
+                ..Default::default()
+            },
+            spec: Some(netv1::NetworkPolicySpec {
+                pod_selector: Some(LabelSelector::default()),
+                ingress: Some(vec![netv1::NetworkPolicyIngressRule {
+                    from: Some(vec![netv1::NetworkPolicyPeer {
+                        ip_block: Some(netv1::IPBlock {
+                            cidr: cidr.into(),
+                            except: None,
+                        }),
+                        ..Default::default()
+                    }]),
+                    ports: None,
+                }]),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn apply_delete_and_reset() {
+        let mut idx = Index::new();
+        assert!(!idx.is_synced());
+        idx.apply_namespace(&ns("a", &[("team", "x")]));
+        idx.apply_namespace(&ns("a", &[("team", "y")]));
+        assert_eq!(
+            idx.state()
+                .namespace("a")
+                .and_then(|n| n.labels.get("team"))
+                .map(String::as_str),
+            Some("y")
+        );
+        assert_eq!(
+            idx.state().namespaces_labelled("team", "x").count(),
+            0,
+            "relabel updates the label index"
+        );
+        idx.reset_namespaces(&[ns("b", &[])]);
+        assert!(
+            idx.state().namespace("a").is_none(),
+            "reset drops what the list no longer has"
+        );
+        assert!(!idx.is_synced(), "policies have not synced yet");
+
+        assert!(idx.apply_policy(&np("b", "p", "10.0.0.0/8")).is_ok());
+        let rejected =
+            idx.reset_policies(&[np("b", "q", "10.0.0.0/8"), np("b", "bad", "10.0.0.0/99")]);
+        assert!(idx.is_synced());
+        assert_eq!(rejected.keys().collect::<Vec<_>>(), ["b/bad"]);
+        assert!(idx.state().policy("b", "p").is_none());
+        assert!(idx.state().policy("b", "q").is_some());
+        assert_eq!(idx.counts(), (1, 1));
+
+        // A policy updated into something unreadable leaves the index rather than staying stale.
+        assert!(idx.apply_policy(&np("b", "q", "nonsense")).is_err());
+        assert!(idx.state().policy("b", "q").is_none());
+        idx.apply_policy(&np("b", "q", "10.0.0.0/8"))
+            .expect("valid");
+        idx.delete_policy("b", "q");
+        idx.delete_namespace("b");
+        assert_eq!(idx.counts(), (0, 0));
     }
 }

@@ -6,8 +6,8 @@ use anyhow::Result;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1 as corev1;
 use k8s_openapi::api::networking::v1 as netv1;
-use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use tracing::{info, warn};
 
@@ -48,14 +48,23 @@ async fn namespaces(client: Client, index: SharedIndex, metrics: Arc<Metrics>) {
             Ok(Event::Init) => initial.clear(),
             Ok(Event::InitApply(ns)) => initial.push(ns),
             Ok(Event::InitDone) => {
-                index.write().unwrap_or_else(|e| e.into_inner()).reset_namespaces(&initial);
+                index
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .reset_namespaces(&initial);
                 info!(namespaces = initial.len(), "namespaces synced");
                 initial.clear();
             }
-            Ok(Event::Apply(ns)) => index.write().unwrap_or_else(|e| e.into_inner()).apply_namespace(&ns),
+            Ok(Event::Apply(ns)) => index
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .apply_namespace(&ns),
             Ok(Event::Delete(ns)) => {
                 if let Some(name) = &ns.metadata.name {
-                    index.write().unwrap_or_else(|e| e.into_inner()).delete_namespace(name);
+                    index
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .delete_namespace(name);
                 }
             }
             Err(e) => warn!(error = %e, "namespace watch failed; retrying with backoff"),
@@ -73,24 +82,39 @@ async fn policies(client: Client, index: SharedIndex, metrics: Arc<Metrics>) {
             Ok(Event::Init) => initial.clear(),
             Ok(Event::InitApply(np)) => initial.push(np),
             Ok(Event::InitDone) => {
-                let rejected = index.write().unwrap_or_else(|e| e.into_inner()).reset_policies(&initial);
+                let rejected = index
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .reset_policies(&initial);
                 for (key, errs) in &rejected {
-                    metrics.index_rejected.get_or_create(&labels(&[("kind", "NetworkPolicy")])).inc();
+                    metrics
+                        .index_rejected
+                        .get_or_create(&labels(&[("kind", "NetworkPolicy")]))
+                        .inc();
                     warn!(policy = %key, errors = ?errs, "cannot read NetworkPolicy; it is left out of the index");
                 }
                 info!(policies = initial.len(), "network policies synced");
                 initial.clear();
             }
             Ok(Event::Apply(np)) => {
-                let res = index.write().unwrap_or_else(|e| e.into_inner()).apply_policy(&np);
+                let res = index
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .apply_policy(&np);
                 if let Err(errs) = res {
-                    metrics.index_rejected.get_or_create(&labels(&[("kind", "NetworkPolicy")])).inc();
+                    metrics
+                        .index_rejected
+                        .get_or_create(&labels(&[("kind", "NetworkPolicy")]))
+                        .inc();
                     warn!(policy = ?np.metadata.name, errors = ?errs, "cannot read NetworkPolicy; it is left out of the index");
                 }
             }
             Ok(Event::Delete(np)) => {
                 if let (Some(ns), Some(name)) = (&np.metadata.namespace, &np.metadata.name) {
-                    index.write().unwrap_or_else(|e| e.into_inner()).delete_policy(ns, name);
+                    index
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .delete_policy(ns, name);
                 }
             }
             Err(e) => warn!(error = %e, "network policy watch failed; retrying with backoff"),

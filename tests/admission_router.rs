@@ -1,0 +1,962 @@
+//! The webhook router, request by request (`tower::ServiceExt::oneshot`),
+//! over AdmissionReviews in the exact shape the API server sends:
+//! `admission.k8s.io/v1`, `oldObject` on UPDATE and DELETE, `dryRun`,
+//! `userInfo`.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tierguard::admission::{Ctx, DEFAULT_MAX_BODY, admin_router, router};
+use tierguard::guardpolicy::{self, Mode};
+use tierguard::index::Index;
+use tierguard::telemetry::Metrics;
+use tierguard::world::World;
+use tower::ServiceExt;
+
+const GUARD: &str = "system:serviceaccount:tierguard:tierguard";
+
+fn ctx_with(mode: Mode, synced: bool) -> Arc<Ctx> {
+    let mut policy =
+        guardpolicy::load_file(std::path::Path::new("policies/three-tier.yaml")).expect("policy");
+    policy.mode = mode;
+    let world = World::load(&["examples/three-tier".into()]).expect("examples");
+    let index = if synced {
+        Index::preloaded(world.state)
+    } else {
+        Index::new()
+    };
+    Arc::new(Ctx {
+        policy,
+        index: Arc::new(RwLock::new(index)),
+        metrics: Arc::new(Metrics::new()),
+        deadline: Duration::from_secs(2),
+        max_body: DEFAULT_MAX_BODY,
+        baseline_editors: BTreeSet::from([GUARD.to_string()]),
+        pod_guard: true,
+    })
+}
+
+fn ctx() -> Arc<Ctx> {
+    ctx_with(Mode::Enforce, true)
+}
+
+/// An AdmissionReview as the API server sends it.
+#[allow(clippy::too_many_arguments)]
+fn review(
+    kind: (&str, &str, &str),
+    op: &str,
+    ns: Option<&str>,
+    name: &str,
+    object: Value,
+    old: Value,
+    user: &str,
+    groups: &[&str],
+    dry_run: bool,
+) -> Value {
+    let (group, version, k) = kind;
+    let resource = match k {
+        "Namespace" => "namespaces",
+        "NetworkPolicy" => "networkpolicies",
+        "Pod" => "pods",
+        _ => "others",
+    };
+    let mut req = json!({
+        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+        "kind": {"group": group, "version": version, "kind": k},
+        "resource": {"group": group, "version": version, "resource": resource},
+        "requestKind": {"group": group, "version": version, "kind": k},
+        "requestResource": {"group": group, "version": version, "resource": resource},
+        "name": name,
+        "operation": op,
+        "userInfo": {"username": user, "uid": "u-1", "groups": groups},
+        "object": object,
+        "oldObject": old,
+        "dryRun": dry_run,
+        "options": {"apiVersion": "meta.k8s.io/v1", "kind": format!("{}Options", match op { "CREATE" => "Create", "UPDATE" => "Update", _ => "Delete" })}
+    });
+    if let Some(ns) = ns {
+        req["namespace"] = json!(ns);
+    }
+    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": req})
+}
+
+fn namespace(name: &str, labels: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
+}
+
+fn namespace_no_labels(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+}
+
+fn netpol(ns: &str, name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": ns, "uid": "x", "resourceVersion": "1"}, "spec": spec})
+}
+
+const NS: (&str, &str, &str) = ("", "v1", "Namespace");
+const NP: (&str, &str, &str) = ("networking.k8s.io", "v1", "NetworkPolicy");
+const POD: (&str, &str, &str) = ("", "v1", "Pod");
+
+async fn call(ctx: Arc<Ctx>, path: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+    let resp = router(ctx, true)
+        .oneshot(
+            Request::post(path)
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    let status = resp.status();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    (status, bytes)
+}
+
+/// Posts a review; returns the `response` object.
+async fn post(ctx: Arc<Ctx>, path: &str, review: Value) -> Value {
+    let (status, body) = call(ctx, path, serde_json::to_vec(&review).expect("json")).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let v: Value = serde_json::from_slice(&body).expect("review json");
+    assert_eq!(v["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(v["kind"], "AdmissionReview");
+    assert_eq!(v["response"]["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+    v["response"].clone()
+}
+
+fn patch_of(resp: &Value) -> Option<Value> {
+    let b64 = resp["patch"]
+        .as_array()
+        .map(|bytes| {
+            bytes
+                .iter()
+                .map(|b| b.as_u64().unwrap_or(0) as u8)
+                .collect::<Vec<u8>>()
+        })
+        .or_else(|| resp["patch"].as_str().map(decode_base64))?;
+    serde_json::from_slice(&b64).ok()
+}
+
+fn decode_base64(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let mut buf = 0u32;
+    let mut bits = 0;
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = ALPHABET.iter().position(|a| *a == c).expect("base64") as u32;
+        buf = (buf << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+        }
+    }
+    out
+}
+
+// === mutation ===
+
+#[tokio::test]
+async fn mutation_adds_the_name_label_minimally() {
+    // No labels at all: the labels map is created with only name.
+    let r = post(
+        ctx(),
+        "/mutate",
+        review(
+            NS,
+            "CREATE",
+            None,
+            "shop",
+            namespace_no_labels("shop"),
+            Value::Null,
+            "alice",
+            &[],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], true);
+    assert_eq!(r["patchType"], "JSONPatch");
+    assert_eq!(
+        patch_of(&r),
+        Some(json!([{"op": "add", "path": "/metadata/labels", "value": {"name": "shop"}}]))
+    );
+    // Other labels: only the one label is added.
+    let r = post(
+        ctx(),
+        "/mutate",
+        review(
+            NS,
+            "CREATE",
+            None,
+            "shop",
+            namespace("shop", json!({"team": "a"})),
+            Value::Null,
+            "alice",
+            &[],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(
+        patch_of(&r),
+        Some(json!([{"op": "add", "path": "/metadata/labels/name", "value": "shop"}]))
+    );
+    // Already there (reinvocation): no patch.
+    let r = post(
+        ctx(),
+        "/mutate",
+        review(
+            NS,
+            "UPDATE",
+            None,
+            "shop",
+            namespace("shop", json!({"name": "shop"})),
+            namespace("shop", json!({})),
+            "alice",
+            &[],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], true);
+    assert!(
+        r.get("patch").is_none() && r.get("patchType").is_none(),
+        "{r}"
+    );
+    // Other kinds pass untouched.
+    let r = post(
+        ctx(),
+        "/mutate",
+        review(
+            NP,
+            "CREATE",
+            Some("backend"),
+            "p",
+            netpol("backend", "p", json!({"podSelector": {}})),
+            Value::Null,
+            "alice",
+            &[],
+            false,
+        ),
+    )
+    .await;
+    assert!(r.get("patch").is_none());
+}
+
+// === namespaces ===
+
+#[tokio::test]
+async fn a_lying_name_label_is_refused() {
+    let r = post(
+        ctx(),
+        "/validate",
+        review(
+            NS,
+            "CREATE",
+            None,
+            "reporting",
+            namespace("reporting", json!({"name": "backend"})),
+            Value::Null,
+            "alice",
+            &["system:authenticated"],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], false);
+    let msg = r["status"]["message"].as_str().expect("message");
+    assert!(
+        msg.contains("label name=backend must equal the namespace's name"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("namespace reporting (not in a tier) -> tier database on TCP/5432"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn joining_a_tier_needs_membership_rights() {
+    let obj = namespace(
+        "analytics",
+        json!({"name": "analytics", "tierguard.io/tier": "backend"}),
+    );
+    let old = namespace("analytics", json!({"name": "analytics"}));
+    let r = post(
+        ctx(),
+        "/validate",
+        review(
+            NS,
+            "UPDATE",
+            None,
+            "analytics",
+            obj.clone(),
+            old.clone(),
+            "alice",
+            &["system:authenticated"],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], false);
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("changes tier membership"),
+        "{r}"
+    );
+    let r = post(
+        ctx(),
+        "/validate",
+        review(
+            NS,
+            "UPDATE",
+            None,
+            "analytics",
+            obj,
+            old,
+            "admin",
+            &["system:masters", "system:authenticated"],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], true, "{r}");
+}
+
+#[tokio::test]
+async fn a_tier_conflict_is_refused_even_for_admins() {
+    let obj = namespace(
+        "database",
+        json!({"name": "database", "tierguard.io/tier": "frontend"}),
+    );
+    let r = post(
+        ctx(),
+        "/validate",
+        review(
+            NS,
+            "UPDATE",
+            None,
+            "database",
+            obj,
+            namespace("database", json!({"name": "database"})),
+            "admin",
+            &["system:masters"],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], false);
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(
+                "its name places it in tier database but its label places it in tier frontend"
+            ),
+        "{r}"
+    );
+}
+
+// === network policies ===
+
+fn frontend_to_database() -> Value {
+    netpol(
+        "database",
+        "oops",
+        json!({
+            "podSelector": {"matchLabels": {"app": "database"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"name": "frontend"}}}], "ports": [{"protocol": "TCP", "port": 5432}]}]
+        }),
+    )
+}
+
+#[tokio::test]
+async fn a_policy_opening_a_forbidden_flow_is_refused_with_the_flow_and_rule() {
+    let r = post(
+        ctx(),
+        "/validate",
+        review(
+            NP,
+            "CREATE",
+            Some("database"),
+            "oops",
+            frontend_to_database(),
+            Value::Null,
+            "alice",
+            &[],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], false);
+    let msg = r["status"]["message"].as_str().expect("message");
+    assert!(
+        msg.starts_with("tierguard: NetworkPolicy database/oops would open 1 forbidden flow:"),
+        "{msg}"
+    );
+    assert!(msg.contains("tier frontend -> tier database on TCP/5432 is forbidden, but database's ingress allows it via database/oops ingress[0]"), "{msg}");
+    assert!(msg.contains("spec.flows"), "{msg}");
+    for line in msg.lines() {
+        assert!(line.len() <= 260, "line too long for kubectl: {line}");
+    }
+    assert_eq!(r["auditAnnotations"]["verdict"], "refused");
+    let flows: Value =
+        serde_json::from_str(r["auditAnnotations"]["flows"].as_str().expect("flows"))
+            .expect("json");
+    assert_eq!(flows[0]["causes"][0][0]["rule"], "database/oops ingress[0]");
+}
+
+#[tokio::test]
+async fn an_allowed_policy_is_admitted_and_dry_run_is_judged_the_same() {
+    let ok = netpol(
+        "database",
+        "fine",
+        json!({"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "backend"}}}], "ports": [{"port": 5432}]}]}),
+    );
+    let r = post(
+        ctx(),
+        "/validate",
+        review(
+            NP,
+            "CREATE",
+            Some("database"),
+            "fine",
+            ok,
+            Value::Null,
+            "alice",
+            &[],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], true, "{r}");
+    let r = post(
+        ctx(),
+        "/validate",
+        review(
+            NP,
+            "CREATE",
+            Some("database"),
+            "oops",
+            frontend_to_database(),
+            Value::Null,
+            "alice",
+            &[],
+            true,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "dry-run is judged too");
+}
+
+#[tokio::test]
+async fn updates_are_judged_against_the_old_version() {
+    let old = netpol(
+        "backend",
+        "allow-frontend-to-backend",
+        json!({"podSelector": {"matchLabels": {"app": "backend"}}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"name": "frontend"}}, "podSelector": {"matchLabels": {"app": "frontend"}}}], "ports": [{"protocol": "TCP", "port": 80}]}]}),
+    );
+    let widened = netpol(
+        "backend",
+        "allow-frontend-to-backend",
+        json!({"podSelector": {"matchLabels": {"app": "backend"}}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"name": "frontend"}}}]}]}),
+    );
+    let r = post(
+        ctx(),
+        "/validate",
+        review(
+            NP,
+            "UPDATE",
+            Some("backend"),
+            "allow-frontend-to-backend",
+            widened,
+            old,
+            "alice",
+            &[],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], false);
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("TCP/1-79, TCP/81-65535"),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn deleting_the_baseline_is_refused_but_the_guard_may_manage_it() {
+    let old = netpol(
+        "database",
+        "tierguard-default-deny",
+        json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+    );
+    let mut managed = old.clone();
+    managed["metadata"]["labels"] = json!({"app.kubernetes.io/managed-by": "tierguard"});
+    let r = post(
+        ctx(),
+        "/validate",
+        review(
+            NP,
+            "DELETE",
+            Some("database"),
+            "tierguard-default-deny",
+            Value::Null,
+            managed.clone(),
+            "alice",
+            &[],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], false);
+    let msg = r["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("deleting database/tierguard-default-deny is refused: it is the baseline"),
+        "{msg}"
+    );
+    assert!(msg.contains("spec.baseline"), "{msg}");
+    // An unmanaged policy of another name: judged by the flows it opens.
+    let r = post(
+        ctx(),
+        "/validate",
+        review(
+            NP,
+            "DELETE",
+            Some("database"),
+            "allow-backend-to-database",
+            Value::Null,
+            netpol(
+                "database",
+                "allow-backend-to-database",
+                json!({"podSelector": {}}),
+            ),
+            "alice",
+            &[],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(
+        r["allowed"], true,
+        "removing an allow rule opens nothing: {r}"
+    );
+    // The guard re-applying the same spec (server-side apply) is fine.
+    let r = post(
+        ctx(),
+        "/validate",
+        review(
+            NP,
+            "UPDATE",
+            Some("database"),
+            "tierguard-default-deny",
+            managed.clone(),
+            managed,
+            GUARD,
+            &[],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], true, "{r}");
+}
+
+#[tokio::test]
+async fn an_invalid_policy_is_refused_with_the_field_path() {
+    let bad = netpol(
+        "database",
+        "bad",
+        json!({"podSelector": {}, "ingress": [{"ports": [{"port": 80, "endPort": 70}]}]}),
+    );
+    let r = post(
+        ctx(),
+        "/validate",
+        review(
+            NP,
+            "CREATE",
+            Some("database"),
+            "bad",
+            bad,
+            Value::Null,
+            "alice",
+            &[],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], false);
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("spec.ingress[0].ports[0].endPort"),
+        "{r}"
+    );
+}
+
+// === audit mode ===
+
+#[tokio::test]
+async fn audit_mode_admits_with_warnings_and_annotations() {
+    let c = ctx_with(Mode::Audit, true);
+    let r = post(
+        c.clone(),
+        "/validate",
+        review(
+            NP,
+            "CREATE",
+            Some("database"),
+            "oops",
+            frontend_to_database(),
+            Value::Null,
+            "alice",
+            &[],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], true);
+    let warnings = r["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 1);
+    let w = warnings[0].as_str().unwrap_or_default();
+    assert!(
+        w.starts_with("tierguard (audit): tier frontend -> tier database on TCP/5432"),
+        "{w}"
+    );
+    assert!(w.len() <= 256);
+    assert_eq!(r["auditAnnotations"]["verdict"], "warned");
+    let metrics = c.metrics.render().expect("metrics");
+    assert!(
+        metrics.contains(
+            r#"tierguard_violations_total{from="tier:frontend",to="tier:database",mode="audit"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"verdict="warned""#), "{metrics}");
+}
+
+// === not synced, pods ===
+
+#[tokio::test]
+async fn an_unsynced_index_refuses_with_a_retriable_reason() {
+    let r = post(
+        ctx_with(Mode::Enforce, false),
+        "/validate",
+        review(
+            NP,
+            "CREATE",
+            Some("database"),
+            "oops",
+            frontend_to_database(),
+            Value::Null,
+            "alice",
+            &[],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], false);
+    assert_eq!(r["status"]["code"], 503);
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not synced"),
+        "{r}"
+    );
+    let r = post(
+        ctx_with(Mode::Audit, false),
+        "/validate",
+        review(
+            NP,
+            "CREATE",
+            Some("database"),
+            "oops",
+            frontend_to_database(),
+            Value::Null,
+            "alice",
+            &[],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], true, "audit mode never refuses");
+}
+
+fn pod(ns: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": ns}, "spec": {"containers": [{"name": "c", "image": "x"}]}})
+}
+
+#[tokio::test]
+async fn pods_wait_for_the_baseline_in_tier_namespaces() {
+    let c = ctx();
+    let r = post(
+        c.clone(),
+        "/validate",
+        review(
+            POD,
+            "CREATE",
+            Some("database"),
+            "p",
+            pod("database"),
+            Value::Null,
+            "alice",
+            &[],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], true, "database has its baseline: {r}");
+    c.index
+        .write()
+        .expect("lock")
+        .delete_policy("database", "tierguard-allow-dns");
+    let r = post(
+        c.clone(),
+        "/validate",
+        review(
+            POD,
+            "CREATE",
+            Some("database"),
+            "p",
+            pod("database"),
+            Value::Null,
+            "alice",
+            &[],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], false);
+    assert_eq!(r["status"]["code"], 503);
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("baseline (tierguard-allow-dns) is not in place yet"),
+        "{r}"
+    );
+    let r = post(
+        c,
+        "/validate",
+        review(
+            POD,
+            "CREATE",
+            Some("frontend"),
+            "p",
+            pod("frontend"),
+            Value::Null,
+            "alice",
+            &[],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], true);
+}
+
+// === bad requests ===
+
+#[tokio::test]
+async fn malformed_requests_get_a_clear_4xx() {
+    let cases: Vec<(Vec<u8>, StatusCode, &str)> = vec![
+        (
+            b"{not json".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "malformed AdmissionReview",
+        ),
+        (
+            br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":null}"#
+                .to_vec(),
+            StatusCode::BAD_REQUEST,
+            "expected apiVersion admission.k8s.io/v1",
+        ),
+        (
+            br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "has no request",
+        ),
+        (
+            serde_json::to_vec(&{
+                let mut r = review(
+                    NS,
+                    "CREATE",
+                    None,
+                    "x",
+                    namespace_no_labels("x"),
+                    Value::Null,
+                    "a",
+                    &[],
+                    false,
+                );
+                r["request"]["uid"] = json!("");
+                r
+            })
+            .expect("json"),
+            StatusCode::BAD_REQUEST,
+            "no uid",
+        ),
+        (
+            vec![b' '; DEFAULT_MAX_BODY + 10],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "over 3145728 bytes",
+        ),
+    ];
+    for (body, status, fragment) in cases {
+        let (got, text) = call(ctx(), "/validate", body).await;
+        let text = String::from_utf8_lossy(&text);
+        assert_eq!(got, status, "{text}");
+        assert!(text.contains(fragment), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn requests_it_cannot_judge_are_refused_with_a_reason() {
+    // No object on CREATE.
+    let r = post(
+        ctx(),
+        "/validate",
+        review(
+            NP,
+            "CREATE",
+            Some("database"),
+            "x",
+            Value::Null,
+            Value::Null,
+            "alice",
+            &[],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], false);
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("the request has no object"),
+        "{r}"
+    );
+    // An unexpected kind.
+    let r = post(
+        ctx(),
+        "/validate",
+        review(
+            ("apps", "v1", "Deployment"),
+            "CREATE",
+            Some("database"),
+            "d",
+            json!({"kind": "Deployment"}),
+            Value::Null,
+            "alice",
+            &[],
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(r["allowed"], false);
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not apps/Deployment"),
+        "{r}"
+    );
+    // An object of the wrong shape.
+    let r = post(ctx(), "/validate", review(NP, "CREATE", Some("database"), "x", json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "x"}, "spec": {"ingress": "everything"}}), Value::Null, "alice", &[], false)).await;
+    assert_eq!(r["allowed"], false);
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("spec.ingress"),
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_body_hits_the_deadline() {
+    let mut c = ctx_with(Mode::Enforce, true);
+    Arc::get_mut(&mut c).expect("unique").deadline = Duration::from_millis(200);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    tx.send(Ok(b"{\"apiVersion\":".to_vec()))
+        .await
+        .expect("send");
+    let body = Body::from_stream(tokio_stream_from(rx));
+    let started = std::time::Instant::now();
+    let resp = router(c, false)
+        .oneshot(Request::post("/validate").body(body).expect("request"))
+        .await
+        .expect("infallible");
+    assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(tx);
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, std::io::Error>>,
+) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+// === admin ===
+
+#[tokio::test]
+async fn readiness_follows_the_index_and_metrics_are_prometheus_text() {
+    let get = |c: Arc<Ctx>, path: &'static str| async move {
+        let resp = admin_router(c)
+            .oneshot(Request::get(path).body(Body::empty()).expect("req"))
+            .await
+            .expect("infallible");
+        let status = resp.status();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    assert_eq!(
+        get(ctx_with(Mode::Enforce, false), "/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(get(ctx(), "/readyz").await.0, StatusCode::OK);
+    assert_eq!(get(ctx(), "/healthz").await.0, StatusCode::OK);
+    let c = ctx();
+    let _ = post(
+        c.clone(),
+        "/validate",
+        review(
+            NP,
+            "CREATE",
+            Some("database"),
+            "oops",
+            frontend_to_database(),
+            Value::Null,
+            "alice",
+            &[],
+            false,
+        ),
+    )
+    .await;
+    let (status, text) = get(c, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains(r#"tierguard_admission_requests_total{kind="NetworkPolicy",operation="Create",verdict="refused",endpoint="validate"} 1"#), "{text}");
+    assert!(
+        text.contains("tierguard_admission_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("# EOF"));
+}
