@@ -1,0 +1,367 @@
+//! End-to-end harness: a real etcd + kube-apiserver (built from Go modules by
+//! `tests/control-plane/build.sh`, or `KUBE_APISERVER`/`ETCD`), the real
+//! `tierguard serve` binary with certificates from a test CA, webhook
+//! configurations pointing at it, and kubectl as the client.
+//!
+//! Everything is torn down when the [`Cluster`] drops — after success,
+//! failure or panic. Without Go and without prebuilt binaries the tests skip
+//! loudly; with `TIERGUARD_E2E=required` (set by `.ci/run`) they fail.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use tierguard::certs::Ca;
+
+pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Whether the environment demands the end-to-end tests.
+pub fn required() -> bool {
+    std::env::var("TIERGUARD_E2E").is_ok_and(|v| v == "required")
+}
+
+/// A running control plane with tierguard registered.
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub webhook_port: u16,
+    pub admin_port: u16,
+    webhook: Option<Child>,
+    ca: Ca,
+    tls_dir: PathBuf,
+    serve_args: Vec<String>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Builds (or finds) the control-plane binaries; `None` when that cannot
+/// work here (no Go, no prebuilt binaries).
+fn control_plane_binaries() -> Option<(String, String)> {
+    if let (Ok(a), Ok(e)) = (std::env::var("KUBE_APISERVER"), std::env::var("ETCD")) {
+        return Some((a, e));
+    }
+    if Command::new("go").arg("version").output().is_err() {
+        return None;
+    }
+    eprintln!("[e2e] building the control plane (first build takes minutes; cached after)");
+    let out = Command::new("bash")
+        .arg(format!("{REPO}/tests/control-plane/build.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        panic!(
+            "tests/control-plane/build.sh failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(str::to_string)
+    };
+    Some((get("KUBE_APISERVER")?, get("ETCD")?))
+}
+
+impl Cluster {
+    /// Starts everything, or returns `None` (skip) when no control plane can
+    /// run here and it is not required. `serve_args` are extra flags for
+    /// `tierguard serve` (e.g. `--mode audit`); `apiserver_args` extra flags
+    /// for kube-apiserver.
+    pub fn start(name: &str, serve_args: &[&str], apiserver_args: &str) -> Option<Cluster> {
+        let Some((apiserver, etcd)) = control_plane_binaries() else {
+            let msg =
+                "END-TO-END TESTS SKIPPED: no Go toolchain and no KUBE_APISERVER/ETCD binaries";
+            if required() {
+                panic!("{msg}, but TIERGUARD_E2E=required");
+            }
+            eprintln!("\n!!!!!!!! {msg} !!!!!!!!\n");
+            return None;
+        };
+        let dir = std::env::temp_dir().join(format!("tierguard-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        // Audit logging, so audit annotations can be read back.
+        std::fs::write(
+            dir.join("audit-policy.yaml"),
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n  resources: [{group: networking.k8s.io, resources: [networkpolicies]}, {group: \"\", resources: [namespaces]}]\n",
+        )
+        .expect("audit policy");
+        let extra = format!(
+            "--audit-policy-file={} --audit-log-path={} --disable-admission-plugins=ServiceAccount {apiserver_args}",
+            dir.join("audit-policy.yaml").display(),
+            dir.join("audit.log").display()
+        );
+        let up = Command::new("bash")
+            .arg(format!("{REPO}/tests/control-plane/up.sh"))
+            .arg(&dir)
+            .env("KUBE_APISERVER", &apiserver)
+            .env("ETCD", &etcd)
+            .env("TIERGUARD_CP_APISERVER_ARGS", extra)
+            .status()
+            .expect("up.sh runs");
+        let ca = Ca::new("tierguard e2e CA").expect("ca");
+        let tls_dir = dir.join("tierguard-tls");
+        let mut cluster = Cluster {
+            kubeconfig: dir.join("kubeconfig"),
+            dir,
+            webhook_port: free_port(),
+            admin_port: free_port(),
+            webhook: None,
+            ca,
+            tls_dir,
+            serve_args: serve_args.iter().map(|s| s.to_string()).collect(),
+        };
+        assert!(
+            up.success(),
+            "tests/control-plane/up.sh failed (see {}/kube-apiserver.log)",
+            cluster.dir.display()
+        );
+        let pair = cluster
+            .ca
+            .issue(&["localhost".into(), "127.0.0.1".into()], (2035, 1, 1))
+            .expect("serving cert");
+        std::fs::create_dir_all(&cluster.tls_dir).expect("tls dir");
+        std::fs::write(cluster.tls_dir.join("tls.crt"), pair.cert_pem).expect("cert");
+        std::fs::write(cluster.tls_dir.join("tls.key"), pair.key_pem).expect("key");
+        cluster.start_webhook();
+        cluster.register();
+        Some(cluster)
+    }
+
+    /// Starts `tierguard serve` and waits until it is ready.
+    pub fn start_webhook(&mut self) {
+        let log = std::fs::File::create(self.dir.join("tierguard.log")).expect("log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tierguard"));
+        cmd.current_dir(REPO)
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.webhook_port))
+            .arg("--admin-listen")
+            .arg(format!("127.0.0.1:{}", self.admin_port))
+            .arg("--tls-cert")
+            .arg(self.tls_dir.join("tls.crt"))
+            .arg("--tls-key")
+            .arg(self.tls_dir.join("tls.key"))
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("--policy")
+            .arg("policies/three-tier.yaml")
+            .arg("--log-format")
+            .arg("json")
+            .args(&self.serve_args)
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        self.webhook = Some(cmd.spawn().expect("tierguard serve starts"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ready = std::net::TcpStream::connect(("127.0.0.1", self.admin_port))
+                .ok()
+                .and_then(|mut s| {
+                    use std::io::{Read, Write};
+                    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+                    s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                        .ok()?;
+                    let mut buf = String::new();
+                    s.read_to_string(&mut buf).ok()?;
+                    Some(buf.starts_with("HTTP/1.1 200"))
+                })
+                .unwrap_or(false);
+            if ready {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tierguard did not become ready; log:\n{}",
+                std::fs::read_to_string(self.dir.join("tierguard.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Stops `tierguard serve`.
+    pub fn stop_webhook(&mut self) {
+        if let Some(mut c) = self.webhook.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Applies the webhook configurations (the same rules as deploy/, with a
+    /// URL on loopback instead of a Service).
+    fn register(&self) {
+        let ca = base64::engine::general_purpose::STANDARD.encode(self.ca.cert_pem());
+        let url = |path: &str| format!("https://127.0.0.1:{}{path}", self.webhook_port);
+        let exclude = "namespaceSelector: {matchExpressions: [{key: kubernetes.io/metadata.name, operator: NotIn, values: [kube-system, kube-node-lease, tierguard]}]}";
+        let yaml = format!(
+            r#"apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata: {{name: tierguard}}
+webhooks:
+- name: namespaces.mutate.tierguard.io
+  clientConfig: {{url: "{m}", caBundle: {ca}}}
+  rules: [{{apiGroups: [""], apiVersions: ["*"], operations: [CREATE, UPDATE], resources: [namespaces], scope: "*"}}]
+  {exclude}
+  failurePolicy: Ignore
+  matchPolicy: Equivalent
+  reinvocationPolicy: IfNeeded
+  sideEffects: None
+  timeoutSeconds: 5
+  admissionReviewVersions: [v1]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {{name: tierguard}}
+webhooks:
+- name: networkpolicies.validate.tierguard.io
+  clientConfig: {{url: "{v}", caBundle: {ca}}}
+  rules: [{{apiGroups: [networking.k8s.io], apiVersions: ["*"], operations: [CREATE, UPDATE, DELETE], resources: [networkpolicies], scope: "*"}}]
+  {exclude}
+  failurePolicy: Fail
+  matchPolicy: Equivalent
+  sideEffects: None
+  timeoutSeconds: 5
+  admissionReviewVersions: [v1]
+- name: namespaces.validate.tierguard.io
+  clientConfig: {{url: "{v}", caBundle: {ca}}}
+  rules: [{{apiGroups: [""], apiVersions: ["*"], operations: [CREATE, UPDATE], resources: [namespaces], scope: "*"}}]
+  {exclude}
+  failurePolicy: Ignore
+  matchPolicy: Equivalent
+  sideEffects: None
+  timeoutSeconds: 5
+  admissionReviewVersions: [v1]
+"#,
+            m = url("/mutate"),
+            v = url("/validate"),
+        );
+        let out = self.kubectl_stdin(&["apply", "-f", "-"], &yaml);
+        assert!(
+            out.status.success(),
+            "registering the webhooks failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs kubectl against the cluster.
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .current_dir(REPO)
+            .output()
+            .expect("kubectl runs")
+    }
+
+    /// Runs kubectl with `input` on stdin.
+    pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .current_dir(REPO)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes()).expect("stdin");
+        }
+        child.wait_with_output().expect("kubectl finishes")
+    }
+
+    /// The audit log so far.
+    pub fn audit_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("audit.log")).unwrap_or_default()
+    }
+
+    /// The webhook's log so far.
+    pub fn webhook_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("tierguard.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop_webhook();
+        let _ = Command::new("bash")
+            .arg(format!("{REPO}/tests/control-plane/down.sh"))
+            .arg(&self.dir)
+            .status();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!(
+                "[e2e] kept {} for inspection (logs of etcd, kube-apiserver, tierguard)",
+                self.dir.display()
+            );
+        }
+    }
+}
+
+/// What a kubectl command printed.
+pub struct Said {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Said {
+    fn from(o: Output) -> Self {
+        Said {
+            ok: o.status.success(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs scenarios one after another, collecting failures so that one broken
+/// scenario does not hide the others; panics at the end if any failed.
+pub struct Scenarios {
+    failures: Vec<String>,
+}
+
+impl Scenarios {
+    pub fn new() -> Self {
+        Self {
+            failures: Vec::new(),
+        }
+    }
+
+    pub fn run(&mut self, name: &str, f: impl FnOnce()) {
+        eprintln!("[e2e] scenario: {name}");
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        if let Err(e) = r {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            self.failures.push(format!("{name}: {msg}"));
+        }
+    }
+
+    pub fn finish(self, cluster: &Cluster) {
+        if !self.failures.is_empty() {
+            eprintln!("--- tierguard log ---\n{}", cluster.webhook_log());
+            panic!(
+                "{} scenario(s) failed:\n{}",
+                self.failures.len(),
+                self.failures.join("\n")
+            );
+        }
+    }
+}

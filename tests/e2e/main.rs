@@ -1,0 +1,219 @@
+//! tierguard on a real kube-apiserver, driven by kubectl as a user would.
+//! See `harness.rs` for what runs; each test owns its control plane.
+
+mod harness;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use harness::{Cluster, Said, Scenarios};
+
+/// One control plane at a time: the machine has two cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const VIOLATIONS: &str = "examples/three-tier-violations";
+
+fn said(o: std::process::Output) -> Said {
+    o.into()
+}
+
+fn expect_ok(s: &Said, what: &str) {
+    assert!(s.ok, "{what} failed:\n{}{}", s.stdout, s.stderr);
+}
+
+fn expect_refused(s: &Said, what: &str, fragment: &str) {
+    assert!(!s.ok, "{what} was admitted:\n{}", s.stdout);
+    assert!(
+        s.stderr.contains(fragment),
+        "{what}: kubectl did not show {fragment:?}:\n{}",
+        s.stderr
+    );
+}
+
+fn label(c: &Cluster, ns: &str, key: &str) -> String {
+    let out = said(c.kubectl(&[
+        "get",
+        "namespace",
+        ns,
+        "-o",
+        &format!("jsonpath={{.metadata.labels.{}}}", key.replace('.', "\\.")),
+    ]));
+    out.stdout
+}
+
+/// The tutorial as a new user runs it, with tierguard registered.
+fn tutorial(c: &Cluster) {
+    for ns in ["frontend", "backend", "database"] {
+        expect_ok(
+            &said(c.kubectl(&["create", "namespace", ns])),
+            "kubectl create namespace",
+        );
+        assert_eq!(label(c, ns, "name"), ns, "namespace {ns} got no name label");
+    }
+    // The baseline, as the guard would inject it, then the tutorial's apps and flows.
+    for f in [
+        "examples/three-tier/baseline.yaml",
+        "examples/three-tier/apps.yaml",
+        "examples/three-tier/flows.yaml",
+    ] {
+        expect_ok(&said(c.kubectl(&["apply", "-f", f])), f);
+    }
+}
+
+#[test]
+fn enforce_mode_end_to_end() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(mut c) = Cluster::start("enforce", &[], "") else {
+        return;
+    };
+    let mut s = Scenarios::new();
+
+    s.run(
+        "a. the tutorial: namespaces get name=<ns>; the tutorial's policies are admitted",
+        || tutorial(&c),
+    );
+
+    s.run("b. each mistake is refused and kubectl shows the opened flow", || {
+        let cases = [
+            ("01-database-open-to-frontend", "apply", "tier frontend -> tier database on TCP/5432 is forbidden, but database's ingress allows it via database/allow-frontend-to-database ingress[0]"),
+            ("02-allow-all-ingress-in-backend", "apply", "outside the cluster -> tier backend on all ports is forbidden"),
+            ("03-delete-database-default-deny", "delete", "deleting database/tierguard-default-deny is refused: it is the baseline"),
+            ("04-namespace-claims-name-backend", "apply", "label name=backend must equal the namespace's name"),
+            ("05-database-open-to-internet", "apply", "outside the cluster -> tier database on TCP/5432 is forbidden"),
+            ("06-frontend-to-database-pair", "apply", "tier frontend -> tier database on TCP/5432 is forbidden"),
+            ("07-selector-on-unprotected-label", "apply", "any namespace outside the tiers -> tier database on TCP/5432 is forbidden"),
+            ("08-named-port-opens-every-port", "apply", "tier frontend -> tier backend on TCP/1-79, TCP/81-65535 is forbidden"),
+        ];
+        for (case, verb, fragment) in cases {
+            let file = format!("{VIOLATIONS}/{case}/{}.yaml", if verb == "apply" { "apply" } else { "delete" });
+            expect_refused(&said(c.kubectl(&[verb, "-f", &file])), case, fragment);
+        }
+        // Nothing was created.
+        let pols = said(c.kubectl(&["get", "networkpolicy", "-A", "-o", "name"]));
+        assert!(!pols.stdout.contains("allow-frontend-to-database"), "{}", pols.stdout);
+        let nss = said(c.kubectl(&["get", "namespace", "-o", "name"]));
+        assert!(!nss.stdout.contains("namespace/reporting"), "{}", nss.stdout);
+    });
+
+    s.run(
+        "c. spoofed name labels and tier joins without permission are refused",
+        || {
+            expect_ok(
+                &said(c.kubectl(&["create", "namespace", "reports"])),
+                "create reports",
+            );
+            expect_refused(
+                &said(c.kubectl(&[
+                    "label",
+                    "namespace",
+                    "reports",
+                    "name=backend",
+                    "--overwrite",
+                ])),
+                "relabel name=backend",
+                "label name=backend must equal the namespace's name",
+            );
+            // alice may edit namespaces (RBAC) but is not in spec.membership.
+            expect_ok(
+                &said(c.kubectl(&[
+                    "create",
+                    "clusterrolebinding",
+                    "alice-admin",
+                    "--clusterrole=cluster-admin",
+                    "--user=alice",
+                ])),
+                "bind alice",
+            );
+            expect_refused(
+                &said(c.kubectl(&[
+                    "--as",
+                    "alice",
+                    "label",
+                    "namespace",
+                    "reports",
+                    "tierguard.io/tier=database",
+                ])),
+                "alice joins a tier",
+                "changes tier membership",
+            );
+            // A member of system:masters (the kubeconfig's admin) may.
+            expect_ok(
+                &said(c.kubectl(&[
+                    "label",
+                    "namespace",
+                    "reports",
+                    "tierguard.io/tier=database",
+                ])),
+                "admin joins a tier",
+            );
+        },
+    );
+
+    s.run("e. server-side dry-run is judged and creates nothing", || {
+        expect_refused(
+            &said(c.kubectl(&["apply", "--dry-run=server", "-f", &format!("{VIOLATIONS}/01-database-open-to-frontend/apply.yaml")])),
+            "dry-run violation",
+            "tier frontend -> tier database on TCP/5432 is forbidden",
+        );
+        let ok = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: metrics-from-backend, namespace: database}\nspec:\n  podSelector: {}\n  ingress: [{from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: backend}}}], ports: [{port: 5432}]}]\n";
+        let out = said(c.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], ok));
+        expect_ok(&out, "dry-run of an allowed policy");
+        assert!(out.stdout.contains("(server dry run)"), "{}", out.stdout);
+        let get = said(c.kubectl(&["get", "networkpolicy", "metrics-from-backend", "-n", "database"]));
+        assert!(!get.ok && get.stderr.contains("NotFound"), "dry-run created the policy: {}", get.stdout);
+    });
+
+    s.run("audit annotations record refusals", || {
+        let log = c.audit_log();
+        assert!(
+            log.contains("networkpolicies.validate.tierguard.io/verdict\":\"refused\""),
+            "no refusal annotation in the audit log"
+        );
+    });
+
+    s.run("f. tierguard stopped: policies fail closed, namespaces still create, nothing hangs; restarted: works again", || {
+        c.stop_webhook();
+        let started = Instant::now();
+        let np = said(c.kubectl(&["apply", "-f", &format!("{VIOLATIONS}/02-allow-all-ingress-in-backend/apply.yaml")]));
+        assert!(!np.ok, "a policy was admitted while tierguard was down");
+        assert!(np.stderr.contains("failed calling webhook"), "{}", np.stderr);
+        expect_ok(&said(c.kubectl(&["create", "namespace", "while-down"])), "namespace while tierguard is down");
+        assert!(started.elapsed() < Duration::from_secs(30), "requests hung: {:?}", started.elapsed());
+        c.start_webhook();
+        expect_ok(&said(c.kubectl(&["create", "namespace", "after-restart"])), "namespace after restart");
+        assert_eq!(label(&c, "after-restart", "name"), "after-restart");
+        expect_refused(
+            &said(c.kubectl(&["apply", "-f", &format!("{VIOLATIONS}/02-allow-all-ingress-in-backend/apply.yaml")])),
+            "violation after restart",
+            "is forbidden",
+        );
+    });
+
+    s.finish(&c);
+}
+
+#[test]
+fn audit_mode_end_to_end() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(c) = Cluster::start("audit", &["--mode", "audit"], "") else {
+        return;
+    };
+    let mut s = Scenarios::new();
+    s.run("setup", || tutorial(&c));
+    s.run("d. mistakes are admitted with Warning: lines and audit annotations", || {
+        let out = said(c.kubectl(&["apply", "-f", &format!("{VIOLATIONS}/01-database-open-to-frontend/apply.yaml")]));
+        expect_ok(&out, "audit-mode apply");
+        assert!(
+            out.stderr.contains("Warning: tierguard (audit): tier frontend -> tier database on TCP/5432 is forbidden"),
+            "{}",
+            out.stderr
+        );
+        let out = said(c.kubectl(&["delete", "-f", &format!("{VIOLATIONS}/03-delete-database-default-deny/delete.yaml")]));
+        expect_ok(&out, "audit-mode delete");
+        assert!(out.stderr.contains("Warning: tierguard (audit):"), "{}", out.stderr);
+        let log = c.audit_log();
+        assert!(log.contains("networkpolicies.validate.tierguard.io/verdict\":\"warned\""), "no warned annotation in the audit log");
+        assert!(c.webhook_log().contains("forbidden flow"), "no log line for the violation");
+    });
+    s.finish(&c);
+}
