@@ -18,6 +18,7 @@
 pub mod admission;
 pub mod certs;
 pub mod cli;
+pub mod controller;
 pub mod engine;
 pub mod guardpolicy;
 pub mod index;

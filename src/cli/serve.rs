@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::admission::{self, Ctx, DEFAULT_MAX_BODY};
+use crate::controller::{self, leader};
 use crate::guardpolicy::Mode;
 use crate::index::{Index, SharedIndex};
 use crate::server;
@@ -92,6 +93,26 @@ pub struct ServeArgs {
     /// Refuse pods in tier namespaces until their baseline exists (`--pod-guard=false` turns it off).
     #[arg(long, env = "TIERGUARD_POD_GUARD", default_value_t = true, action = clap::ArgAction::Set)]
     pub pod_guard: bool,
+    /// Run the baseline controller (with leader election) in this process (`--controller=false` turns it off).
+    #[arg(long, env = "TIERGUARD_CONTROLLER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub controller: bool,
+    /// Namespace of the leader-election Lease.
+    #[arg(
+        long,
+        env = "TIERGUARD_LEADER_ELECTION_NAMESPACE",
+        default_value = "tierguard"
+    )]
+    pub leader_election_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(
+        long,
+        env = "TIERGUARD_LEASE_NAME",
+        default_value = "tierguard-controller"
+    )]
+    pub lease_name: String,
+    /// This replica's identity in the Lease (default: POD_NAME, else hostname and pid).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
     /// Serve POST /noop (parses and admits), for benchmarks.
     #[arg(long, hide = true)]
     pub bench_noop: bool,
@@ -106,6 +127,27 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         .context("starting the async runtime")?;
     rt.block_on(serve(args))?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "tierguard".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Runs the baseline controller whenever this replica leads.
+async fn lead(client: kube::Client, election: leader::Election, ctx: Arc<controller::Context>) {
+    loop {
+        election.acquire(&client).await;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(controller::run(ctx.clone(), async move {
+            let _ = stop_rx.await;
+        }));
+        election.hold(&client).await;
+        let _ = stop_tx.send(());
+        let _ = running.await;
+    }
 }
 
 async fn kube_client(args: &ServeArgs) -> Result<kube::Client> {
@@ -177,12 +219,27 @@ async fn serve(args: ServeArgs) -> Result<()> {
 
     if args.world.is_empty() {
         let client = kube_client(&args).await?;
-        let (idx, m) = (index.clone(), metrics.clone());
+        let (idx, m, c) = (index.clone(), metrics.clone(), client.clone());
         tokio::spawn(async move {
-            if let Err(e) = crate::index::run_watches(client, idx, m).await {
+            if let Err(e) = crate::index::run_watches(c, idx, m).await {
                 warn!(error = %e, "watches stopped");
             }
         });
+        if args.controller {
+            let election = leader::Election {
+                namespace: args.leader_election_namespace.clone(),
+                name: args.lease_name.clone(),
+                identity: args.identity.clone().unwrap_or_else(default_identity),
+                lease: Duration::from_secs(15),
+                renew: Duration::from_secs(5),
+            };
+            let cctx = Arc::new(controller::Context {
+                client: client.clone(),
+                policy: ctx.policy.clone(),
+                metrics: metrics.clone(),
+            });
+            tokio::spawn(lead(client, election, cctx));
+        }
     }
     tokio::spawn(certs.clone().watch(
         Duration::from_secs(args.tls_reload_seconds.max(1)),

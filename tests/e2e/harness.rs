@@ -132,6 +132,26 @@ impl Cluster {
         std::fs::create_dir_all(&cluster.tls_dir).expect("tls dir");
         std::fs::write(cluster.tls_dir.join("tls.crt"), pair.cert_pem).expect("cert");
         std::fs::write(cluster.tls_dir.join("tls.key"), pair.key_pem).expect("key");
+        // The guard's namespace (its leader-election Lease lives there) and
+        // RBAC for the guard's service account, as deploy/ sets them up.
+        let setup = cluster.kubectl(&["create", "namespace", "tierguard"]);
+        assert!(
+            setup.status.success(),
+            "{}",
+            String::from_utf8_lossy(&setup.stderr)
+        );
+        let bind = cluster.kubectl(&[
+            "create",
+            "clusterrolebinding",
+            "tierguard-guard",
+            "--clusterrole=cluster-admin",
+            "--serviceaccount=tierguard:tierguard",
+        ]);
+        assert!(
+            bind.status.success(),
+            "{}",
+            String::from_utf8_lossy(&bind.stderr)
+        );
         cluster.start_webhook();
         cluster.register();
         Some(cluster)
@@ -240,6 +260,24 @@ webhooks:
   sideEffects: None
   timeoutSeconds: 5
   admissionReviewVersions: [v1]
+- name: tier-pods-by-name.validate.tierguard.io
+  clientConfig: {{url: "{v}", caBundle: {ca}}}
+  rules: [{{apiGroups: [""], apiVersions: ["*"], operations: [CREATE], resources: [pods], scope: "Namespaced"}}]
+  namespaceSelector: {{matchExpressions: [{{key: kubernetes.io/metadata.name, operator: In, values: [frontend, backend, database]}}]}}
+  failurePolicy: Fail
+  matchPolicy: Equivalent
+  sideEffects: None
+  timeoutSeconds: 5
+  admissionReviewVersions: [v1]
+- name: tier-pods-by-label.validate.tierguard.io
+  clientConfig: {{url: "{v}", caBundle: {ca}}}
+  rules: [{{apiGroups: [""], apiVersions: ["*"], operations: [CREATE], resources: [pods], scope: "Namespaced"}}]
+  namespaceSelector: {{matchExpressions: [{{key: tierguard.io/tier, operator: Exists}}]}}
+  failurePolicy: Fail
+  matchPolicy: Equivalent
+  sideEffects: None
+  timeoutSeconds: 5
+  admissionReviewVersions: [v1]
 "#,
             m = url("/mutate"),
             v = url("/validate"),
@@ -280,6 +318,25 @@ webhooks:
             stdin.write_all(input.as_bytes()).expect("stdin");
         }
         child.wait_with_output().expect("kubectl finishes")
+    }
+
+    /// Polls `f` every 200 ms for up to `secs` seconds.
+    pub fn eventually(&self, secs: u64, what: &str, f: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !f() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {secs}s waiting for: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// True when the NetworkPolicy exists.
+    pub fn has_policy(&self, namespace: &str, name: &str) -> bool {
+        self.kubectl(&["get", "networkpolicy", name, "-n", namespace])
+            .status
+            .success()
     }
 
     /// The audit log so far.

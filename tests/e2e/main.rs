@@ -193,6 +193,33 @@ fn enforce_mode_end_to_end() {
 }
 
 #[test]
+fn pods_wait_for_the_baseline() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Without the controller, the baseline only appears when applied by hand:
+    // the window is observable.
+    let Some(c) = Cluster::start("podguard", &["--controller=false"], "") else {
+        return;
+    };
+    let mut s = Scenarios::new();
+    s.run("g. a pod in a brand-new tier namespace is refused until its baseline exists, then admitted", || {
+        expect_ok(&said(c.kubectl(&["create", "namespace", "database"])), "create database");
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: db, namespace: database}\nspec: {containers: [{name: c, image: postgres:16}]}\n";
+        expect_refused(
+            &said(c.kubectl_stdin(&["apply", "-f", "-"], pod)),
+            "pod before the baseline",
+            "whose baseline (tierguard-default-deny, tierguard-allow-dns) is not in place yet",
+        );
+        let baseline = said(std::process::Command::new(env!("CARGO_BIN_EXE_tierguard")).args(["baseline", "database"]).current_dir(harness::REPO).output().expect("baseline"));
+        expect_ok(&said(c.kubectl_stdin(&["apply", "-f", "-"], &baseline.stdout)), "apply the baseline");
+        c.eventually(30, "the pod is admitted once the baseline is indexed", || c.kubectl_stdin(&["apply", "-f", "-"], pod).status.success());
+        // Outside the tiers pods never wait.
+        expect_ok(&said(c.kubectl(&["create", "namespace", "playground"])), "create playground");
+        expect_ok(&said(c.kubectl_stdin(&["apply", "-f", "-"], &pod.replace("database", "playground"))), "pod outside the tiers");
+    });
+    s.finish(&c);
+}
+
+#[test]
 fn audit_mode_end_to_end() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(c) = Cluster::start("audit", &["--mode", "audit"], "") else {

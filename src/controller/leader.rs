@@ -1,0 +1,132 @@
+//! Leader election over a coordination.k8s.io Lease: with several replicas,
+//! exactly one runs the baseline controller; all of them serve the webhook.
+//!
+//! The holder renews the Lease every `renew` period; another replica takes it
+//! over once it has not been renewed for `lease` duration. Updates use the
+//! Lease's resourceVersion, so two replicas cannot both win a race.
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::PostParams;
+use kube::{Api, Client};
+use tracing::{debug, info, warn};
+
+/// Lease settings.
+#[derive(Clone, Debug)]
+pub struct Election {
+    /// The Lease's namespace.
+    pub namespace: String,
+    /// The Lease's name.
+    pub name: String,
+    /// This replica's identity.
+    pub identity: String,
+    /// How long a lease lasts without renewal.
+    pub lease: Duration,
+    /// How often the holder renews (and others retry).
+    pub renew: Duration,
+}
+
+fn now() -> MicroTime {
+    MicroTime(Timestamp::now())
+}
+
+fn expired(spec: &LeaseSpec, lease: Duration) -> bool {
+    let Some(MicroTime(renewed)) = &spec.renew_time else {
+        return true;
+    };
+    let secs = spec
+        .lease_duration_seconds
+        .map_or(lease.as_secs() as i64, i64::from);
+    Timestamp::now().as_second() - renewed.as_second() > secs
+}
+
+impl Election {
+    fn spec(&self, transitions: i32) -> LeaseSpec {
+        LeaseSpec {
+            holder_identity: Some(self.identity.clone()),
+            lease_duration_seconds: Some(i32::try_from(self.lease.as_secs()).unwrap_or(15)),
+            acquire_time: Some(now()),
+            renew_time: Some(now()),
+            lease_transitions: Some(transitions),
+            ..LeaseSpec::default()
+        }
+    }
+
+    /// Tries once to hold the lease; true when this replica holds it now.
+    pub async fn try_hold(&self, client: &Client) -> Result<bool, kube::Error> {
+        let api: Api<Lease> = Api::namespaced(client.clone(), &self.namespace);
+        match api.get_opt(&self.name).await? {
+            None => {
+                let lease = Lease {
+                    metadata: ObjectMeta {
+                        name: Some(self.name.clone()),
+                        namespace: Some(self.namespace.clone()),
+                        ..ObjectMeta::default()
+                    },
+                    spec: Some(self.spec(0)),
+                };
+                match api.create(&PostParams::default(), &lease).await {
+                    Ok(_) => Ok(true),
+                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+            Some(mut lease) => {
+                let spec = lease.spec.clone().unwrap_or_default();
+                let mine = spec.holder_identity.as_deref() == Some(&self.identity);
+                if !mine && !expired(&spec, self.lease) {
+                    return Ok(false);
+                }
+                let mut next = self.spec(spec.lease_transitions.unwrap_or(0) + i32::from(!mine));
+                if mine {
+                    next.acquire_time = spec.acquire_time.clone();
+                }
+                lease.spec = Some(next);
+                match api
+                    .replace(&self.name, &PostParams::default(), &lease)
+                    .await
+                {
+                    Ok(_) => Ok(true),
+                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+        }
+    }
+
+    /// Waits until this replica holds the lease.
+    pub async fn acquire(&self, client: &Client) {
+        loop {
+            match self.try_hold(client).await {
+                Ok(true) => {
+                    info!(lease = %self.name, identity = %self.identity, "became leader");
+                    return;
+                }
+                Ok(false) => debug!(lease = %self.name, "another replica leads"),
+                Err(e) => warn!(error = %e, lease = %self.name, "leader election failed; retrying"),
+            }
+            tokio::time::sleep(self.renew).await;
+        }
+    }
+
+    /// Renews the lease until a renewal fails; returns when leadership is lost.
+    pub async fn hold(&self, client: &Client) {
+        loop {
+            tokio::time::sleep(self.renew).await;
+            match self.try_hold(client).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    warn!(lease = %self.name, "lost leadership");
+                    return;
+                }
+                Err(e) => {
+                    warn!(error = %e, lease = %self.name, "cannot renew the lease; stepping down");
+                    return;
+                }
+            }
+        }
+    }
+}
