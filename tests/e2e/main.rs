@@ -41,7 +41,8 @@ fn label(c: &Cluster, ns: &str, key: &str) -> String {
     out.stdout
 }
 
-/// The tutorial as a new user runs it, with tierguard registered.
+/// The tutorial as a new user runs it, with tierguard registered: no manual
+/// labelling, no hand-written default-deny or DNS policy.
 fn tutorial(c: &Cluster) {
     for ns in ["frontend", "backend", "database"] {
         expect_ok(
@@ -50,9 +51,12 @@ fn tutorial(c: &Cluster) {
         );
         assert_eq!(label(c, ns, "name"), ns, "namespace {ns} got no name label");
     }
-    // The baseline, as the guard would inject it, then the tutorial's apps and flows.
+    for ns in ["frontend", "backend", "database"] {
+        for p in ["tierguard-default-deny", "tierguard-allow-dns"] {
+            c.eventually(30, &format!("{ns}/{p} injected"), || c.has_policy(ns, p));
+        }
+    }
     for f in [
-        "examples/three-tier/baseline.yaml",
         "examples/three-tier/apps.yaml",
         "examples/three-tier/flows.yaml",
     ] {
@@ -69,9 +73,24 @@ fn enforce_mode_end_to_end() {
     let mut s = Scenarios::new();
 
     s.run(
-        "a. the tutorial: namespaces get name=<ns>; the tutorial's policies are admitted",
+        "a. the tutorial: namespaces get name=<ns> and their baseline; the tutorial's policies are admitted",
         || tutorial(&c),
     );
+
+    s.run("baseline drift: one deleted by the guard's account comes back; a relabel into a tier injects", || {
+        let guard = "system:serviceaccount:tierguard:tierguard";
+        expect_ok(
+            &said(c.kubectl(&["--as", guard, "delete", "networkpolicy", "tierguard-allow-dns", "-n", "frontend"])),
+            "the guard deletes its own policy",
+        );
+        c.eventually(30, "frontend/tierguard-allow-dns restored", || c.has_policy("frontend", "tierguard-allow-dns"));
+        expect_ok(&said(c.kubectl(&["create", "namespace", "payments"])), "create payments");
+        expect_ok(
+            &said(c.kubectl(&["label", "namespace", "payments", "tierguard.io/tier=backend"])),
+            "admin moves payments into backend",
+        );
+        c.eventually(30, "payments baseline injected", || c.has_policy("payments", "tierguard-default-deny"));
+    });
 
     s.run("b. each mistake is refused and kubectl shows the opened flow", || {
         let cases = [
