@@ -243,7 +243,7 @@ mod tests {
     /// What the mocked API server sees, in order.
     enum Step {
         /// GET the policy; answer with it, or 404.
-        Get(&'static str, Option<netv1::NetworkPolicy>),
+        Get(&'static str, Option<Box<netv1::NetworkPolicy>>),
         /// Server-side apply of the policy.
         Apply(&'static str),
         /// Replace (PUT) of the policy.
@@ -267,7 +267,7 @@ mod tests {
                     assert_eq!(req.method(), Method::GET);
                     assert_eq!(req.uri().path(), path(name));
                     send.send_response(match answer {
-                        Some(p) => json(200, &p),
+                        Some(p) => json(200, &*p),
                         None => not_found(),
                     });
                 }
@@ -364,7 +364,7 @@ mod tests {
             handle,
             "backend",
             vec![
-                Step::Get("tierguard-default-deny", Some(edited)),
+                Step::Get("tierguard-default-deny", Some(Box::new(edited))),
                 Step::Replace("tierguard-default-deny"),
                 Step::Get(
                     "tierguard-allow-dns",
@@ -396,7 +396,7 @@ mod tests {
                     "tierguard-default-deny",
                     Some(live("tierguard-default-deny", "frontend")),
                 ),
-                Step::Get("tierguard-allow-dns", Some(unlabelled)),
+                Step::Get("tierguard-allow-dns", Some(Box::new(unlabelled))),
                 Step::Replace("tierguard-allow-dns"),
             ],
         ));
