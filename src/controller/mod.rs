@@ -319,13 +319,13 @@ mod tests {
         }
     }
 
-    fn live(name: &str, ns: &str) -> netv1::NetworkPolicy {
+    fn live(name: &str, ns: &str) -> Box<netv1::NetworkPolicy> {
         let mut p = baseline_policies(&policy(), ns)
             .into_iter()
             .find(|p| p.metadata.name.as_deref() == Some(name))
             .expect("a baseline policy");
         p.metadata.resource_version = Some("7".into());
-        p
+        Box::new(p)
     }
 
     #[tokio::test]
@@ -364,7 +364,7 @@ mod tests {
             handle,
             "backend",
             vec![
-                Step::Get("tierguard-default-deny", Some(Box::new(edited))),
+                Step::Get("tierguard-default-deny", Some(edited)),
                 Step::Replace("tierguard-default-deny"),
                 Step::Get(
                     "tierguard-allow-dns",
@@ -396,7 +396,7 @@ mod tests {
                     "tierguard-default-deny",
                     Some(live("tierguard-default-deny", "frontend")),
                 ),
-                Step::Get("tierguard-allow-dns", Some(Box::new(unlabelled))),
+                Step::Get("tierguard-allow-dns", Some(unlabelled)),
                 Step::Replace("tierguard-allow-dns"),
             ],
         ));
