@@ -96,6 +96,9 @@ pub struct ServeArgs {
     /// Run the baseline controller (with leader election) in this process (`--controller=false` turns it off).
     #[arg(long, env = "TIERGUARD_CONTROLLER", default_value_t = true, action = clap::ArgAction::Set)]
     pub controller: bool,
+    /// Delete the managed baseline of a namespace that leaves its tier (default: keep it).
+    #[arg(long, env = "TIERGUARD_REMOVE_BASELINE_ON_LEAVE")]
+    pub remove_baseline_on_leave: bool,
     /// Namespace of the leader-election Lease.
     #[arg(
         long,
@@ -237,6 +240,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 client: client.clone(),
                 policy: ctx.policy.clone(),
                 metrics: metrics.clone(),
+                remove_on_leave: args.remove_baseline_on_leave,
             });
             tokio::spawn(lead(client, election, cctx));
         }

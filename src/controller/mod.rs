@@ -61,6 +61,8 @@ pub struct Context {
     pub policy: IsolationPolicy,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Delete the managed baseline of a namespace that leaves its tier.
+    pub remove_on_leave: bool,
 }
 
 /// What happened to one baseline policy.
@@ -131,11 +133,17 @@ pub async fn ensure(
 /// Reconciles one namespace.
 #[instrument(skip_all, fields(namespace = %ns.name_any()))]
 pub async fn reconcile(ns: Arc<corev1::Namespace>, ctx: Arc<Context>) -> Result<Action, Error> {
-    if ns.metadata.deletion_timestamp.is_some() || !is_tier(&ctx.policy, &ns) {
+    if ns.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
     let name = ns.name_any();
     let api: Api<netv1::NetworkPolicy> = Api::namespaced(ctx.client.clone(), &name);
+    if !is_tier(&ctx.policy, &ns) {
+        if ctx.remove_on_leave {
+            remove_managed(&api, &ctx).await?;
+        }
+        return Ok(Action::await_change());
+    }
     for want in baseline_policies(&ctx.policy, &name) {
         let outcome = ensure(&api, &want).await?;
         ctx.metrics
@@ -147,6 +155,34 @@ pub async fn reconcile(ns: Arc<corev1::Namespace>, ctx: Arc<Context>) -> Result<
         }
     }
     Ok(Action::requeue(RESYNC))
+}
+
+/// Deletes the managed baseline policies of a namespace outside the tiers.
+async fn remove_managed(api: &Api<netv1::NetworkPolicy>, ctx: &Context) -> Result<(), Error> {
+    for name in ctx.policy.baseline_names() {
+        let Some(live) = api.get_opt(name).await? else {
+            continue;
+        };
+        let managed = live
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(MANAGED_BY_LABEL))
+            .is_some_and(|v| v == MANAGED_BY_VALUE);
+        if managed {
+            api.delete(name, &kube::api::DeleteParams::default())
+                .await?;
+            ctx.metrics
+                .reconciles
+                .get_or_create(&labels(&[("result", "removed")]))
+                .inc();
+            info!(
+                policy = name,
+                "namespace left its tier: baseline policy removed"
+            );
+        }
+    }
+    Ok(())
 }
 
 fn error_policy(ns: Arc<corev1::Namespace>, err: &Error, ctx: Arc<Context>) -> Action {
@@ -209,6 +245,7 @@ mod tests {
                 client,
                 policy: policy(),
                 metrics: Arc::new(Metrics::new()),
+                remove_on_leave: false,
             }),
             handle,
         )
@@ -250,6 +287,8 @@ mod tests {
         Replace(&'static str),
         /// GET failing with a server error.
         GetFails(&'static str),
+        /// DELETE of the policy.
+        Delete(&'static str),
     }
 
     async fn serve(mut handle: Handle, ns: &'static str, steps: Vec<Step>) {
@@ -301,6 +340,11 @@ mod tests {
                         Some(MANAGED_BY_VALUE)
                     );
                     send.send_response(json(200, &sent));
+                }
+                Step::Delete(name) => {
+                    assert_eq!(req.method(), Method::DELETE);
+                    assert_eq!(req.uri().path(), path(name));
+                    send.send_response(json(200, &serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})));
                 }
                 Step::Replace(name) => {
                     assert_eq!(req.method(), Method::PUT);
@@ -438,6 +482,34 @@ mod tests {
             matches!(next, Err(_) | Ok(None)),
             "no request for a namespace outside the tiers"
         );
+    }
+
+    #[tokio::test]
+    async fn leaving_a_tier_removes_the_baseline_only_when_asked() {
+        let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let ctx = Arc::new(Context {
+            client: Client::new(svc, "default"),
+            policy: policy(),
+            metrics: Arc::new(Metrics::new()),
+            remove_on_leave: true,
+        });
+        let server = tokio::spawn(serve(
+            handle,
+            "payments",
+            vec![
+                Step::Get(
+                    "tierguard-default-deny",
+                    Some(live("tierguard-default-deny", "payments")),
+                ),
+                Step::Delete("tierguard-default-deny"),
+                Step::Get("tierguard-allow-dns", None),
+            ],
+        ));
+        let action = reconcile(namespace("payments", &[]), ctx)
+            .await
+            .expect("reconciled");
+        assert_eq!(action, Action::await_change());
+        server.await.expect("all requests seen");
     }
 
     #[tokio::test]
