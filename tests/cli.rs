@@ -338,3 +338,15 @@ fn verbose_lists_skipped_kinds() {
         stderr(&o)
     );
 }
+
+#[test]
+fn the_deployed_isolation_policy_is_the_repository_one() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shipped = std::fs::read_to_string(root.join("deploy/base/isolation-policy.yaml"))
+        .expect("deploy copy");
+    let source = std::fs::read_to_string(root.join("policies/three-tier.yaml")).expect("policy");
+    assert_eq!(
+        shipped, source,
+        "copy policies/three-tier.yaml to deploy/base/isolation-policy.yaml"
+    );
+}

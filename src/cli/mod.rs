@@ -11,6 +11,7 @@
 //! 2 errors (bad input, unreadable files).
 
 mod baseline;
+mod certs;
 mod check;
 mod query;
 pub mod serve;
@@ -45,6 +46,8 @@ pub enum Command {
     Query(query::QueryArgs),
     /// Print the baseline NetworkPolicies the isolation policy injects into tier namespaces.
     Baseline(baseline::BaselineArgs),
+    /// Write a development CA, a serving certificate and a kustomization deploying tierguard with them.
+    Certs(certs::CertsArgs),
     /// Run the admission webhook (TLS) for Namespaces, NetworkPolicies and Pods.
     Serve(Box<serve::ServeArgs>),
 }
@@ -66,6 +69,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Query(a) => query::run(a),
         Command::Baseline(a) => baseline::run(a),
         Command::Serve(a) => serve::run(*a),
+        Command::Certs(a) => certs::run(a),
     }
 }
 

@@ -216,72 +216,35 @@ impl Cluster {
         }
     }
 
-    /// Applies the webhook configurations (the same rules as deploy/, with a
-    /// URL on loopback instead of a Service).
+    /// Applies deploy/base/webhooks.yaml — the rules production uses — with
+    /// each `clientConfig.service` replaced by a URL on loopback and the
+    /// test CA as `caBundle`.
     fn register(&self) {
         let ca = base64::engine::general_purpose::STANDARD.encode(self.ca.cert_pem());
-        let url = |path: &str| format!("https://127.0.0.1:{}{path}", self.webhook_port);
-        let exclude = "namespaceSelector: {matchExpressions: [{key: kubernetes.io/metadata.name, operator: NotIn, values: [kube-system, kube-node-lease, tierguard]}]}";
-        let yaml = format!(
-            r#"apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingWebhookConfiguration
-metadata: {{name: tierguard}}
-webhooks:
-- name: namespaces.mutate.tierguard.io
-  clientConfig: {{url: "{m}", caBundle: {ca}}}
-  rules: [{{apiGroups: [""], apiVersions: ["*"], operations: [CREATE, UPDATE], resources: [namespaces], scope: "*"}}]
-  {exclude}
-  failurePolicy: Ignore
-  matchPolicy: Equivalent
-  reinvocationPolicy: IfNeeded
-  sideEffects: None
-  timeoutSeconds: 5
-  admissionReviewVersions: [v1]
----
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingWebhookConfiguration
-metadata: {{name: tierguard}}
-webhooks:
-- name: networkpolicies.validate.tierguard.io
-  clientConfig: {{url: "{v}", caBundle: {ca}}}
-  rules: [{{apiGroups: [networking.k8s.io], apiVersions: ["*"], operations: [CREATE, UPDATE, DELETE], resources: [networkpolicies], scope: "*"}}]
-  {exclude}
-  failurePolicy: Fail
-  matchPolicy: Equivalent
-  sideEffects: None
-  timeoutSeconds: 5
-  admissionReviewVersions: [v1]
-- name: namespaces.validate.tierguard.io
-  clientConfig: {{url: "{v}", caBundle: {ca}}}
-  rules: [{{apiGroups: [""], apiVersions: ["*"], operations: [CREATE, UPDATE], resources: [namespaces], scope: "*"}}]
-  {exclude}
-  failurePolicy: Ignore
-  matchPolicy: Equivalent
-  sideEffects: None
-  timeoutSeconds: 5
-  admissionReviewVersions: [v1]
-- name: tier-pods-by-name.validate.tierguard.io
-  clientConfig: {{url: "{v}", caBundle: {ca}}}
-  rules: [{{apiGroups: [""], apiVersions: ["*"], operations: [CREATE], resources: [pods], scope: "Namespaced"}}]
-  namespaceSelector: {{matchExpressions: [{{key: kubernetes.io/metadata.name, operator: In, values: [frontend, backend, database]}}]}}
-  failurePolicy: Fail
-  matchPolicy: Equivalent
-  sideEffects: None
-  timeoutSeconds: 5
-  admissionReviewVersions: [v1]
-- name: tier-pods-by-label.validate.tierguard.io
-  clientConfig: {{url: "{v}", caBundle: {ca}}}
-  rules: [{{apiGroups: [""], apiVersions: ["*"], operations: [CREATE], resources: [pods], scope: "Namespaced"}}]
-  namespaceSelector: {{matchExpressions: [{{key: tierguard.io/tier, operator: Exists}}]}}
-  failurePolicy: Fail
-  matchPolicy: Equivalent
-  sideEffects: None
-  timeoutSeconds: 5
-  admissionReviewVersions: [v1]
-"#,
-            m = url("/mutate"),
-            v = url("/validate"),
-        );
+        let text = std::fs::read_to_string(format!("{REPO}/deploy/base/webhooks.yaml"))
+            .expect("deploy/base/webhooks.yaml");
+        let mut replaced = 0;
+        let yaml: String = text
+            .lines()
+            .map(|line| {
+                let trimmed = line.trim_start();
+                match trimmed
+                    .strip_prefix("service: {name: tierguard, namespace: tierguard, path: ")
+                {
+                    Some(rest) => {
+                        replaced += 1;
+                        let path = rest.split(',').next().unwrap_or_default();
+                        let indent = &line[..line.len() - trimmed.len()];
+                        format!(
+                            "{indent}url: \"https://127.0.0.1:{}{path}\"\n{indent}caBundle: {ca}\n",
+                            self.webhook_port
+                        )
+                    }
+                    None => format!("{line}\n"),
+                }
+            })
+            .collect();
+        assert_eq!(replaced, 5, "deploy/base/webhooks.yaml changed shape");
         let out = self.kubectl_stdin(&["apply", "-f", "-"], &yaml);
         assert!(
             out.status.success(),

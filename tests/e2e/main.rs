@@ -235,6 +235,34 @@ fn pods_wait_for_the_baseline() {
         expect_ok(&said(c.kubectl(&["create", "namespace", "playground"])), "create playground");
         expect_ok(&said(c.kubectl_stdin(&["apply", "-f", "-"], &pod.replace("database", "playground"))), "pod outside the tiers");
     });
+    s.run("deploy/: the kustomizations render, and base + `tierguard certs` apply to a real API server", || {
+        let rendered = said(c.kubectl(&["kustomize", "deploy/overlays/cert-manager"]));
+        expect_ok(&rendered, "kubectl kustomize deploy/overlays/cert-manager");
+        assert!(rendered.stdout.contains("cert-manager.io/inject-ca-from: tierguard/tierguard-serving"));
+        let out = c.dir.join("certs");
+        let certs = said(
+            std::process::Command::new(env!("CARGO_BIN_EXE_tierguard"))
+                .args(["certs", "--out"])
+                .arg(&out)
+                .current_dir(harness::REPO)
+                .output()
+                .expect("tierguard certs"),
+        );
+        expect_ok(&certs, "tierguard certs");
+        // Applied last: the webhook configurations now point at the in-cluster Service.
+        let applied = said(c.kubectl(&["apply", "-k", &out.display().to_string()]));
+        expect_ok(&applied, "kubectl apply -k");
+        for obj in [
+            "deployment/tierguard", "service/tierguard", "poddisruptionbudget/tierguard", "serviceaccount/tierguard",
+            "secret/tierguard-tls", "role/tierguard-leader-election",
+        ] {
+            expect_ok(&said(c.kubectl(&["get", "-n", "tierguard", obj])), obj);
+        }
+        let vwc = said(c.kubectl(&["get", "validatingwebhookconfiguration", "tierguard", "-o", "jsonpath={.webhooks[0].clientConfig.service.name}"]));
+        assert_eq!(vwc.stdout, "tierguard");
+        let cm = said(c.kubectl(&["get", "configmap", "-n", "tierguard", "-o", "name"]));
+        assert!(cm.stdout.contains("configmap/tierguard-policy-"), "{}", cm.stdout);
+    });
     s.finish(&c);
 }
 
