@@ -23,6 +23,9 @@ pub struct CertsArgs {
     /// The kustomize base to deploy (default: deploy/base of the repository, from the current directory).
     #[arg(long, default_value = "deploy/base")]
     pub base: PathBuf,
+    /// More names for the serving certificate (DNS names or IP addresses), e.g. 127.0.0.1 for a local run.
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
     /// Expiry of the serving certificate, YYYY-MM-DD.
     #[arg(long, default_value = "2030-01-01")]
     pub not_after: String,
@@ -91,7 +94,9 @@ pub fn run(args: CertsArgs) -> Result<ExitCode> {
     let not_after = ymd(&args.not_after)?;
     let ca = Ca::new("tierguard development CA")?;
     let svc = format!("tierguard.{}.svc", args.namespace);
-    let pair = ca.issue(&[svc.clone(), format!("{svc}.cluster.local")], not_after)?;
+    let mut names = vec![svc.clone(), format!("{svc}.cluster.local")];
+    names.extend(args.hosts.iter().cloned());
+    let pair = ca.issue(&names, not_after)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("{}: cannot create", args.out.display()))?;
     let write = |name: &str, text: &str| -> Result<()> {

@@ -1,0 +1,6 @@
+# The two commands of the README.
+.PHONY: demo test
+demo: ## the tutorial with tierguard on a local control plane, end to end
+	scripts/demo.sh
+test: ## every test, end to end included
+	cargo test
