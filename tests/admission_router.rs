@@ -97,6 +97,21 @@ fn netpol(ns: &str, name: &str, spec: Value) -> Value {
     json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": ns, "uid": "x", "resourceVersion": "1"}, "spec": spec})
 }
 
+/// A CREATE by an ordinary user, not a dry run.
+fn create(kind: (&str, &str, &str), ns: Option<&str>, name: &str, object: Value) -> Value {
+    review(
+        kind,
+        "CREATE",
+        ns,
+        name,
+        object,
+        Value::Null,
+        "alice",
+        &[],
+        false,
+    )
+}
+
 const NS: (&str, &str, &str) = ("", "v1", "Namespace");
 const NP: (&str, &str, &str) = ("networking.k8s.io", "v1", "NetworkPolicy");
 const POD: (&str, &str, &str) = ("", "v1", "Pod");
@@ -171,17 +186,7 @@ async fn mutation_adds_the_name_label_minimally() {
     let r = post(
         ctx(),
         "/mutate",
-        review(
-            NS,
-            "CREATE",
-            None,
-            "shop",
-            namespace_no_labels("shop"),
-            Value::Null,
-            "alice",
-            &[],
-            false,
-        ),
+        create(NS, None, "shop", namespace_no_labels("shop")),
     )
     .await;
     assert_eq!(r["allowed"], true);
@@ -194,17 +199,7 @@ async fn mutation_adds_the_name_label_minimally() {
     let r = post(
         ctx(),
         "/mutate",
-        review(
-            NS,
-            "CREATE",
-            None,
-            "shop",
-            namespace("shop", json!({"team": "a"})),
-            Value::Null,
-            "alice",
-            &[],
-            false,
-        ),
+        create(NS, None, "shop", namespace("shop", json!({"team": "a"}))),
     )
     .await;
     assert_eq!(
@@ -237,16 +232,11 @@ async fn mutation_adds_the_name_label_minimally() {
     let r = post(
         ctx(),
         "/mutate",
-        review(
+        create(
             NP,
-            "CREATE",
             Some("backend"),
             "p",
             netpol("backend", "p", json!({"podSelector": {}})),
-            Value::Null,
-            "alice",
-            &[],
-            false,
         ),
     )
     .await;
@@ -388,17 +378,7 @@ async fn a_policy_opening_a_forbidden_flow_is_refused_with_the_flow_and_rule() {
     let r = post(
         ctx(),
         "/validate",
-        review(
-            NP,
-            "CREATE",
-            Some("database"),
-            "oops",
-            frontend_to_database(),
-            Value::Null,
-            "alice",
-            &[],
-            false,
-        ),
+        create(NP, Some("database"), "oops", frontend_to_database()),
     )
     .await;
     assert_eq!(r["allowed"], false);
@@ -426,22 +406,7 @@ async fn an_allowed_policy_is_admitted_and_dry_run_is_judged_the_same() {
         "fine",
         json!({"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "backend"}}}], "ports": [{"port": 5432}]}]}),
     );
-    let r = post(
-        ctx(),
-        "/validate",
-        review(
-            NP,
-            "CREATE",
-            Some("database"),
-            "fine",
-            ok,
-            Value::Null,
-            "alice",
-            &[],
-            false,
-        ),
-    )
-    .await;
+    let r = post(ctx(), "/validate", create(NP, Some("database"), "fine", ok)).await;
     assert_eq!(r["allowed"], true, "{r}");
     let r = post(
         ctx(),
@@ -584,22 +549,7 @@ async fn an_invalid_policy_is_refused_with_the_field_path() {
         "bad",
         json!({"podSelector": {}, "ingress": [{"ports": [{"port": 80, "endPort": 70}]}]}),
     );
-    let r = post(
-        ctx(),
-        "/validate",
-        review(
-            NP,
-            "CREATE",
-            Some("database"),
-            "bad",
-            bad,
-            Value::Null,
-            "alice",
-            &[],
-            false,
-        ),
-    )
-    .await;
+    let r = post(ctx(), "/validate", create(NP, Some("database"), "bad", bad)).await;
     assert_eq!(r["allowed"], false);
     assert!(
         r["status"]["message"]
@@ -618,17 +568,7 @@ async fn audit_mode_admits_with_warnings_and_annotations() {
     let r = post(
         c.clone(),
         "/validate",
-        review(
-            NP,
-            "CREATE",
-            Some("database"),
-            "oops",
-            frontend_to_database(),
-            Value::Null,
-            "alice",
-            &[],
-            false,
-        ),
+        create(NP, Some("database"), "oops", frontend_to_database()),
     )
     .await;
     assert_eq!(r["allowed"], true);
@@ -658,17 +598,7 @@ async fn an_unsynced_index_refuses_with_a_retriable_reason() {
     let r = post(
         ctx_with(Mode::Enforce, false),
         "/validate",
-        review(
-            NP,
-            "CREATE",
-            Some("database"),
-            "oops",
-            frontend_to_database(),
-            Value::Null,
-            "alice",
-            &[],
-            false,
-        ),
+        create(NP, Some("database"), "oops", frontend_to_database()),
     )
     .await;
     assert_eq!(r["allowed"], false);
@@ -683,17 +613,7 @@ async fn an_unsynced_index_refuses_with_a_retriable_reason() {
     let r = post(
         ctx_with(Mode::Audit, false),
         "/validate",
-        review(
-            NP,
-            "CREATE",
-            Some("database"),
-            "oops",
-            frontend_to_database(),
-            Value::Null,
-            "alice",
-            &[],
-            false,
-        ),
+        create(NP, Some("database"), "oops", frontend_to_database()),
     )
     .await;
     assert_eq!(r["allowed"], true, "audit mode never refuses");
@@ -709,17 +629,7 @@ async fn pods_wait_for_the_baseline_in_tier_namespaces() {
     let r = post(
         c.clone(),
         "/validate",
-        review(
-            POD,
-            "CREATE",
-            Some("database"),
-            "p",
-            pod("database"),
-            Value::Null,
-            "alice",
-            &[],
-            false,
-        ),
+        create(POD, Some("database"), "p", pod("database")),
     )
     .await;
     assert_eq!(r["allowed"], true, "database has its baseline: {r}");
@@ -730,17 +640,7 @@ async fn pods_wait_for_the_baseline_in_tier_namespaces() {
     let r = post(
         c.clone(),
         "/validate",
-        review(
-            POD,
-            "CREATE",
-            Some("database"),
-            "p",
-            pod("database"),
-            Value::Null,
-            "alice",
-            &[],
-            false,
-        ),
+        create(POD, Some("database"), "p", pod("database")),
     )
     .await;
     assert_eq!(r["allowed"], false);
@@ -755,17 +655,7 @@ async fn pods_wait_for_the_baseline_in_tier_namespaces() {
     let r = post(
         c,
         "/validate",
-        review(
-            POD,
-            "CREATE",
-            Some("frontend"),
-            "p",
-            pod("frontend"),
-            Value::Null,
-            "alice",
-            &[],
-            false,
-        ),
+        create(POD, Some("frontend"), "p", pod("frontend")),
     )
     .await;
     assert_eq!(r["allowed"], true);
@@ -879,7 +769,7 @@ async fn requests_it_cannot_judge_are_refused_with_a_reason() {
         "{r}"
     );
     // An object of the wrong shape.
-    let r = post(ctx(), "/validate", review(NP, "CREATE", Some("database"), "x", json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "x"}, "spec": {"ingress": "everything"}}), Value::Null, "alice", &[], false)).await;
+    let r = post(ctx(), "/validate", create(NP, Some("database"), "x", json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "x"}, "spec": {"ingress": "everything"}}))).await;
     assert_eq!(r["allowed"], false);
     assert!(
         r["status"]["message"]
@@ -938,17 +828,7 @@ async fn readiness_follows_the_index_and_metrics_are_prometheus_text() {
     let _ = post(
         c.clone(),
         "/validate",
-        review(
-            NP,
-            "CREATE",
-            Some("database"),
-            "oops",
-            frontend_to_database(),
-            Value::Null,
-            "alice",
-            &[],
-            false,
-        ),
+        create(NP, Some("database"), "oops", frontend_to_database()),
     )
     .await;
     let (status, text) = get(c, "/metrics").await;

@@ -114,6 +114,18 @@ pub fn evaluate(
     }
 }
 
+/// The policies that isolate `pod` for `dir`, with their rules of that direction.
+fn isolating<'s>(
+    state: &'s State,
+    pod: &'s Pod,
+    dir: Direction,
+) -> impl Iterator<Item = (&'s Policy, &'s [Rule])> {
+    state
+        .policies_in(&pod.namespace)
+        .filter(move |pol| pol.pod_selector.matches(&pod.labels))
+        .filter_map(move |pol| pol.rules(dir).map(|rules| (pol.as_ref(), rules)))
+}
+
 fn side(
     state: &State,
     pod: &Pod,
@@ -125,13 +137,7 @@ fn side(
 ) -> SideVerdict {
     let mut isolated_by = Vec::new();
     let mut allowed_by = Vec::new();
-    for pol in state.policies_in(&pod.namespace) {
-        let Some(rules) = pol.rules(dir) else {
-            continue;
-        };
-        if !pol.pod_selector.matches(&pod.labels) {
-            continue;
-        }
+    for (pol, rules) in isolating(state, pod, dir) {
         isolated_by.push(pol.key());
         for r in rules {
             if rule_matches(state, pol, r, other, proto, port, dst_ports) {
@@ -161,13 +167,7 @@ pub fn side_allows(
     dst_ports: Option<&[ContainerPort]>,
 ) -> bool {
     let mut isolated = false;
-    for pol in state.policies_in(&pod.namespace) {
-        let Some(rules) = pol.rules(dir) else {
-            continue;
-        };
-        if !pol.pod_selector.matches(&pod.labels) {
-            continue;
-        }
+    for (pol, rules) in isolating(state, pod, dir) {
         isolated = true;
         if rules
             .iter()
