@@ -154,11 +154,19 @@ fn namespace(ctx: &Ctx, state: &State, req: &AdmissionRequest<DynamicObject>) ->
         return flows_verdict(format!("Namespace {}", ns.name), findings, &iso.name);
     }
     let mut advice = Vec::new();
-    if problems.iter().any(|p| p.contains("must equal the namespace's name")) {
-        advice.push(format!("Leave the {NAME_LABEL} label to tierguard (it sets {NAME_LABEL}=<namespace>)."));
+    if problems
+        .iter()
+        .any(|p| p.contains("must equal the namespace's name"))
+    {
+        advice.push(format!(
+            "Leave the {NAME_LABEL} label to tierguard (it sets {NAME_LABEL}=<namespace>)."
+        ));
     }
     if problems.iter().any(|p| p.contains("tier membership")) {
-        advice.push(format!("Ask a user listed in spec.membership of {} to change tiers.", iso.name));
+        advice.push(format!(
+            "Ask a user listed in spec.membership of {} to change tiers.",
+            iso.name
+        ));
     }
     if problems.iter().any(|p| p.contains("places it in tier")) {
         advice.push("A namespace belongs to one tier: remove the conflicting tier label.".into());

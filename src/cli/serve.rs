@@ -241,6 +241,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 policy: ctx.policy.clone(),
                 metrics: metrics.clone(),
                 remove_on_leave: args.remove_baseline_on_leave,
+                failures: Default::default(),
             });
             tokio::spawn(lead(client, election, cctx));
         }

@@ -9,6 +9,7 @@
 //!                 missing ─► server-side apply (field manager "tierguard")
 //!                 drifted (spec or labels edited) ─► replace with the baseline
 //!                 every 5 minutes ─► again (backstop for missed events)
+//!                 API error ─► retry after 1 s, 2 s, 4 s … 5 min (per namespace)
 //! ```
 //!
 //! Only the leader (a coordination.k8s.io Lease, see [`leader`]) reconciles;
@@ -42,8 +43,11 @@ use crate::telemetry::{Metrics, labels};
 pub const FIELD_MANAGER: &str = "tierguard";
 /// How often every namespace is reconciled even without events.
 pub const RESYNC: Duration = Duration::from_secs(300);
-/// How long to wait after a failed reconcile.
-pub const RETRY: Duration = Duration::from_secs(5);
+/// How long to wait after the first failed reconcile; doubled per
+/// consecutive failure of the same namespace, up to [`RETRY_MAX`].
+pub const RETRY: Duration = Duration::from_secs(1);
+/// The longest wait between retries.
+pub const RETRY_MAX: Duration = Duration::from_secs(300);
 
 /// Errors of one reconcile.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +67,15 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Delete the managed baseline of a namespace that leaves its tier.
     pub remove_on_leave: bool,
+    /// Consecutive failures per namespace, for exponential backoff.
+    pub failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+/// The wait before retry number `n` (1-based): 1 s, 2 s, 4 s, … up to 5 minutes.
+pub fn backoff(n: u32) -> Duration {
+    RETRY
+        .saturating_mul(2u32.saturating_pow(n.saturating_sub(1)))
+        .min(RETRY_MAX)
 }
 
 /// What happened to one baseline policy.
@@ -154,6 +167,10 @@ pub async fn reconcile(ns: Arc<corev1::Namespace>, ctx: Arc<Context>) -> Result<
             info!(policy = %want.name_any(), result = outcome.as_str(), "baseline policy reconciled");
         }
     }
+    ctx.failures
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&name);
     Ok(Action::requeue(RESYNC))
 }
 
@@ -190,8 +207,15 @@ fn error_policy(ns: Arc<corev1::Namespace>, err: &Error, ctx: Arc<Context>) -> A
         .reconciles
         .get_or_create(&labels(&[("result", "failed")]))
         .inc();
-    warn!(namespace = %ns.name_any(), error = %err, "baseline reconcile failed; retrying");
-    Action::requeue(RETRY)
+    let n = {
+        let mut f = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = f.entry(ns.name_any()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let wait = backoff(n);
+    warn!(namespace = %ns.name_any(), error = %err, attempt = n, retry_in = ?wait, "baseline reconcile failed; backing off");
+    Action::requeue(wait)
 }
 
 /// Runs the controller until `stop` completes.
@@ -246,6 +270,7 @@ mod tests {
                 policy: policy(),
                 metrics: Arc::new(Metrics::new()),
                 remove_on_leave: false,
+                failures: Default::default(),
             }),
             handle,
         )
@@ -492,6 +517,7 @@ mod tests {
             policy: policy(),
             metrics: Arc::new(Metrics::new()),
             remove_on_leave: true,
+            failures: Default::default(),
         });
         let server = tokio::spawn(serve(
             handle,
@@ -526,7 +552,19 @@ mod tests {
             .expect_err("the API failed");
         server.await.expect("request seen");
         assert!(err.to_string().contains("etcd is down"), "{err}");
-        assert_eq!(error_policy(ns, &err, ctx.clone()), Action::requeue(RETRY));
+        assert_eq!(
+            error_policy(ns.clone(), &err, ctx.clone()),
+            Action::requeue(Duration::from_secs(1))
+        );
+        assert_eq!(
+            error_policy(ns.clone(), &err, ctx.clone()),
+            Action::requeue(Duration::from_secs(2))
+        );
+        assert_eq!(
+            error_policy(ns, &err, ctx.clone()),
+            Action::requeue(Duration::from_secs(4))
+        );
+        assert_eq!(backoff(30), RETRY_MAX);
         assert!(
             ctx.metrics
                 .render()
