@@ -569,7 +569,7 @@ mod tests {
             ctx.metrics
                 .render()
                 .expect("metrics")
-                .contains(r#"result="failed"} 1"#)
+                .contains(r#"result="failed"} 3"#)
         );
     }
 }
