@@ -1,0 +1,471 @@
+//! The admission-time cost of the isolation check in a large cluster.
+//!
+//! The world: 2,000 namespaces, 5,000 NetworkPolicies and 20,000 pods, built
+//! deterministically (arithmetic on indices, no randomness):
+//! - the tier namespaces `frontend`, `backend` and `database` with the
+//!   baseline tierguard injects and the tutorial's flow policies (as in
+//!   `examples/three-tier`);
+//! - 1,997 other namespaces (`kube-system` and `team-NNNN`), each with two or
+//!   three policies of common shapes: default-deny, allow from the same
+//!   namespace, from an ingress controller or monitoring namespace (by
+//!   `kubernetes.io/metadata.name` or `name`), from an `ipBlock` with
+//!   `except`, egress to a tier, on numbered ports, named ports and
+//!   `endPort` ranges;
+//! - 10 pods per namespace. The isolation check does not read pods (it
+//!   quantifies over every pod that could exist); only `evaluate` (`query`)
+//!   does.
+//!
+//! Run with `cargo bench --bench isolation`; results in docs/benchmarks.md.
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use serde_json::{Value, json};
+use tierguard::engine::isolation::{Change, Checker, check_change};
+use tierguard::engine::policy::Policy;
+use tierguard::engine::ports::{ContainerPort, Protocol};
+use tierguard::engine::reach::{Endpoint, evaluate};
+use tierguard::engine::state::{Namespace, Pod, State};
+use tierguard::guardpolicy::{self, IsolationPolicy, baseline_policies};
+
+const THREE_TIER: &str = include_str!("../policies/three-tier.yaml");
+const TIERS: [&str; 3] = ["frontend", "backend", "database"];
+const NAMESPACES: usize = 2_000;
+const POLICIES: usize = 5_000;
+const PODS_PER_NAMESPACE: usize = 10;
+
+struct Cluster {
+    iso: IsolationPolicy,
+    state: State,
+    pods: Vec<Pod>,
+}
+
+fn policy(v: Value) -> Arc<Policy> {
+    let np: NetworkPolicy = serde_json::from_value(v).expect("a NetworkPolicy");
+    let p = Policy::from_k8s(&np, "default").expect("a valid NetworkPolicy");
+    Arc::new(p)
+}
+
+fn labels(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+    kv.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The tutorial's flow policies (examples/three-tier/flows.yaml).
+fn tutorial_flows() -> Vec<Value> {
+    let pair = |ns: &str, name: &str, app: &str, dir: &str, peer_ns: &str, peer_app: &str, port| {
+        let (types, rules, peers) = if dir == "ingress" {
+            ("Ingress", "ingress", "from")
+        } else {
+            ("Egress", "egress", "to")
+        };
+        json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {
+                "podSelector": {"matchLabels": {"app": app}},
+                "policyTypes": [types],
+                rules: [{
+                    peers: [{
+                        "namespaceSelector": {"matchLabels": {"name": peer_ns}},
+                        "podSelector": {"matchLabels": {"app": peer_app}},
+                    }],
+                    "ports": [{"protocol": "TCP", "port": port}],
+                }],
+            },
+        })
+    };
+    vec![
+        pair(
+            "backend",
+            "allow-frontend-to-backend",
+            "backend",
+            "ingress",
+            "frontend",
+            "frontend",
+            80,
+        ),
+        pair(
+            "frontend",
+            "allow-frontend-egress-to-backend",
+            "frontend",
+            "egress",
+            "backend",
+            "backend",
+            80,
+        ),
+        pair(
+            "database",
+            "allow-backend-to-database",
+            "database",
+            "ingress",
+            "backend",
+            "backend",
+            5432,
+        ),
+        pair(
+            "backend",
+            "allow-backend-egress-to-database",
+            "backend",
+            "egress",
+            "database",
+            "database",
+            5432,
+        ),
+        json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "allow-external-to-frontend", "namespace": "frontend"},
+            "spec": {
+                "podSelector": {"matchLabels": {"app": "frontend"}},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": [], "ports": [{"protocol": "TCP", "port": 80}]}],
+            },
+        }),
+    ]
+}
+
+/// Policy number `k` (0, 1 or 2) of the non-tier namespace number `i`.
+fn team_policy(ns: &str, i: usize, k: usize) -> Value {
+    let app = format!("app-{}", i % 7);
+    let meta = |name: &str| json!({"name": name, "namespace": ns});
+    match (k, i % 4) {
+        // Default deny, both directions.
+        (0, 0) | (0, 2) => json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": meta("default-deny"),
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        }),
+        // Ingress controller to the app, by namespace name, on a named port.
+        (0, _) => json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": meta("allow-ingress-controller"),
+            "spec": {
+                "podSelector": {"matchLabels": {"app": app}},
+                "ingress": [{
+                    "from": [{
+                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
+                        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}},
+                    }],
+                    "ports": [{"port": "http"}, {"protocol": "TCP", "port": 8443}],
+                }],
+            },
+        }),
+        // Same namespace, plus monitoring by the `name` label on a port range.
+        (1, _) => json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": meta("allow-same-namespace-and-monitoring"),
+            "spec": {
+                "podSelector": {"matchExpressions": [
+                    {"key": "app", "operator": "In", "values": [app, "worker"]},
+                ]},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {"from": [{"podSelector": {}}]},
+                    {
+                        "from": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}],
+                        "ports": [{"protocol": "TCP", "port": 9000, "endPort": 9100}],
+                    },
+                ],
+            },
+        }),
+        // Partner addresses, and egress to a tier (backend's API).
+        (2, 0) | (2, 1) => json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": meta("allow-partners"),
+            "spec": {
+                "podSelector": {"matchLabels": {"app": app, "role": "api"}},
+                "ingress": [{
+                    "from": [{"ipBlock": {
+                        "cidr": format!("203.0.{}.0/24", i % 256),
+                        "except": [format!("203.0.{}.128/25", i % 256)],
+                    }}],
+                    "ports": [{"protocol": "TCP", "port": 443}],
+                }],
+            },
+        }),
+        (_, _) => json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": meta("allow-egress-to-backend"),
+            "spec": {
+                "podSelector": {"matchExpressions": [{"key": "team", "operator": "Exists"}]},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {
+                        "to": [{
+                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "backend"}},
+                            "podSelector": {"matchLabels": {"app": "backend"}},
+                        }],
+                        "ports": [{"protocol": "TCP", "port": 80}],
+                    },
+                    {
+                        "to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}],
+                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                    },
+                ],
+            },
+        }),
+    }
+}
+
+fn pods_of(ns: &str, i: usize, app: &str) -> impl Iterator<Item = Pod> {
+    (0..PODS_PER_NAMESPACE).map(move |j| {
+        let n = i * PODS_PER_NAMESPACE + j;
+        let (port, name) = match j % 3 {
+            0 => (80, "http"),
+            1 => (8080, "http"),
+            _ => (5432, "postgres"),
+        };
+        Pod {
+            namespace: ns.to_string(),
+            name: format!("{app}-{j}"),
+            labels: labels(&[("app", app), ("pod-template-hash", &format!("{:x}", n))]),
+            ports: vec![
+                ContainerPort {
+                    name: Some(name.to_string()),
+                    port,
+                    protocol: Protocol::Tcp,
+                },
+                ContainerPort {
+                    name: Some("metrics".to_string()),
+                    port: 9090,
+                    protocol: Protocol::Tcp,
+                },
+            ],
+            ips: vec![IpAddr::V4(Ipv4Addr::new(
+                192,
+                168,
+                (n / 250) as u8,
+                (n % 250 + 1) as u8,
+            ))],
+            workload: None,
+        }
+    })
+}
+
+fn cluster() -> Cluster {
+    let iso = guardpolicy::parse(THREE_TIER, "policies/three-tier.yaml").expect("policy");
+    let mut state = State::new();
+    let mut pods = Vec::new();
+    let mut count = 0;
+
+    for (i, t) in TIERS.iter().enumerate() {
+        state.apply_namespace(Namespace::new(t, labels(&[("name", t)])));
+        for np in baseline_policies(&iso, t) {
+            let p = Policy::from_k8s(&np, t).expect("a valid baseline");
+            state.apply_policy(Arc::new(p));
+            count += 1;
+        }
+        pods.extend(pods_of(t, i, t));
+    }
+    for v in tutorial_flows() {
+        state.apply_policy(policy(v));
+        count += 1;
+    }
+
+    let others = NAMESPACES - TIERS.len();
+    // Every namespace gets two policies; the first `extra` get a third.
+    let extra = POLICIES - count - 2 * others;
+    for i in 0..others {
+        let ns = match i {
+            0 => "kube-system".to_string(),
+            1 => "ingress-nginx".to_string(),
+            2 => "monitoring".to_string(),
+            _ => format!("team-{i:04}"),
+        };
+        let mut ls = vec![("team", format!("t{}", i % 50))];
+        if i % 3 != 0 {
+            ls.push(("name", ns.clone()));
+        }
+        if i % 5 == 0 {
+            ls.push(("env", "prod".to_string()));
+        }
+        let ls: Vec<(&str, &str)> = ls.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        state.apply_namespace(Namespace::new(&ns, labels(&ls)));
+        let n_policies = if i < extra { 3 } else { 2 };
+        for k in 0..n_policies {
+            state.apply_policy(policy(team_policy(&ns, i, k)));
+        }
+        pods.extend(pods_of(&ns, TIERS.len() + i, &format!("app-{}", i % 7)));
+    }
+
+    assert_eq!(state.counts(), (NAMESPACES, POLICIES));
+    assert_eq!(pods.len(), NAMESPACES * PODS_PER_NAMESPACE);
+    Cluster { iso, state, pods }
+}
+
+/// A new policy in `database`: ingress from backend on 5432 (admitted).
+fn backend_to_database() -> Arc<Policy> {
+    policy(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "allow-backend-workers", "namespace": "database"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app": "database"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{
+                "from": [{
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "backend"}},
+                    "podSelector": {"matchLabels": {"app": "worker"}},
+                }],
+                "ports": [{"protocol": "TCP", "port": 5432}],
+            }],
+        },
+    }))
+}
+
+/// A new policy in `database`: ingress from frontend on 5432 (rejected).
+fn frontend_to_database() -> Arc<Policy> {
+    policy(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "allow-frontend-to-database", "namespace": "database"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app": "database"}},
+            "policyTypes": ["Ingress"],
+            "ingress": [{
+                "from": [{"namespaceSelector": {"matchLabels": {"name": "frontend"}}}],
+                "ports": [{"protocol": "TCP", "port": 5432}],
+            }],
+        },
+    }))
+}
+
+/// A new policy in a non-tier namespace (no tier wall to judge).
+fn team_create() -> Arc<Policy> {
+    policy(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "allow-from-frontend", "namespace": "team-1234"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app": "app-2"}},
+            "ingress": [{
+                "from": [{"namespaceSelector": {"matchLabels": {"name": "frontend"}}}],
+                "ports": [{"protocol": "TCP", "port": 8080}],
+            }],
+        },
+    }))
+}
+
+fn benches(c: &mut Criterion) {
+    let Cluster { iso, state, pods } = cluster();
+
+    let admitted = Change::ApplyPolicy(backend_to_database());
+    let rejected = Change::ApplyPolicy(frontend_to_database());
+    let elsewhere = Change::ApplyPolicy(team_create());
+    assert!(check_change(&iso, &state, &admitted).is_empty());
+    assert!(!check_change(&iso, &state, &rejected).is_empty());
+    assert!(check_change(&iso, &state, &elsewhere).is_empty());
+    assert!(Checker::new(&iso, &state).report().is_clean());
+
+    // Other admissions, for comparison: a policy DELETE in a tier namespace
+    // and Namespace CREATE/UPDATE (which clone the state and judge every tier
+    // namespace).
+    let delete = Change::DeletePolicy {
+        namespace: "database".into(),
+        name: "tierguard-default-deny".into(),
+    };
+    let ns_create = Change::ApplyNamespace(Namespace::new(
+        "team-new",
+        labels(&[("name", "team-new"), ("team", "t1")]),
+    ));
+    let ns_join = Change::ApplyNamespace(Namespace::new(
+        "team-0005",
+        labels(&[
+            ("name", "team-0005"),
+            ("team", "t5"),
+            ("tierguard.io/tier", "backend"),
+        ]),
+    ));
+    assert!(!check_change(&iso, &state, &delete).is_empty());
+    assert!(check_change(&iso, &state, &ns_create).is_empty());
+    assert!(!check_change(&iso, &state, &ns_join).is_empty());
+    let effective = guardpolicy::parse(
+        &THREE_TIER.replace("judge: walls", "judge: effective"),
+        "three-tier (effective)",
+    )
+    .expect("policy");
+    // Effective: frontend's own egress blocks the flow, so it is admitted.
+    assert!(check_change(&effective, &state, &rejected).is_empty());
+
+    let mut g = c.benchmark_group("isolation");
+    g.bench_function("create database/allow-backend (admitted)", |b| {
+        b.iter(|| check_change(black_box(&iso), black_box(&state), black_box(&admitted)))
+    });
+    g.bench_function("create database/allow-frontend (rejected)", |b| {
+        b.iter(|| check_change(black_box(&iso), black_box(&state), black_box(&rejected)))
+    });
+    g.bench_function("create team-1234/allow-from-frontend (non-tier)", |b| {
+        b.iter(|| check_change(black_box(&iso), black_box(&state), black_box(&elsewhere)))
+    });
+    g.bench_function(
+        "create database/allow-frontend (effective: admitted)",
+        |b| {
+            b.iter(|| {
+                check_change(
+                    black_box(&effective),
+                    black_box(&state),
+                    black_box(&rejected),
+                )
+            })
+        },
+    );
+    g.bench_function("delete database/tierguard-default-deny (rejected)", |b| {
+        b.iter(|| check_change(black_box(&iso), black_box(&state), black_box(&delete)))
+    });
+    g.bench_function("create namespace team-new (non-tier)", |b| {
+        b.iter(|| check_change(black_box(&iso), black_box(&state), black_box(&ns_create)))
+    });
+    g.bench_function("label team-0005 into tier backend (rejected)", |b| {
+        b.iter(|| check_change(black_box(&iso), black_box(&state), black_box(&ns_join)))
+    });
+    g.bench_function("full report (3 tier namespaces)", |b| {
+        b.iter(|| Checker::new(black_box(&iso), black_box(&state)).report())
+    });
+    // What the two Namespace benchmarks spend their time on.
+    g.bench_function("State::clone (2,000 namespaces, 5,000 policies)", |b| {
+        b.iter(|| black_box(&state).clone())
+    });
+    g.finish();
+
+    let find = |ns: &str, name: &str| {
+        pods.iter()
+            .find(|p| p.namespace == ns && p.name == name)
+            .expect("pod exists")
+    };
+    let backend = find("backend", "backend-0");
+    let database = find("database", "database-2");
+    let team = find("team-0100", "app-2-0");
+    let src = Endpoint::Pod(backend);
+    let dst = Endpoint::Pod(database);
+    assert!(evaluate(&state, &src, &dst, Protocol::Tcp, 5432).allowed);
+    let team_dst = Endpoint::Pod(team);
+    let mut g = c.benchmark_group("query");
+    g.bench_function("evaluate backend -> database TCP/5432", |b| {
+        b.iter(|| {
+            evaluate(
+                black_box(&state),
+                black_box(&src),
+                black_box(&dst),
+                Protocol::Tcp,
+                5432,
+            )
+        })
+    });
+    g.bench_function("evaluate backend -> team-0100 TCP/80", |b| {
+        b.iter(|| {
+            evaluate(
+                black_box(&state),
+                black_box(&src),
+                black_box(&team_dst),
+                Protocol::Tcp,
+                80,
+            )
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(isolation, benches);
+criterion_main!(isolation);

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Fuzzes tierguard's two untrusted inputs: Kubernetes manifests and the
+# isolation policy. Usage: fuzz/run.sh [SECONDS]   (per target; default 600)
+#
+# Needs a nightly toolchain (`rustup toolchain install nightly`). Corpora are
+# seeded from examples/ and policies/ into fuzz/corpus/<target>/ (git-ignored);
+# crashes land in fuzz/artifacts/<target>/ and the logs in fuzz/logs/.
+# Set JOBS=2 to run both targets at the same time (one core each).
+set -euo pipefail
+
+SECONDS_PER_TARGET="${1:-600}"
+MAX_LEN="${MAX_LEN:-8192}"
+TIMEOUT="${TIMEOUT:-10}" # seconds per input before libFuzzer reports a timeout
+JOBS="${JOBS:-1}"
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+cd "$here"
+
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz
+fi
+
+seed() {
+    local dir="corpus/$1"
+    mkdir -p "$dir"
+    shift
+    for f in "$@"; do
+        [ -f "$f" ] || continue
+        # Flattened path as the name: idempotent across runs.
+        cp -f "$f" "$dir/seed-$(echo "${f#"$root"/}" | tr '/' '_')"
+    done
+}
+
+# manifests: every manifest file, plus the whole three-tier world in one input
+# (the report only has something to judge when tier namespaces and policies
+# come together) and the world with each violation applied.
+mapfile -t manifests < <(find "$root/examples" "$root/policies" -type f \( -name '*.yaml' -o -name '*.yml' -o -name '*.json' \) | sort)
+seed manifests "${manifests[@]}"
+world="corpus/manifests/seed-three-tier-world.yaml"
+: >"$world"
+for f in "$root"/examples/three-tier/*.yaml; do
+    cat "$f" >>"$world"
+    printf '\n---\n' >>"$world"
+done
+for v in "$root"/examples/three-tier-violations/*/apply.yaml; do
+    name="$(basename "$(dirname "$v")")"
+    { cat "$world"; cat "$v"; } >"corpus/manifests/seed-world+$name.yaml"
+done
+
+# isolation_policy: the repository's policies and a few variants reaching
+# other branches (effective judge, audit mode, DNS anywhere/none, no CIDRs).
+mapfile -t policies < <(find "$root/policies" -type f -name '*.yaml' | sort)
+seed isolation_policy "${policies[@]}"
+base="$root/policies/three-tier.yaml"
+sed 's/judge: walls/judge: effective/' "$base" >corpus/isolation_policy/seed-effective.yaml
+sed 's/mode: enforce/mode: audit/' "$base" >corpus/isolation_policy/seed-audit.yaml
+sed '/^  cluster:/,/serviceCIDRs/d' "$base" >corpus/isolation_policy/seed-no-cidrs.yaml
+sed 's/to: cluster-dns/to: anywhere/; /namespace: kube-system/d; /podLabels:/d' "$base" >corpus/isolation_policy/seed-dns-anywhere.yaml
+sed 's/to: cluster-dns/to: none/; /namespace: kube-system/d; /podLabels:/d' "$base" >corpus/isolation_policy/seed-dns-none.yaml
+
+mkdir -p logs artifacts/manifests artifacts/isolation_policy
+# Build once (release, debug assertions, AddressSanitizer: cargo-fuzz's
+# defaults), then run the binaries directly, as `cargo fuzz run` does: an edit
+# to src/ during a run does not trigger rebuilds.
+cargo +nightly fuzz build
+host="$(rustc +nightly -vV | sed -n 's/^host: //p')"
+bin="target/$host/release"
+
+run() {
+    local target="$1"
+    echo "== $target: ${SECONDS_PER_TARGET}s, log fuzz/logs/$target.log"
+    "$bin/$target" -artifact_prefix="artifacts/$target/" \
+        -max_total_time="$SECONDS_PER_TARGET" -max_len="$MAX_LEN" \
+        -timeout="$TIMEOUT" -dict=tierguard.dict -print_final_stats=1 \
+        "corpus/$target" >"logs/$target.log" 2>&1
+    local rc=$?
+    tail -n 20 "logs/$target.log"
+    return $rc
+}
+
+status=0
+if [ "$JOBS" -ge 2 ]; then
+    run manifests & p1=$!
+    run isolation_policy & p2=$!
+    wait "$p1" || status=1
+    wait "$p2" || status=1
+else
+    run manifests || status=1
+    run isolation_policy || status=1
+fi
+ls -l artifacts/*/ 2>/dev/null || true
+exit "$status"
