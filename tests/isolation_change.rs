@@ -228,3 +228,24 @@ fn effective_mode_ignores_holes_the_other_end_blocks() {
         flows(&f)
     );
 }
+
+#[test]
+fn effective_mode_judges_changes_at_the_other_end() {
+    let (mut iso, mut state) = three_tier();
+    iso.judge = Judge::Effective;
+    state.apply_namespace(Namespace::new("monitoring", BTreeMap::new()));
+    state.apply_policy(policy("metadata: {name: deny, namespace: monitoring}\nspec: {podSelector: {}, policyTypes: [Ingress, Egress]}"));
+    state.apply_policy(policy("metadata: {name: from-monitoring, namespace: database}\nspec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}], ports: [{port: 5432}]}]}"));
+    assert!(
+        Checker::new(&iso, &state).report().flows.is_empty(),
+        "monitoring's egress blocks the hole"
+    );
+    let open = policy(
+        "metadata: {name: allow-all-egress, namespace: monitoring}\nspec: {podSelector: {}, policyTypes: [Egress], egress: [{}]}",
+    );
+    let f = check_change(&iso, &state, &Change::ApplyPolicy(open));
+    assert_eq!(
+        flows(&f),
+        ["namespace monitoring (not in a tier) -> tier database on TCP/5432 (ingress)"]
+    );
+}

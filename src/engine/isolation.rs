@@ -994,8 +994,8 @@ pub fn check_namespace_change(
     diff(iso, state, &after)
 }
 
-/// A NetworkPolicy only governs pods of its own namespace, so only that
-/// namespace's walls are judged.
+/// A NetworkPolicy only governs pods of its own namespace, so in walls mode
+/// only that namespace's walls are judged.
 fn policy_change(
     iso: &IsolationPolicy,
     state: &State,
@@ -1003,6 +1003,17 @@ fn policy_change(
     new: Option<&Policy>,
     name: &str,
 ) -> Vec<Finding> {
+    if iso.judge == Judge::Effective {
+        // In effective mode a policy also matters at the other end of a
+        // connection: a change outside the tiers can turn a breach its own
+        // namespace used to block into a real one. Judge the whole state.
+        let mut after = state.clone();
+        after.delete_policy(namespace, name);
+        if let Some(p) = new {
+            after.apply_policy(std::sync::Arc::new(p.clone()));
+        }
+        return diff(iso, state, &after);
+    }
     let checker = Checker::new(iso, state);
     let Some(ns) = state.namespace(namespace) else {
         // A namespace no one has created yet holds no tier pods.
