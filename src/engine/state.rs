@@ -6,9 +6,10 @@
 //! it. Pods are not part of it: the isolation check quantifies over every pod
 //! that could exist, so only `query` needs concrete pods (see [`Pod`]).
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
+
+use imbl::{OrdMap, OrdSet};
 
 use super::policy::Policy;
 use super::ports::ContainerPort;
@@ -55,13 +56,24 @@ pub struct Pod {
     pub workload: Option<String>,
 }
 
+/// Label value → the namespaces carrying it (for one label key).
+type ByValue = OrdMap<Arc<str>, OrdSet<Arc<str>>>;
+
 /// Namespaces and policies, indexed for the isolation check.
+///
+/// The maps are persistent (structurally shared, from `imbl`): a clone costs
+/// a few reference counts whatever the size, and a change to a clone copies
+/// only the path to what changed. So a handler can take a snapshot of the
+/// index without holding its lock while it judges, and a change can be judged
+/// by applying it to a clone ("after") and comparing with the original
+/// ("before"), in time that does not grow with the cluster.
 #[derive(Clone, Debug, Default)]
 pub struct State {
-    namespaces: BTreeMap<String, Namespace>,
-    policies: BTreeMap<String, BTreeMap<String, Arc<Policy>>>,
-    /// (label key, value) → namespaces carrying it.
-    by_label: BTreeMap<(String, String), BTreeSet<String>>,
+    namespaces: OrdMap<Arc<str>, Arc<Namespace>>,
+    /// namespace → policy name → policy.
+    policies: OrdMap<Arc<str>, OrdMap<Arc<str>, Arc<Policy>>>,
+    /// label key → value → namespaces carrying it.
+    by_label: OrdMap<Arc<str>, ByValue>,
 }
 
 // === impl State ===
@@ -74,28 +86,37 @@ impl State {
 
     /// Adds or replaces a namespace.
     pub fn apply_namespace(&mut self, ns: Namespace) {
-        self.delete_namespace(&ns.name.clone());
+        self.delete_namespace(&ns.name);
+        let name: Arc<str> = Arc::from(ns.name.as_str());
         for (k, v) in &ns.labels {
             self.by_label
-                .entry((k.clone(), v.clone()))
+                .entry(Arc::from(k.as_str()))
                 .or_default()
-                .insert(ns.name.clone());
+                .entry(Arc::from(v.as_str()))
+                .or_default()
+                .insert(name.clone());
         }
-        self.namespaces.insert(ns.name.clone(), ns);
+        self.namespaces.insert(name, Arc::new(ns));
     }
 
     /// Removes a namespace (its policies stay until deleted themselves, as
     /// watch events for them arrive separately).
     pub fn delete_namespace(&mut self, name: &str) {
-        if let Some(old) = self.namespaces.remove(name) {
-            for (k, v) in old.labels {
-                let key = (k, v);
-                if let Some(set) = self.by_label.get_mut(&key) {
-                    set.remove(name);
-                    if set.is_empty() {
-                        self.by_label.remove(&key);
-                    }
+        let Some(old) = self.namespaces.remove(name) else {
+            return;
+        };
+        for (k, v) in &old.labels {
+            let Some(values) = self.by_label.get_mut(k.as_str()) else {
+                continue;
+            };
+            if let Some(set) = values.get_mut(v.as_str()) {
+                set.remove(name);
+                if set.is_empty() {
+                    values.remove(v.as_str());
                 }
+            }
+            if values.is_empty() {
+                self.by_label.remove(k.as_str());
             }
         }
     }
@@ -103,9 +124,9 @@ impl State {
     /// Adds or replaces a policy.
     pub fn apply_policy(&mut self, policy: Arc<Policy>) {
         self.policies
-            .entry(policy.namespace.clone())
+            .entry(Arc::from(policy.namespace.as_str()))
             .or_default()
-            .insert(policy.name.clone(), policy);
+            .insert(Arc::from(policy.name.as_str()), policy);
     }
 
     /// Removes a policy; returns it if it was there.
@@ -120,21 +141,22 @@ impl State {
 
     /// A namespace by name.
     pub fn namespace(&self, name: &str) -> Option<&Namespace> {
-        self.namespaces.get(name)
+        self.namespaces.get(name).map(Arc::as_ref)
     }
 
     /// Every namespace, by name.
     pub fn namespaces(&self) -> impl Iterator<Item = &Namespace> {
-        self.namespaces.values()
+        self.namespaces.values().map(Arc::as_ref)
     }
 
     /// Namespaces whose label `key` equals `value`.
     pub fn namespaces_labelled(&self, key: &str, value: &str) -> impl Iterator<Item = &Namespace> {
         self.by_label
-            .get(&(key.to_string(), value.to_string()))
+            .get(key)
+            .and_then(|values| values.get(value))
             .into_iter()
             .flatten()
-            .filter_map(|n| self.namespaces.get(n))
+            .filter_map(|n| self.namespace(n))
     }
 
     /// The policies of one namespace, by name.
@@ -157,14 +179,14 @@ impl State {
 
     /// Namespaces that hold policies, in order.
     pub fn namespaces_with_policies(&self) -> impl Iterator<Item = &str> {
-        self.policies.keys().map(String::as_str)
+        self.policies.keys().map(AsRef::as_ref)
     }
 
     /// Counts: (namespaces, policies).
     pub fn counts(&self) -> (usize, usize) {
         (
             self.namespaces.len(),
-            self.policies.values().map(BTreeMap::len).sum(),
+            self.policies.values().map(OrdMap::len).sum(),
         )
     }
 }
