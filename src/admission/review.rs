@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Body;
@@ -122,12 +122,18 @@ pub async fn serve(ctx: Arc<Ctx>, req: Request<Body>, endpoint: Endpoint) -> Res
         request.user_info.username.as_deref().unwrap_or_default(),
     );
     span.record("dry_run", request.dry_run);
+    // Shared with the judgement, which runs on the blocking pool.
+    let request = Arc::new(request);
 
     let (response, verdict_label) = match endpoint {
-        Endpoint::Noop => (AdmissionResponse::from(&request), "noop"),
+        Endpoint::Noop => (AdmissionResponse::from(request.as_ref()), "noop"),
         Endpoint::Mutate => mutate::review(&ctx, &request),
         Endpoint::Validate => {
-            let verdict = validate::review(&ctx, &request);
+            let budget = judge_budget(ctx.deadline, start.elapsed());
+            let verdict = {
+                let (ctx, request) = (ctx.clone(), request.clone());
+                judge_within(budget, move || validate::review(&ctx, &request)).await
+            };
             respond(&ctx, &request, verdict)
         }
     };
@@ -144,6 +150,41 @@ pub async fn serve(ctx: Arc<Ctx>, req: Request<Body>, endpoint: Endpoint) -> Res
         .inc();
     info!("admission request judged");
     Json(response.into_review()).into_response()
+}
+
+/// How long a judgement may take: what is left of the request deadline,
+/// less a tenth of it, so that a slow judgement is answered with a reason
+/// rather than cut off by the deadline.
+pub fn judge_budget(deadline: Duration, elapsed: Duration) -> Duration {
+    deadline
+        .saturating_sub(elapsed)
+        .saturating_sub(deadline / 10)
+}
+
+/// Runs a judgement on tokio's blocking pool, so that a long one (a
+/// namespace relabel in a large cluster) never stalls the threads serving
+/// other requests, and gives up after `budget`: the request is then refused
+/// (enforce) or admitted with a warning (audit) with that reason, and may be
+/// retried. The abandoned judgement finishes on its own; it has no side
+/// effects.
+pub async fn judge_within<F>(budget: Duration, judge: F) -> Verdict
+where
+    F: FnOnce() -> Verdict + Send + 'static,
+{
+    match tokio::time::timeout(budget, tokio::task::spawn_blocking(judge)).await {
+        Ok(Ok(verdict)) => verdict,
+        Ok(Err(e)) => Verdict::CannotJudge {
+            reason: format!("the judgement failed: {e}"),
+            retriable: true,
+        },
+        Err(_) => Verdict::CannotJudge {
+            reason: format!(
+                "the judgement did not finish within {} ms; retry, and report it if it persists",
+                budget.as_millis()
+            ),
+            retriable: true,
+        },
+    }
 }
 
 fn endpoint_name(e: Endpoint) -> &'static str {
@@ -251,6 +292,63 @@ fn respond(
                 r.audit_annotations = annotations;
                 (r, "refused")
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_leaves_a_tenth_of_the_deadline() {
+        let d = Duration::from_millis(2000);
+        assert_eq!(judge_budget(d, Duration::ZERO), Duration::from_millis(1800));
+        assert_eq!(
+            judge_budget(d, Duration::from_millis(500)),
+            Duration::from_millis(1300)
+        );
+        assert_eq!(judge_budget(d, Duration::from_secs(3)), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn a_judgement_in_time_is_returned() {
+        let v = judge_within(Duration::from_secs(5), || Verdict::Allow).await;
+        assert!(matches!(v, Verdict::Allow), "{v:?}");
+    }
+
+    #[tokio::test]
+    async fn a_slow_judgement_is_answered_with_a_retriable_reason() {
+        let started = Instant::now();
+        let v = judge_within(Duration::from_millis(50), || {
+            std::thread::sleep(Duration::from_secs(2));
+            Verdict::Allow
+        })
+        .await;
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "the answer did not wait for the judgement"
+        );
+        match v {
+            Verdict::CannotJudge { reason, retriable } => {
+                assert!(retriable);
+                assert!(reason.contains("did not finish within 50 ms"), "{reason}");
+            }
+            other => panic!("expected CannotJudge, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_judgement_is_answered_not_propagated() {
+        let v = judge_within(Duration::from_secs(5), || -> Verdict {
+            panic!("engine bug");
+        })
+        .await;
+        match v {
+            Verdict::CannotJudge { reason, .. } => {
+                assert!(reason.contains("judgement failed"), "{reason}")
+            }
+            other => panic!("expected CannotJudge, got {other:?}"),
         }
     }
 }

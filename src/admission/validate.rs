@@ -46,15 +46,22 @@ pub fn review(ctx: &Ctx, req: &AdmissionRequest<DynamicObject>) -> Verdict {
     }
 }
 
+/// Judges against a snapshot of the index. The lock is held only to take
+/// the snapshot (a clone of persistent maps: a few reference counts), so
+/// watch updates never wait for a judgement and a judgement sees one
+/// consistent state.
 fn with_index(ctx: &Ctx, f: impl FnOnce(&State) -> Verdict) -> Verdict {
-    let index = ctx.index.read().unwrap_or_else(|e| e.into_inner());
-    if !index.is_synced() {
-        return Verdict::CannotJudge {
-            reason: "tierguard is starting and has not synced namespaces and network policies yet; retry in a few seconds".into(),
-            retriable: true,
-        };
-    }
-    f(index.state())
+    let snapshot = {
+        let index = ctx.index.read().unwrap_or_else(|e| e.into_inner());
+        if !index.is_synced() {
+            return Verdict::CannotJudge {
+                reason: "tierguard is starting and has not synced namespaces and network policies yet; retry in a few seconds".into(),
+                retriable: true,
+            };
+        }
+        index.state().clone()
+    };
+    f(&snapshot)
 }
 
 fn user_may_change_membership(ctx: &Ctx, req: &AdmissionRequest<DynamicObject>) -> bool {
