@@ -26,6 +26,7 @@ use crate::engine::isolation::{
 };
 use crate::engine::policy::Policy;
 use crate::engine::state::State;
+use crate::guardpolicy::Judge;
 use crate::guardpolicy::baseline::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use crate::index::namespace_of;
 
@@ -43,6 +44,20 @@ pub fn review(ctx: &Ctx, req: &AdmissionRequest<DynamicObject>) -> Verdict {
             ),
             retriable: false,
         },
+    }
+}
+
+/// Whether judging `req` walks every tier namespace (a Namespace CREATE or
+/// UPDATE, or any NetworkPolicy change under `judge: effective`), so that
+/// its cost grows with the cluster. Such judgements run on the blocking pool
+/// within the request deadline; the others (a NetworkPolicy change in walls
+/// mode is judged on its own namespace's walls only, a Pod is a lookup) run
+/// in place.
+pub fn walks_cluster(ctx: &Ctx, req: &AdmissionRequest<DynamicObject>) -> bool {
+    match (req.kind.group.as_str(), req.kind.kind.as_str()) {
+        ("", "Namespace") => matches!(req.operation, Operation::Create | Operation::Update),
+        ("networking.k8s.io", "NetworkPolicy") => ctx.policy.judge == Judge::Effective,
+        _ => false,
     }
 }
 
