@@ -775,7 +775,17 @@ async fn requests_it_cannot_judge_are_refused_with_a_reason() {
         r["status"]["message"]
             .as_str()
             .unwrap_or_default()
-            .contains("spec.ingress"),
+            .contains("cannot read the object: spec.ingress: invalid type"),
+        "{r}"
+    );
+    // The path goes down to the field.
+    let r = post(ctx(), "/validate", create(NP, Some("database"), "x", json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "x"}, "spec": {"podSelector": {}, "ingress": [{"ports": [{"port": 80, "protocol": 6}]}]}}))).await;
+    assert_eq!(r["allowed"], false);
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("spec.ingress[0].ports[0].protocol: invalid type"),
         "{r}"
     );
 }

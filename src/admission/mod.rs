@@ -6,7 +6,9 @@
 //!                                  │ 4xx on malformed input
 //!      /mutate   ─► mutate::review   (Namespace: add name=<namespace>)
 //!      /validate ─► validate::review (Namespace, NetworkPolicy, Pod) ─► Verdict
-//!                                         │ judged against the index
+//!                     │ judged against a snapshot of the index (O(1) clone);
+//!                     │ in place when bounded by one namespace, otherwise on
+//!                     │ the blocking pool within the deadline
 //!  Verdict ─► respond: enforce = deny with the flows; audit = admit + warnings,
 //!             audit annotations, a log line and a metric per violation
 //! ```

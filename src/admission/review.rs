@@ -12,9 +12,12 @@ use axum::Json;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
+use k8s_openapi::api::core::v1 as corev1;
+use k8s_openapi::api::networking::v1 as netv1;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use tracing::{Span, field, info, warn};
 
 use super::{Ctx, Endpoint, mutate, validate};
@@ -207,12 +210,57 @@ pub fn object_key(req: &AdmissionRequest<DynamicObject>) -> String {
     }
 }
 
-/// Converts the request's object (or old object) to a typed resource.
-pub fn typed<T: DeserializeOwned>(obj: Option<&DynamicObject>, what: &str) -> Result<T, String> {
+/// A resource tierguard reads from a request's object.
+///
+/// The AdmissionReview is parsed once: its object arrives as a
+/// [`DynamicObject`] whose metadata is already typed and whose other fields
+/// are parsed JSON. A resource takes the metadata as it is and deserializes
+/// its other fields straight from that JSON, by reference, rather than
+/// writing the object back out and parsing it again.
+pub trait FromObject: Sized {
+    /// The resource, or the path and reason of the field that cannot be read.
+    fn from_object(obj: &DynamicObject) -> Result<Self, String>;
+}
+
+/// Field `key` of `obj` (absent or null: `None`), with the field path in the
+/// error.
+fn field<T: DeserializeOwned>(obj: &DynamicObject, key: &str) -> Result<Option<T>, String> {
+    match obj.data.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => serde_path_to_error::deserialize(v).map(Some).map_err(|e| {
+            let path = e.path().to_string();
+            if path == "." {
+                format!("{key}: {}", e.inner())
+            } else {
+                format!("{key}.{path}: {}", e.inner())
+            }
+        }),
+    }
+}
+
+impl FromObject for corev1::Namespace {
+    fn from_object(obj: &DynamicObject) -> Result<Self, String> {
+        Ok(Self {
+            metadata: obj.metadata.clone(),
+            spec: field(obj, "spec")?,
+            status: field(obj, "status")?,
+        })
+    }
+}
+
+impl FromObject for netv1::NetworkPolicy {
+    fn from_object(obj: &DynamicObject) -> Result<Self, String> {
+        Ok(Self {
+            metadata: obj.metadata.clone(),
+            spec: field(obj, "spec")?,
+        })
+    }
+}
+
+/// The request's object (or old object) as a typed resource.
+pub fn typed<T: FromObject>(obj: Option<&DynamicObject>, what: &str) -> Result<T, String> {
     let obj = obj.ok_or_else(|| format!("the request has no {what}"))?;
-    let value = serde_json::to_value(obj).map_err(|e| format!("cannot read the {what}: {e}"))?;
-    serde_path_to_error::deserialize(value)
-        .map_err(|e| format!("cannot read the {what}: {}: {}", e.path(), e.inner()))
+    T::from_object(obj).map_err(|e| format!("cannot read the {what}: {e}"))
 }
 
 fn respond(

@@ -4,8 +4,8 @@
 //! ```text
 //!  kube watcher(Namespace) ───┐ apply / delete / reset
 //!  kube watcher(NetworkPolicy)┴──────────► Index { State, synced flags }
-//!                                              ▲ read (RwLock)
-//!                          /validate, /mutate ─┘
+//!                                              ▲ snapshot (RwLock held
+//!                          /validate, /mutate ─┘  only for an O(1) clone)
 //! ```
 //!
 //! Only what the isolation check needs is kept: namespace names and labels,
