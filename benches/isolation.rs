@@ -32,10 +32,10 @@ use tierguard::engine::reach::{Endpoint, evaluate};
 use tierguard::engine::state::{Namespace, Pod, State};
 use tierguard::guardpolicy::{self, IsolationPolicy, baseline_policies};
 
+mod world;
+use world::{NAMESPACES, POLICIES, TIERS, namespace_manifest, other_namespace, team_policy};
+
 const THREE_TIER: &str = include_str!("../policies/three-tier.yaml");
-const TIERS: [&str; 3] = ["frontend", "backend", "database"];
-const NAMESPACES: usize = 2_000;
-const POLICIES: usize = 5_000;
 const PODS_PER_NAMESPACE: usize = 10;
 
 struct Cluster {
@@ -129,89 +129,6 @@ fn tutorial_flows() -> Vec<Value> {
     ]
 }
 
-/// Policy number `k` (0, 1 or 2) of the non-tier namespace number `i`.
-fn team_policy(ns: &str, i: usize, k: usize) -> Value {
-    let app = format!("app-{}", i % 7);
-    let meta = |name: &str| json!({"name": name, "namespace": ns});
-    match (k, i % 4) {
-        // Default deny, both directions.
-        (0, 0) | (0, 2) => json!({
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": meta("default-deny"),
-            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
-        }),
-        // Ingress controller to the app, by namespace name, on a named port.
-        (0, _) => json!({
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": meta("allow-ingress-controller"),
-            "spec": {
-                "podSelector": {"matchLabels": {"app": app}},
-                "ingress": [{
-                    "from": [{
-                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
-                        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}},
-                    }],
-                    "ports": [{"port": "http"}, {"protocol": "TCP", "port": 8443}],
-                }],
-            },
-        }),
-        // Same namespace, plus monitoring by the `name` label on a port range.
-        (1, _) => json!({
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": meta("allow-same-namespace-and-monitoring"),
-            "spec": {
-                "podSelector": {"matchExpressions": [
-                    {"key": "app", "operator": "In", "values": [app, "worker"]},
-                ]},
-                "policyTypes": ["Ingress"],
-                "ingress": [
-                    {"from": [{"podSelector": {}}]},
-                    {
-                        "from": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}],
-                        "ports": [{"protocol": "TCP", "port": 9000, "endPort": 9100}],
-                    },
-                ],
-            },
-        }),
-        // Partner addresses, and egress to a tier (backend's API).
-        (2, 0) | (2, 1) => json!({
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": meta("allow-partners"),
-            "spec": {
-                "podSelector": {"matchLabels": {"app": app, "role": "api"}},
-                "ingress": [{
-                    "from": [{"ipBlock": {
-                        "cidr": format!("203.0.{}.0/24", i % 256),
-                        "except": [format!("203.0.{}.128/25", i % 256)],
-                    }}],
-                    "ports": [{"protocol": "TCP", "port": 443}],
-                }],
-            },
-        }),
-        (_, _) => json!({
-            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": meta("allow-egress-to-backend"),
-            "spec": {
-                "podSelector": {"matchExpressions": [{"key": "team", "operator": "Exists"}]},
-                "policyTypes": ["Egress"],
-                "egress": [
-                    {
-                        "to": [{
-                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "backend"}},
-                            "podSelector": {"matchLabels": {"app": "backend"}},
-                        }],
-                        "ports": [{"protocol": "TCP", "port": 80}],
-                    },
-                    {
-                        "to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}],
-                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-                    },
-                ],
-            },
-        }),
-    }
-}
-
 fn pods_of(ns: &str, i: usize, app: &str) -> impl Iterator<Item = Pod> {
     (0..PODS_PER_NAMESPACE).map(move |j| {
         let n = i * PODS_PER_NAMESPACE + j;
@@ -271,21 +188,10 @@ fn cluster() -> Cluster {
     // Every namespace gets two policies; the first `extra` get a third.
     let extra = POLICIES - count - 2 * others;
     for i in 0..others {
-        let ns = match i {
-            0 => "kube-system".to_string(),
-            1 => "ingress-nginx".to_string(),
-            2 => "monitoring".to_string(),
-            _ => format!("team-{i:04}"),
-        };
-        let mut ls = vec![("team", format!("t{}", i % 50))];
-        if i % 3 != 0 {
-            ls.push(("name", ns.clone()));
-        }
-        if i % 5 == 0 {
-            ls.push(("env", "prod".to_string()));
-        }
-        let ls: Vec<(&str, &str)> = ls.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        state.apply_namespace(Namespace::new(&ns, labels(&ls)));
+        let ns = other_namespace(i);
+        let manifest: k8s_openapi::api::core::v1::Namespace =
+            serde_json::from_value(namespace_manifest(i)).expect("a Namespace");
+        state.apply_namespace(tierguard::index::namespace_of(&manifest).expect("named"));
         let n_policies = if i < extra { 3 } else { 2 };
         for k in 0..n_policies {
             state.apply_policy(policy(team_policy(&ns, i, k)));

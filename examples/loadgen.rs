@@ -41,9 +41,6 @@ use tokio::net::TcpStream;
 use tokio::sync::{Mutex, mpsc};
 use tokio_rustls::TlsConnector;
 
-const NAMESPACES: usize = 2_000;
-const POLICIES: usize = 5_000;
-const TIERS: [&str; 3] = ["frontend", "backend", "database"];
 const THREE_TIER: [(&str, &str); 4] = [
     (
         "namespaces.yaml",
@@ -151,116 +148,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 // === The world ===
 
-fn labels(kv: &[(&str, &str)]) -> Value {
-    Value::Object(
-        kv.iter()
-            .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
-            .collect(),
-    )
-}
-
-/// The name of non-tier namespace number `i`.
-fn other_namespace(i: usize) -> String {
-    match i {
-        0 => "kube-system".to_string(),
-        1 => "ingress-nginx".to_string(),
-        2 => "monitoring".to_string(),
-        _ => format!("team-{i:04}"),
-    }
-}
-
-fn namespace_manifest(i: usize) -> Value {
-    let ns = other_namespace(i);
-    let team = format!("t{}", i % 50);
-    let mut kv = vec![("team", team.as_str())];
-    if !i.is_multiple_of(3) {
-        kv.push(("name", ns.as_str()));
-    }
-    if i.is_multiple_of(5) {
-        kv.push(("env", "prod"));
-    }
-    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels(&kv)}})
-}
-
-/// Policy number `k` (0, 1 or 2) of non-tier namespace number `i`: the
-/// shapes of benches/isolation.rs, so the two benchmarks judge the same world.
-fn team_policy(ns: &str, i: usize, k: usize) -> Value {
-    let app = format!("app-{}", i % 7);
-    let meta = |name: &str| json!({"name": name, "namespace": ns});
-    let np = |name: &str, spec: Value| json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta(name), "spec": spec});
-    match (k, i % 4) {
-        (0, 0) | (0, 2) => np(
-            "default-deny",
-            json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
-        ),
-        // Ingress controller to the app, by namespace name, on a named port and a number.
-        (0, _) => np(
-            "allow-ingress-controller",
-            json!({
-                "podSelector": {"matchLabels": {"app": app}},
-                "ingress": [{
-                    "from": [{
-                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}},
-                        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "ingress-nginx"}},
-                    }],
-                    "ports": [{"port": "http"}, {"protocol": "TCP", "port": 8443}],
-                }],
-            }),
-        ),
-        // Same namespace, plus monitoring by the `name` label on a port range.
-        (1, _) => np(
-            "allow-same-namespace-and-monitoring",
-            json!({
-                "podSelector": {"matchExpressions": [
-                    {"key": "app", "operator": "In", "values": [app, "worker"]},
-                ]},
-                "policyTypes": ["Ingress"],
-                "ingress": [
-                    {"from": [{"podSelector": {}}]},
-                    {
-                        "from": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}],
-                        "ports": [{"protocol": "TCP", "port": 9000, "endPort": 9100}],
-                    },
-                ],
-            }),
-        ),
-        // Partner addresses.
-        (2, 0) | (2, 1) => np(
-            "allow-partners",
-            json!({
-                "podSelector": {"matchLabels": {"app": app, "role": "api"}},
-                "ingress": [{
-                    "from": [{"ipBlock": {
-                        "cidr": format!("203.0.{}.0/24", i % 256),
-                        "except": [format!("203.0.{}.128/25", i % 256)],
-                    }}],
-                    "ports": [{"protocol": "TCP", "port": 443}],
-                }],
-            }),
-        ),
-        // Egress to a tier (backend's API) and to DNS anywhere in 10/8.
-        (_, _) => np(
-            "allow-egress-to-backend",
-            json!({
-                "podSelector": {"matchExpressions": [{"key": "team", "operator": "Exists"}]},
-                "policyTypes": ["Egress"],
-                "egress": [
-                    {
-                        "to": [{
-                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "backend"}},
-                            "podSelector": {"matchLabels": {"app": "backend"}},
-                        }],
-                        "ports": [{"protocol": "TCP", "port": 80}],
-                    },
-                    {
-                        "to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}],
-                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-                    },
-                ],
-            }),
-        ),
-    }
-}
+#[path = "../benches/world/mod.rs"]
+mod world;
+use world::{NAMESPACES, POLICIES, TIERS, namespace_manifest, other_namespace, team_policy};
 
 fn yaml_stream(docs: &[Value]) -> Result<String> {
     let mut out = String::new();
