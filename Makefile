@@ -3,4 +3,4 @@
 demo: ## the tutorial with tierguard on a local control plane, end to end
 	scripts/demo.sh
 test: ## every test, end to end included
-	cargo test
+	cargo test --locked

@@ -18,8 +18,10 @@ cargo build --quiet --bin tierguard
 TG="$ROOT/target/debug/tierguard"
 
 say "building or reusing the control plane (first build takes several minutes)"
-eval "$(tests/control-plane/build.sh | grep -E '^(KUBE_APISERVER|ETCD)=')"
+eval "$(tests/control-plane/build.sh | grep -E '^(KUBE_APISERVER|ETCD|KUBECTL)=')"
 export KUBE_APISERVER ETCD
+# kubectl from PATH, or built with the control plane when there is none.
+PATH="$(dirname "$KUBECTL"):$PATH"
 
 DIR="$(mktemp -d -t tierguard-demo-XXXXXX)"
 SERVE_PID=""

@@ -5,7 +5,7 @@
 # Output: progress on stderr; on stdout the binaries' paths, these two lines last:
 #   KUBE_APISERVER=/abs/path/kube-apiserver
 #   ETCD=/abs/path/etcd
-# (with TIERGUARD_CP_KUBECTL=1 a line KUBECTL=/abs/path/kubectl comes first)
+# preceded by KUBECTL=/abs/path/kubectl
 # so callers can do:  eval "$(tests/control-plane/build.sh)"
 #
 # Env:
@@ -13,7 +13,9 @@
 #                         one independently; a set variable skips that build)
 #   TIERGUARD_CP_DIR      output dir (default <repo>/target/control-plane/<k8s-version>)
 #   TIERGUARD_CP_REBUILD=1  rebuild even if cached binaries look current
-#   TIERGUARD_CP_KUBECTL=1  also build kubectl (same k8s version) into the output dir
+#   KUBECTL               kubectl to use (default: the one on PATH; when there is
+#                         none, kubectl of the same k8s version is built)
+#   TIERGUARD_CP_KUBECTL=1  build kubectl even when one is on PATH
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -106,10 +108,20 @@ else
   ETCD="$OUT/etcd"
 fi
 
-if [[ "${TIERGUARD_CP_KUBECTL:-0}" == 1 ]]; then
+# kubectl: $KUBECTL, else the one on PATH, else built from the same modules
+# (so a machine without kubectl still runs the end-to-end tests and the demo).
+if [[ -n "${KUBECTL:-}" ]]; then
+  [[ -x "$KUBECTL" ]] || KUBECTL="$(command -v "$KUBECTL" || true)"
+  [[ -n "$KUBECTL" && -x "$KUBECTL" ]] || die "KUBECTL is not an executable"
+  log "kubectl: using $KUBECTL (from \$KUBECTL)"
+elif [[ "${TIERGUARD_CP_KUBECTL:-0}" != 1 ]] && command -v kubectl >/dev/null 2>&1; then
+  KUBECTL="$(command -v kubectl)"
+  log "kubectl: using $KUBECTL (on PATH)"
+else
   build_one kubectl "$HERE/kube-apiserver" k8s.io/kubernetes/cmd/kubectl "$K8S_LDFLAGS"
-  echo "KUBECTL=$OUT/kubectl"
+  KUBECTL="$OUT/kubectl"
 fi
+echo "KUBECTL=$(abspath "$KUBECTL")"
 
 KUBE_APISERVER="$(abspath "$KUBE_APISERVER")"
 ETCD="$(abspath "$ETCD")"

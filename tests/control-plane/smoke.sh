@@ -11,7 +11,7 @@ die() { log "FAIL: $*"; exit 1; }
 DIR="$(cd "$1" && pwd)"
 export KUBECONFIG="$DIR/kubeconfig"
 [[ -f "$KUBECONFIG" ]] || die "no $KUBECONFIG (run up.sh $DIR first)"
-K=(kubectl --request-timeout=20s)
+K=("${KUBECTL:-kubectl}" --request-timeout=20s)
 NS="smoke-$(date +%s)-$RANDOM"
 WORK="$(mktemp -d)"
 WH_PID=""

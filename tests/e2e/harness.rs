@@ -26,6 +26,8 @@ pub fn required() -> bool {
 pub struct Cluster {
     pub dir: PathBuf,
     pub kubeconfig: PathBuf,
+    /// The kubectl binary (on PATH, or built with the control plane).
+    kubectl: String,
     pub webhook_port: u16,
     pub admin_port: u16,
     webhook: Option<Child>,
@@ -41,11 +43,24 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// Builds (or finds) the control-plane binaries; `None` when that cannot
-/// work here (no Go, no prebuilt binaries).
-fn control_plane_binaries() -> Option<(String, String)> {
-    if let (Ok(a), Ok(e)) = (std::env::var("KUBE_APISERVER"), std::env::var("ETCD")) {
-        return Some((a, e));
+/// The control plane's binaries and the kubectl to drive it.
+struct Binaries {
+    apiserver: String,
+    etcd: String,
+    kubectl: String,
+}
+
+/// Builds (or finds) the control-plane binaries and kubectl (the one on
+/// PATH, else built from the same modules); `None` when that cannot work
+/// here (no Go, no prebuilt binaries).
+fn control_plane_binaries() -> Option<Binaries> {
+    if let (Ok(apiserver), Ok(etcd)) = (std::env::var("KUBE_APISERVER"), std::env::var("ETCD")) {
+        let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+        return Some(Binaries {
+            apiserver,
+            etcd,
+            kubectl,
+        });
     }
     if Command::new("go").arg("version").output().is_err() {
         return None;
@@ -68,7 +83,11 @@ fn control_plane_binaries() -> Option<(String, String)> {
             .find_map(|l| l.strip_prefix(&format!("{k}=")))
             .map(str::to_string)
     };
-    Some((get("KUBE_APISERVER")?, get("ETCD")?))
+    Some(Binaries {
+        apiserver: get("KUBE_APISERVER")?,
+        etcd: get("ETCD")?,
+        kubectl: get("KUBECTL")?,
+    })
 }
 
 impl Cluster {
@@ -77,7 +96,12 @@ impl Cluster {
     /// `tierguard serve` (e.g. `--mode audit`); `apiserver_args` extra flags
     /// for kube-apiserver.
     pub fn start(name: &str, serve_args: &[&str], apiserver_args: &str) -> Option<Cluster> {
-        let Some((apiserver, etcd)) = control_plane_binaries() else {
+        let Some(Binaries {
+            apiserver,
+            etcd,
+            kubectl,
+        }) = control_plane_binaries()
+        else {
             let msg =
                 "END-TO-END TESTS SKIPPED: no Go toolchain and no KUBE_APISERVER/ETCD binaries";
             if required() {
@@ -112,6 +136,7 @@ impl Cluster {
         let tls_dir = dir.join("tierguard-tls");
         let mut cluster = Cluster {
             kubeconfig: dir.join("kubeconfig"),
+            kubectl,
             dir,
             webhook_port: free_port(),
             admin_port: free_port(),
@@ -255,7 +280,7 @@ impl Cluster {
 
     /// Runs kubectl against the cluster.
     pub fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new("kubectl")
+        Command::new(&self.kubectl)
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(args)
@@ -267,7 +292,7 @@ impl Cluster {
     /// Runs kubectl with `input` on stdin.
     pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> Output {
         use std::io::Write;
-        let mut child = Command::new("kubectl")
+        let mut child = Command::new(&self.kubectl)
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(args)
