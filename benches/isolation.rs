@@ -209,17 +209,7 @@ fn backend_to_database() -> Arc<Policy> {
     policy(json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": {"name": "allow-backend-workers", "namespace": "database"},
-        "spec": {
-            "podSelector": {"matchLabels": {"app": "database"}},
-            "policyTypes": ["Ingress"],
-            "ingress": [{
-                "from": [{
-                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "backend"}},
-                    "podSelector": {"matchLabels": {"app": "worker"}},
-                }],
-                "ports": [{"protocol": "TCP", "port": 5432}],
-            }],
-        },
+        "spec": world::backend_workers_to_database(),
     }))
 }
 
@@ -228,14 +218,7 @@ fn frontend_to_database() -> Arc<Policy> {
     policy(json!({
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": {"name": "allow-frontend-to-database", "namespace": "database"},
-        "spec": {
-            "podSelector": {"matchLabels": {"app": "database"}},
-            "policyTypes": ["Ingress"],
-            "ingress": [{
-                "from": [{"namespaceSelector": {"matchLabels": {"name": "frontend"}}}],
-                "ports": [{"protocol": "TCP", "port": 5432}],
-            }],
-        },
+        "spec": world::frontend_to_database(),
     }))
 }
 

@@ -330,17 +330,7 @@ impl Templates {
             netpol_object(
                 "database",
                 "allow-backend-workers-@ID@",
-                json!({
-                    "podSelector": {"matchLabels": {"app": "database"}},
-                    "policyTypes": ["Ingress"],
-                    "ingress": [{
-                        "from": [{
-                            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "backend"}},
-                            "podSelector": {"matchLabels": {"app": "worker"}},
-                        }],
-                        "ports": [{"protocol": "TCP", "port": 5432}],
-                    }],
-                }),
+                world::backend_workers_to_database(),
             ),
         );
         let refuse = review_template(
@@ -350,14 +340,7 @@ impl Templates {
             netpol_object(
                 "database",
                 "allow-frontend-@ID@",
-                json!({
-                    "podSelector": {"matchLabels": {"app": "database"}},
-                    "policyTypes": ["Ingress"],
-                    "ingress": [{
-                        "from": [{"namespaceSelector": {"matchLabels": {"name": "frontend"}}}],
-                        "ports": [{"protocol": "TCP", "port": 5432}],
-                    }],
-                }),
+                world::frontend_to_database(),
             ),
         );
         let other = review_template(

@@ -123,3 +123,32 @@ pub fn team_policy(ns: &str, i: usize, k: usize) -> Value {
         ),
     }
 }
+
+/// The spec of the admitted request both benchmarks send: a new policy in
+/// `database` allowing ingress from backend's workers on TCP/5432.
+pub fn backend_workers_to_database() -> Value {
+    json!({
+        "podSelector": {"matchLabels": {"app": "database"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [{
+            "from": [{
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "backend"}},
+                "podSelector": {"matchLabels": {"app": "worker"}},
+            }],
+            "ports": [{"protocol": "TCP", "port": 5432}],
+        }],
+    })
+}
+
+/// The spec of the refused request both benchmarks send: a new policy in
+/// `database` allowing ingress from namespace `name=frontend` on TCP/5432.
+pub fn frontend_to_database() -> Value {
+    json!({
+        "podSelector": {"matchLabels": {"app": "database"}},
+        "policyTypes": ["Ingress"],
+        "ingress": [{
+            "from": [{"namespaceSelector": {"matchLabels": {"name": "frontend"}}}],
+            "ports": [{"protocol": "TCP", "port": 5432}],
+        }],
+    })
+}
