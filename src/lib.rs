@@ -15,6 +15,8 @@
 //!  query: engine::reach::evaluate(src, dst, port) ─► verdict + the rules that decided
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod admission;
 pub mod certs;
 pub mod cli;

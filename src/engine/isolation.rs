@@ -800,8 +800,7 @@ impl<'a> Checker<'a> {
                 if info.open {
                     return true;
                 }
-                let others: Vec<String> = info.others.iter().cloned().collect();
-                others
+                info.others
                     .iter()
                     .any(|o| self.other_end_may_allow(o, ns, dir, &info.ports))
             });
@@ -957,17 +956,11 @@ pub fn namespace_findings<'n>(
 /// reported again).
 pub fn check_change(iso: &IsolationPolicy, state: &State, change: &Change) -> Vec<Finding> {
     match change {
-        Change::ApplyPolicy(p) => {
-            policy_change(iso, state, &p.namespace, Some(p.as_ref()), &p.name)
-        }
+        Change::ApplyPolicy(p) => policy_change(iso, state, &p.namespace, Some(p), &p.name),
         Change::DeletePolicy { namespace, name } => {
             policy_change(iso, state, namespace, None, name)
         }
-        Change::ApplyNamespace(ns) => {
-            let mut after = state.clone();
-            after.apply_namespace(ns.clone());
-            diff(iso, state, &after)
-        }
+        Change::ApplyNamespace(ns) => diff(iso, state, &with_namespace(state, ns)),
     }
 }
 
@@ -980,8 +973,7 @@ pub fn check_namespace_change(
     state: &State,
     ns: &Namespace,
 ) -> Vec<Finding> {
-    let mut after = state.clone();
-    after.apply_namespace(ns.clone());
+    let mut after = with_namespace(state, ns);
     if Checker::new(iso, &after).tier_of(ns).is_some() {
         for np in crate::guardpolicy::baseline_policies(iso, &ns.name) {
             if let Ok(p) = Policy::from_k8s(&np, &ns.name)
@@ -994,13 +986,20 @@ pub fn check_namespace_change(
     diff(iso, state, &after)
 }
 
+/// `state` with `ns` created or relabelled (a cheap copy: the maps are shared).
+fn with_namespace(state: &State, ns: &Namespace) -> State {
+    let mut after = state.clone();
+    after.apply_namespace(ns.clone());
+    after
+}
+
 /// A NetworkPolicy only governs pods of its own namespace, so in walls mode
 /// only that namespace's walls are judged.
 fn policy_change(
     iso: &IsolationPolicy,
     state: &State,
     namespace: &str,
-    new: Option<&Policy>,
+    new: Option<&std::sync::Arc<Policy>>,
     name: &str,
 ) -> Vec<Finding> {
     if iso.judge == Judge::Effective {
@@ -1008,9 +1007,12 @@ fn policy_change(
         // connection: a change outside the tiers can turn a breach its own
         // namespace used to block into a real one. Judge the whole state.
         let mut after = state.clone();
-        after.delete_policy(namespace, name);
-        if let Some(p) = new {
-            after.apply_policy(std::sync::Arc::new(p.clone()));
+        match new {
+            // Replaces the policy of that name, if any.
+            Some(p) => after.apply_policy(std::sync::Arc::clone(p)),
+            None => {
+                after.delete_policy(namespace, name);
+            }
         }
         return diff(iso, state, &after);
     }
@@ -1025,7 +1027,7 @@ fn policy_change(
     let before: Vec<&Policy> = state.policies_in(namespace).map(|p| p.as_ref()).collect();
     let mut after: Vec<&Policy> = before.iter().copied().filter(|p| p.name != name).collect();
     if let Some(p) = new {
-        after.push(p);
+        after.push(p.as_ref());
     }
     let a = checker.namespace_breaches(ns, &after);
     if a.iter().all(|(_, b)| b.is_empty()) {
