@@ -162,20 +162,10 @@ fn patch_of(resp: &Value) -> Option<Value> {
 }
 
 fn decode_base64(s: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let mut buf = 0u32;
-    let mut bits = 0;
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let v = ALPHABET.iter().position(|a| *a == c).expect("base64") as u32;
-        buf = (buf << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(s)
+        .expect("base64")
 }
 
 // === mutation ===
@@ -532,7 +522,7 @@ async fn deleting_the_baseline_is_refused_but_the_guard_may_manage_it() {
             Some("database"),
             "tierguard-default-deny",
             managed.clone(),
-            managed,
+            managed.clone(),
             GUARD,
             &[],
             false,
@@ -540,6 +530,34 @@ async fn deleting_the_baseline_is_refused_but_the_guard_may_manage_it() {
     )
     .await;
     assert_eq!(r["allowed"], true, "{r}");
+    // A changed spec (one that opens nothing): refused for a user, admitted
+    // for a baseline editor (the guard).
+    let mut changed = managed.clone();
+    changed["spec"]["ingress"] = json!([]);
+    let update_by = |user: &'static str| {
+        review(
+            NP,
+            "UPDATE",
+            Some("database"),
+            "tierguard-default-deny",
+            changed.clone(),
+            managed.clone(),
+            user,
+            &[],
+            false,
+        )
+    };
+    let r = post(ctx(), "/validate", update_by("alice")).await;
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("changing database/tierguard-default-deny is refused"),
+        "{r}"
+    );
+    let r = post(ctx(), "/validate", update_by(GUARD)).await;
+    assert_eq!(r["allowed"], true, "a baseline editor may change it: {r}");
 }
 
 #[tokio::test]

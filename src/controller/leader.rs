@@ -80,7 +80,11 @@ impl Election {
                 if !mine && !expired(&spec, self.lease) {
                     return Ok(false);
                 }
-                let mut next = self.spec(spec.lease_transitions.unwrap_or(0) + i32::from(!mine));
+                let mut next = self.spec(
+                    spec.lease_transitions
+                        .unwrap_or(0)
+                        .saturating_add(i32::from(!mine)),
+                );
                 if mine {
                     next.acquire_time = spec.acquire_time.clone();
                 }
