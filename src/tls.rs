@@ -3,7 +3,7 @@
 //! The server resolves its certificate per handshake from an
 //! `ArcSwap<CertifiedKey>`, so a reload swaps it for new connections while
 //! open ones finish undisturbed. Reloads poll the files' *contents* (every
-//! `--tls-reload-interval`) rather than watching paths: Kubernetes Secret
+//! `--tls-reload-seconds`) rather than watching paths: Kubernetes Secret
 //! volumes replace files by swapping a `..data` symlink, which path watchers
 //! miss, while a read always follows the link. A broken new pair (half
 //! written, key not matching) is logged and the old one kept.

@@ -34,8 +34,9 @@ use crate::telemetry::Metrics;
 
 /// Default limit on a request body (the API server sends at most 3 MiB objects).
 pub const DEFAULT_MAX_BODY: usize = 3 * 1024 * 1024;
-/// Default per-request deadline, well under the webhook timeout (5 s).
-pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(2);
+/// Default per-request deadline in milliseconds, well under the webhook
+/// timeout (5 s).
+pub const DEFAULT_DEADLINE_MS: u64 = 2_000;
 
 /// Everything a handler needs.
 pub struct Ctx {

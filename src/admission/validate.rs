@@ -216,9 +216,9 @@ fn network_policy(ctx: &Ctx, state: &State, req: &AdmissionRequest<DynamicObject
     let namespace = req.namespace.clone().unwrap_or_default();
     // Managed baseline policies: only the guard (or configured editors) may change or delete them.
     if matches!(req.operation, Operation::Update | Operation::Delete)
+        && iso.baseline_names().contains(&req.name.as_str())
         && let Ok(old) = typed::<netv1::NetworkPolicy>(req.old_object.as_ref(), "old object")
         && is_managed(&old)
-        && iso.baseline_names().contains(&req.name.as_str())
     {
         let user = req.user_info.username.clone().unwrap_or_default();
         let still_managed = match req.operation {

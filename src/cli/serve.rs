@@ -71,7 +71,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TIERGUARD_LOG_FORMAT", value_enum, default_value_t)]
     pub log_format: LogFormat,
     /// Per-request deadline in milliseconds (keep it under the webhook timeout).
-    #[arg(long, env = "TIERGUARD_REQUEST_DEADLINE_MS", default_value_t = 2000)]
+    #[arg(long, env = "TIERGUARD_REQUEST_DEADLINE_MS", default_value_t = admission::DEFAULT_DEADLINE_MS)]
     pub request_deadline_ms: u64,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "TIERGUARD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY)]
