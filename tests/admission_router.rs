@@ -263,6 +263,10 @@ async fn a_lying_name_label_is_refused() {
         msg.contains("namespace reporting (not in a tier) -> tier database on TCP/5432"),
         "{msg}"
     );
+    assert!(
+        msg.contains("Leave the name label to tierguard"),
+        "the advice for the problem: {msg}"
+    );
 }
 
 #[tokio::test]
@@ -294,6 +298,13 @@ async fn joining_a_tier_needs_membership_rights() {
             .as_str()
             .unwrap_or_default()
             .contains("changes tier membership"),
+        "{r}"
+    );
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Ask a user listed in spec.membership of three-tier"),
         "{r}"
     );
     let r = post(
@@ -347,6 +358,13 @@ async fn a_tier_conflict_is_refused_even_for_admins() {
             ),
         "{r}"
     );
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("A namespace belongs to one tier"),
+        "{r}"
+    );
 }
 
 // === network policies ===
@@ -387,6 +405,29 @@ async fn a_policy_opening_a_forbidden_flow_is_refused_with_the_flow_and_rule() {
         serde_json::from_str(r["auditAnnotations"]["flows"].as_str().expect("flows"))
             .expect("json");
     assert_eq!(flows[0]["causes"][0][0]["rule"], "database/oops ingress[0]");
+}
+
+#[tokio::test]
+async fn effective_mode_is_judged_on_the_blocking_pool_with_its_own_semantics() {
+    // Walls: the database wall lets frontend in, refused.
+    let refused = post(
+        ctx(),
+        "/validate",
+        create(NP, Some("database"), "oops", frontend_to_database()),
+    )
+    .await;
+    assert_eq!(refused["allowed"], false, "{refused}");
+    // Effective: frontend's own egress policies block the flow, so nothing
+    // is opened; the judgement runs off the request threads and answers.
+    let mut c = ctx();
+    Arc::get_mut(&mut c).expect("unique").policy.judge = tierguard::guardpolicy::Judge::Effective;
+    let admitted = post(
+        c,
+        "/validate",
+        create(NP, Some("database"), "oops", frontend_to_database()),
+    )
+    .await;
+    assert_eq!(admitted["allowed"], true, "{admitted}");
 }
 
 #[tokio::test]

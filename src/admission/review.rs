@@ -37,8 +37,9 @@ pub enum Verdict {
     Violations {
         /// `NetworkPolicy database/oops would open 1 forbidden flow`.
         headline: String,
-        /// One line per problem, each at most 256 characters.
-        lines: Vec<String>,
+        /// Problems that are not flows (a lying `name` label, an unallowed
+        /// tier change, a baseline edit), each at most 256 characters.
+        problems: Vec<String>,
         /// How to fix it.
         advice: String,
         /// The flows in full, for the audit annotation and the log.
@@ -295,7 +296,7 @@ fn respond(
         }
         Verdict::Violations {
             headline,
-            lines,
+            problems,
             advice,
             findings,
         } => {
@@ -312,9 +313,12 @@ fn respond(
                 warn!(flow = %f.summary(), wall_namespace = %f.namespace, direction = %f.direction,
                       ports = %f.ports, dry_run = req.dry_run, audit, "forbidden flow");
             }
-            for l in lines.iter().filter(|_| findings.is_empty()) {
-                warn!(problem = %l, dry_run = req.dry_run, audit, "forbidden change");
+            for p in &problems {
+                warn!(problem = %p, dry_run = req.dry_run, audit, "forbidden change");
             }
+            // One line per problem, then one per flow (each ≤ 256 characters).
+            let mut lines = problems;
+            lines.extend(findings.iter().map(Finding::summary));
             let mut annotations = HashMap::new();
             annotations.insert(
                 "verdict".to_string(),

@@ -101,7 +101,7 @@ fn flows_verdict(what: String, findings: Vec<Finding>, policy_name: &str) -> Ver
             "{what} would open {n} forbidden flow{}",
             if n == 1 { "" } else { "s" }
         ),
-        lines: findings.iter().map(Finding::summary).collect(),
+        problems: Vec::new(),
         advice: format!(
             "Narrow the rule's peers or ports, or allow the flow in the isolation policy {policy_name} (spec.flows). \
              `tierguard check` shows the full report."
@@ -130,13 +130,17 @@ fn namespace(ctx: &Ctx, state: &State, req: &AdmissionRequest<DynamicObject>) ->
         };
     };
     let iso = &ctx.policy;
-    let mut problems = Vec::new();
+    // Each problem with the advice that fixes it.
+    let mut problems: Vec<(String, String)> = Vec::new();
     if let Some(v) = ns.labels.get(NAME_LABEL)
         && *v != ns.name
     {
-        problems.push(format!(
-            "namespace {}: label {NAME_LABEL}={v} must equal the namespace's name ({NAME_LABEL}={}); selectors written for {v} would match it",
-            ns.name, ns.name
+        problems.push((
+            format!(
+                "namespace {}: label {NAME_LABEL}={v} must equal the namespace's name ({NAME_LABEL}={}); selectors written for {v} would match it",
+                ns.name, ns.name
+            ),
+            format!("Leave the {NAME_LABEL} label to tierguard (it sets {NAME_LABEL}=<namespace>)."),
         ));
     }
     let new_tier = ns.labels.get(&iso.tier_label).cloned();
@@ -156,48 +160,38 @@ fn namespace(ctx: &Ctx, state: &State, req: &AdmissionRequest<DynamicObject>) ->
             .username
             .as_deref()
             .unwrap_or("<unknown user>");
-        problems.push(clip(
-            &format!(
-                "namespace {}: changing label {} ({} -> {}) changes tier membership, which only spec.membership of {} may do (user {user} may not)",
-                ns.name,
-                iso.tier_label,
-                old_tier.as_deref().unwrap_or("none"),
-                new_tier.as_deref().unwrap_or("none"),
+        problems.push((
+            clip(
+                &format!(
+                    "namespace {}: changing label {} ({} -> {}) changes tier membership, which only spec.membership of {} may do (user {user} may not)",
+                    ns.name,
+                    iso.tier_label,
+                    old_tier.as_deref().unwrap_or("none"),
+                    new_tier.as_deref().unwrap_or("none"),
+                    iso.name
+                ),
+                SUMMARY_MAX,
+            ),
+            format!(
+                "Ask a user listed in spec.membership of {} to change tiers.",
                 iso.name
             ),
-            SUMMARY_MAX,
         ));
     }
     if let Err(c) = iso.tier_of(&ns.name, new_tier.as_deref()) {
-        problems.push(format!("namespace {}: {c}", ns.name));
+        problems.push((
+            format!("namespace {}: {c}", ns.name),
+            "A namespace belongs to one tier: remove the conflicting tier label.".into(),
+        ));
     }
     let findings = check_namespace_change(iso, state, &ns);
     if problems.is_empty() {
         return flows_verdict(format!("Namespace {}", ns.name), findings, &iso.name);
     }
-    let mut advice = Vec::new();
-    if problems
-        .iter()
-        .any(|p| p.contains("must equal the namespace's name"))
-    {
-        advice.push(format!(
-            "Leave the {NAME_LABEL} label to tierguard (it sets {NAME_LABEL}=<namespace>)."
-        ));
-    }
-    if problems.iter().any(|p| p.contains("tier membership")) {
-        advice.push(format!(
-            "Ask a user listed in spec.membership of {} to change tiers.",
-            iso.name
-        ));
-    }
-    if problems.iter().any(|p| p.contains("places it in tier")) {
-        advice.push("A namespace belongs to one tier: remove the conflicting tier label.".into());
-    }
-    let mut lines = problems;
-    lines.extend(findings.iter().map(Finding::summary));
+    let (problems, advice): (Vec<String>, Vec<String>) = problems.into_iter().unzip();
     Verdict::Violations {
         headline: format!("Namespace {} is refused", ns.name),
-        lines,
+        problems,
         advice: advice.join(" "),
         findings,
     }
@@ -235,7 +229,7 @@ fn network_policy(ctx: &Ctx, state: &State, req: &AdmissionRequest<DynamicObject
             };
             return Verdict::Violations {
                 headline: format!("NetworkPolicy {} is tierguard's baseline", object_key(req)),
-                lines: vec![format!(
+                problems: vec![format!(
                     "{verb} {} is refused: it is the baseline tierguard keeps in every tier namespace (user {user} may not change it)",
                     object_key(req)
                 )],
