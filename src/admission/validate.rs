@@ -22,7 +22,7 @@ use kube::core::admission::{AdmissionRequest, Operation};
 use super::Ctx;
 use super::review::{Verdict, object_key, typed};
 use crate::engine::isolation::{
-    Change, Checker, Finding, NAME_LABEL, SUMMARY_MAX, check_change, check_namespace_change, clip,
+    Change, Finding, NAME_LABEL, SUMMARY_MAX, check_change, check_namespace_change, clip,
 };
 use crate::engine::policy::Policy;
 use crate::engine::state::State;
@@ -309,8 +309,7 @@ fn pod(ctx: &Ctx, state: &State, req: &AdmissionRequest<DynamicObject>) -> Verdi
             retriable: true,
         };
     };
-    let checker = Checker::new(&ctx.policy, state);
-    if checker.tier_of(ns).is_none() {
+    if ctx.policy.tier_of_namespace(&ns.name, &ns.labels).is_none() {
         return Verdict::Allow;
     }
     let missing: Vec<&str> = ctx

@@ -32,9 +32,6 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use tracing::{info, instrument, warn};
 
-use crate::engine::isolation::Checker;
-use crate::engine::state::Namespace;
-use crate::engine::state::State;
 use crate::guardpolicy::baseline::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use crate::guardpolicy::{IsolationPolicy, baseline_policies};
 use crate::telemetry::{Metrics, labels};
@@ -100,11 +97,9 @@ impl Outcome {
 }
 
 fn is_tier(policy: &IsolationPolicy, ns: &corev1::Namespace) -> bool {
-    let name = ns.name_any();
-    let n = Namespace::new(&name, ns.labels().clone());
-    let mut state = State::new();
-    state.apply_namespace(n.clone());
-    Checker::new(policy, &state).tier_of(&n).is_some()
+    policy
+        .tier_of_namespace(&ns.name_any(), ns.labels())
+        .is_some()
 }
 
 fn drifted(live: &netv1::NetworkPolicy, want: &netv1::NetworkPolicy) -> bool {

@@ -344,15 +344,7 @@ impl<'a> Checker<'a> {
     /// The tier of an existing namespace (the name wins over a conflicting
     /// label; conflicts are reported separately).
     pub fn tier_of(&self, ns: &Namespace) -> Option<usize> {
-        let label = ns.labels.get(&self.iso.tier_label).map(String::as_str);
-        match self.iso.tier_of(&ns.name, label) {
-            Ok(t) => t,
-            Err(_) => self
-                .iso
-                .tiers
-                .iter()
-                .position(|t| t.namespaces.contains(&ns.name)),
-        }
+        self.iso.tier_of_namespace(&ns.name, &ns.labels)
     }
 
     /// Existing tier namespaces, in name order.
@@ -422,11 +414,7 @@ impl<'a> Checker<'a> {
             out.push(self.existing_rep(ns));
             return;
         }
-        let tier = self
-            .iso
-            .tiers
-            .iter()
-            .position(|t| t.namespaces.contains(name));
+        let tier = self.iso.tier_by_name(name);
         for tl in self.future_tier_labels(sel) {
             out.push(Rep {
                 name: RepName::Known(name.to_string()),
@@ -974,7 +962,7 @@ pub fn check_namespace_change(
     ns: &Namespace,
 ) -> Vec<Finding> {
     let mut after = with_namespace(state, ns);
-    if Checker::new(iso, &after).tier_of(ns).is_some() {
+    if iso.tier_of_namespace(&ns.name, &ns.labels).is_some() {
         for np in crate::guardpolicy::baseline_policies(iso, &ns.name) {
             if let Ok(p) = Policy::from_k8s(&np, &ns.name)
                 && after.policy(&ns.name, &p.name).is_none()

@@ -206,7 +206,7 @@ impl IsolationPolicy {
         name: &str,
         tier_label: Option<&str>,
     ) -> Result<Option<usize>, TierConflict> {
-        let by_name = self.tiers.iter().position(|t| t.namespaces.contains(name));
+        let by_name = self.tier_by_name(name);
         let by_label = tier_label.and_then(|v| self.tier_index(v));
         match (by_name, by_label) {
             (Some(a), Some(b)) if a != b => Err(TierConflict {
@@ -215,6 +215,21 @@ impl IsolationPolicy {
             }),
             (a, b) => Ok(a.or(b)),
         }
+    }
+
+    /// The tier a namespace with these labels is in. When its name and its
+    /// tier label disagree the name wins (the conflict is reported apart).
+    pub fn tier_of_namespace(&self, name: &str, labels: &Labels) -> Option<usize> {
+        let label = labels.get(&self.tier_label).map(String::as_str);
+        self.tier_of(name, label)
+            .unwrap_or_else(|_| self.tier_by_name(name))
+    }
+
+    /// The tier whose `namespaces` list this namespace by name.
+    pub fn tier_by_name(&self, namespace: &str) -> Option<usize> {
+        self.tiers
+            .iter()
+            .position(|t| t.namespaces.contains(namespace))
     }
 
     /// The index of a tier by name.
