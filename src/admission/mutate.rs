@@ -12,14 +12,10 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use serde_json::{Value, json};
 use tracing::warn;
 
-use super::Ctx;
 use crate::engine::isolation::NAME_LABEL;
 
 /// Mutates a request; returns the response and a verdict label.
-pub fn review(
-    _ctx: &Ctx,
-    req: &AdmissionRequest<DynamicObject>,
-) -> (AdmissionResponse, &'static str) {
+pub fn review(req: &AdmissionRequest<DynamicObject>) -> (AdmissionResponse, &'static str) {
     let resp = AdmissionResponse::from(req);
     let is_namespace = req.kind.group.is_empty() && req.kind.kind == "Namespace";
     if !is_namespace || !matches!(req.operation, Operation::Create | Operation::Update) {

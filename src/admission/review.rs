@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use k8s_openapi::api::core::v1 as corev1;
 use k8s_openapi::api::networking::v1 as netv1;
 use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::{Span, field, info, warn};
@@ -119,7 +119,8 @@ pub async fn serve(ctx: Arc<Ctx>, req: Request<Body>, endpoint: Endpoint) -> Res
     let span = Span::current();
     span.record("uid", request.uid.as_str());
     span.record("kind", request.kind.kind.as_str());
-    span.record("operation", format!("{:?}", request.operation).as_str());
+    let operation = operation_name(&request.operation);
+    span.record("operation", operation);
     span.record("object", object_key(&request).as_str());
     span.record(
         "user",
@@ -131,7 +132,7 @@ pub async fn serve(ctx: Arc<Ctx>, req: Request<Body>, endpoint: Endpoint) -> Res
 
     let (response, verdict_label) = match endpoint {
         Endpoint::Noop => (AdmissionResponse::from(request.as_ref()), "noop"),
-        Endpoint::Mutate => mutate::review(&ctx, &request),
+        Endpoint::Mutate => mutate::review(&request),
         Endpoint::Validate => {
             let verdict = if validate::walks_cluster(&ctx, &request) {
                 let budget = judge_budget(ctx.deadline, start.elapsed());
@@ -151,7 +152,7 @@ pub async fn serve(ctx: Arc<Ctx>, req: Request<Body>, endpoint: Endpoint) -> Res
         .requests
         .get_or_create(&labels(&[
             ("kind", request.kind.kind.as_str()),
-            ("operation", &format!("{:?}", request.operation)),
+            ("operation", operation),
             ("verdict", verdict_label),
             ("endpoint", endpoint_name(endpoint)),
         ]))
@@ -192,6 +193,15 @@ where
             ),
             retriable: true,
         },
+    }
+}
+
+fn operation_name(op: &Operation) -> &'static str {
+    match op {
+        Operation::Create => "Create",
+        Operation::Update => "Update",
+        Operation::Delete => "Delete",
+        Operation::Connect => "Connect",
     }
 }
 

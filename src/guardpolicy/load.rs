@@ -198,7 +198,9 @@ fn validate(raw: Raw) -> Result<IsolationPolicy, Errors> {
         &tier_label,
         names::label_key(&tier_label),
     );
-    if tier_label == "name" || tier_label == crate::engine::state::METADATA_NAME_LABEL {
+    if tier_label == crate::engine::isolation::NAME_LABEL
+        || tier_label == crate::engine::state::METADATA_NAME_LABEL
+    {
         errs.push(
             &sp.child("tierLabel"),
             format!("Invalid value: {tier_label:?}: must not be a name label"),
