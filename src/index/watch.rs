@@ -1,5 +1,6 @@
 //! kube-rs watches that keep the index current.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -9,17 +10,19 @@ use k8s_openapi::api::networking::v1 as netv1;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
+use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
-use super::SharedIndex;
+use super::{Index, SharedIndex};
+use crate::engine::field::FieldError;
 use crate::telemetry::{Metrics, labels};
 
 /// Watches namespaces and NetworkPolicies until the streams end (they
 /// retry with backoff, so only on shutdown).
 pub async fn run_watches(client: Client, index: SharedIndex, metrics: Arc<Metrics>) -> Result<()> {
     tokio::join!(
-        namespaces(client.clone(), index.clone(), metrics.clone()),
-        policies(client, index, metrics)
+        watch::<corev1::Namespace>(client.clone(), index.clone(), metrics.clone()),
+        watch::<netv1::NetworkPolicy>(client, index, metrics)
     );
     Ok(())
 }
@@ -39,87 +42,107 @@ pub fn publish(index: &SharedIndex, metrics: &Metrics) {
         .set(i64::try_from(np).unwrap_or(i64::MAX));
 }
 
-async fn namespaces(client: Client, index: SharedIndex, metrics: Arc<Metrics>) {
-    let api: Api<corev1::Namespace> = Api::all(client);
+/// A kind the index keeps, and how its watch events change the index.
+trait Indexed:
+    kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static
+{
+    /// `Namespace`, `NetworkPolicy`.
+    const KIND: &'static str;
+    /// Replaces every object of the kind; returns those that cannot be read.
+    fn reset(index: &mut Index, all: &[Self]) -> BTreeMap<String, Vec<FieldError>>;
+    /// Adds or replaces one object.
+    fn apply(index: &mut Index, obj: &Self) -> Result<(), Vec<FieldError>>;
+    /// Removes one object.
+    fn delete(index: &mut Index, obj: &Self);
+}
+
+impl Indexed for corev1::Namespace {
+    const KIND: &'static str = "Namespace";
+    fn reset(index: &mut Index, all: &[Self]) -> BTreeMap<String, Vec<FieldError>> {
+        index.reset_namespaces(all);
+        BTreeMap::new()
+    }
+    fn apply(index: &mut Index, obj: &Self) -> Result<(), Vec<FieldError>> {
+        index.apply_namespace(obj);
+        Ok(())
+    }
+    fn delete(index: &mut Index, obj: &Self) {
+        if let Some(name) = &obj.metadata.name {
+            index.delete_namespace(name);
+        }
+    }
+}
+
+impl Indexed for netv1::NetworkPolicy {
+    const KIND: &'static str = "NetworkPolicy";
+    fn reset(index: &mut Index, all: &[Self]) -> BTreeMap<String, Vec<FieldError>> {
+        index.reset_policies(all)
+    }
+    fn apply(index: &mut Index, obj: &Self) -> Result<(), Vec<FieldError>> {
+        index.apply_policy(obj)
+    }
+    fn delete(index: &mut Index, obj: &Self) {
+        if let (Some(ns), Some(name)) = (&obj.metadata.namespace, &obj.metadata.name) {
+            index.delete_policy(ns, name);
+        }
+    }
+}
+
+/// Keeps one kind of the index current: the initial list replaces what the
+/// index holds, then each event applies; metrics are published after every
+/// change.
+async fn watch<K: Indexed>(client: Client, index: SharedIndex, metrics: Arc<Metrics>) {
+    let api: Api<K> = Api::all(client);
     let mut stream = watcher(api).boxed();
     let mut initial = Vec::new();
+    let write = || index.write().unwrap_or_else(|e| e.into_inner());
     while let Some(event) = stream.next().await {
-        match event {
-            Ok(Event::Init) => initial.clear(),
-            Ok(Event::InitApply(ns)) => initial.push(ns),
-            Ok(Event::InitDone) => {
-                index
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .reset_namespaces(&initial);
-                info!(namespaces = initial.len(), "namespaces synced");
+        let rejected = match event {
+            Ok(Event::Init) => {
                 initial.clear();
+                continue;
             }
-            Ok(Event::Apply(ns)) => index
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .apply_namespace(&ns),
-            Ok(Event::Delete(ns)) => {
-                if let Some(name) = &ns.metadata.name {
-                    index
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .delete_namespace(name);
-                }
+            Ok(Event::InitApply(obj)) => {
+                initial.push(obj);
+                continue;
             }
-            Err(e) => warn!(error = %e, "namespace watch failed; retrying with backoff"),
+            Ok(Event::InitDone) => {
+                let rejected = K::reset(&mut write(), &initial);
+                info!(kind = K::KIND, objects = initial.len(), "synced");
+                initial.clear();
+                rejected
+            }
+            Ok(Event::Apply(obj)) => match K::apply(&mut write(), &obj) {
+                Ok(()) => BTreeMap::new(),
+                Err(errs) => BTreeMap::from([(key(&obj), errs)]),
+            },
+            Ok(Event::Delete(obj)) => {
+                K::delete(&mut write(), &obj);
+                BTreeMap::new()
+            }
+            Err(e) => {
+                warn!(kind = K::KIND, error = %e, "watch failed; retrying with backoff");
+                continue;
+            }
+        };
+        for (object, errs) in &rejected {
+            metrics
+                .index_rejected
+                .get_or_create(&labels(&[("kind", K::KIND)]))
+                .inc();
+            warn!(kind = K::KIND, %object, errors = ?errs, "cannot read the object; it is left out of the index");
         }
         publish(&index, &metrics);
     }
 }
 
-async fn policies(client: Client, index: SharedIndex, metrics: Arc<Metrics>) {
-    let api: Api<netv1::NetworkPolicy> = Api::all(client);
-    let mut stream = watcher(api).boxed();
-    let mut initial = Vec::new();
-    while let Some(event) = stream.next().await {
-        match event {
-            Ok(Event::Init) => initial.clear(),
-            Ok(Event::InitApply(np)) => initial.push(np),
-            Ok(Event::InitDone) => {
-                let rejected = index
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .reset_policies(&initial);
-                for (key, errs) in &rejected {
-                    metrics
-                        .index_rejected
-                        .get_or_create(&labels(&[("kind", "NetworkPolicy")]))
-                        .inc();
-                    warn!(policy = %key, errors = ?errs, "cannot read NetworkPolicy; it is left out of the index");
-                }
-                info!(policies = initial.len(), "network policies synced");
-                initial.clear();
-            }
-            Ok(Event::Apply(np)) => {
-                let res = index
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .apply_policy(&np);
-                if let Err(errs) = res {
-                    metrics
-                        .index_rejected
-                        .get_or_create(&labels(&[("kind", "NetworkPolicy")]))
-                        .inc();
-                    warn!(policy = ?np.metadata.name, errors = ?errs, "cannot read NetworkPolicy; it is left out of the index");
-                }
-            }
-            Ok(Event::Delete(np)) => {
-                if let (Some(ns), Some(name)) = (&np.metadata.namespace, &np.metadata.name) {
-                    index
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .delete_policy(ns, name);
-                }
-            }
-            Err(e) => warn!(error = %e, "network policy watch failed; retrying with backoff"),
-        }
-        publish(&index, &metrics);
+/// `namespace/name` or `name`.
+fn key<K: kube::Resource>(obj: &K) -> String {
+    let meta = obj.meta();
+    let name = meta.name.as_deref().unwrap_or_default();
+    match meta.namespace.as_deref() {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_string(),
     }
 }
 
