@@ -30,7 +30,9 @@ use tierguard::engine::policy::Policy;
 use tierguard::engine::ports::{ContainerPort, Protocol};
 use tierguard::engine::reach::{Endpoint, evaluate};
 use tierguard::engine::state::{Namespace, Pod, State};
-use tierguard::guardpolicy::{self, IsolationPolicy, baseline_policies};
+use tierguard::engine::tiers::IsolationPolicy;
+use tierguard::model::baseline::baseline_policies;
+use tierguard::model::isolationpolicy;
 
 mod world;
 use world::{NAMESPACES, POLICIES, TIERS, namespace_manifest, other_namespace, team_policy};
@@ -46,7 +48,8 @@ struct Cluster {
 
 fn policy(v: Value) -> Arc<Policy> {
     let np: NetworkPolicy = serde_json::from_value(v).expect("a NetworkPolicy");
-    let p = Policy::from_k8s(&np, "default").expect("a valid NetworkPolicy");
+    let p =
+        tierguard::model::networkpolicy::convert(&np, "default").expect("a valid NetworkPolicy");
     Arc::new(p)
 }
 
@@ -165,7 +168,7 @@ fn pods_of(ns: &str, i: usize, app: &str) -> impl Iterator<Item = Pod> {
 }
 
 fn cluster() -> Cluster {
-    let iso = guardpolicy::parse(THREE_TIER, "policies/three-tier.yaml").expect("policy");
+    let iso = isolationpolicy::parse(THREE_TIER, "policies/three-tier.yaml").expect("policy");
     let mut state = State::new();
     let mut pods = Vec::new();
     let mut count = 0;
@@ -173,7 +176,7 @@ fn cluster() -> Cluster {
     for (i, t) in TIERS.iter().enumerate() {
         state.apply_namespace(Namespace::new(t, labels(&[("name", t)])));
         for np in baseline_policies(&iso, t) {
-            let p = Policy::from_k8s(&np, t).expect("a valid baseline");
+            let p = tierguard::model::networkpolicy::convert(&np, t).expect("a valid baseline");
             state.apply_policy(Arc::new(p));
             count += 1;
         }
@@ -191,7 +194,7 @@ fn cluster() -> Cluster {
         let ns = other_namespace(i);
         let manifest: k8s_openapi::api::core::v1::Namespace =
             serde_json::from_value(namespace_manifest(i)).expect("a Namespace");
-        state.apply_namespace(tierguard::index::namespace_of(&manifest).expect("named"));
+        state.apply_namespace(tierguard::model::namespace::convert(&manifest).expect("named"));
         let n_policies = if i < extra { 3 } else { 2 };
         for k in 0..n_policies {
             state.apply_policy(policy(team_policy(&ns, i, k)));
@@ -270,7 +273,7 @@ fn benches(c: &mut Criterion) {
     assert!(!check_change(&iso, &state, &delete).is_empty());
     assert!(check_change(&iso, &state, &ns_create).is_empty());
     assert!(!check_change(&iso, &state, &ns_join).is_empty());
-    let effective = guardpolicy::parse(
+    let effective = isolationpolicy::parse(
         &THREE_TIER.replace("judge: walls", "judge: effective"),
         "three-tier (effective)",
     )

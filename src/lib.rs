@@ -11,7 +11,7 @@
 //! ```text
 //!  manifests ──► world::World ──► engine::state::State ─┐
 //!                                                       ├─► engine::isolation ─► findings
-//!  policies/*.yaml ──► guardpolicy::IsolationPolicy ────┘
+//!  policies/*.yaml ──► model::isolationpolicy ─► engine::tiers::IsolationPolicy ─┘
 //!  query: engine::reach::evaluate(src, dst, port) ─► verdict + the rules that decided
 //! ```
 
@@ -22,8 +22,9 @@ pub mod certs;
 pub mod cli;
 pub mod controller;
 pub mod engine;
-pub mod guardpolicy;
 pub mod index;
+pub mod model;
+pub mod report;
 pub mod server;
 pub mod telemetry;
 pub mod tls;

@@ -3,118 +3,18 @@
 //! `admission.k8s.io/v1`, `oldObject` on UPDATE and DELETE, `dryRun`,
 //! `userInfo`.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+mod common;
+
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use common::*;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tierguard::admission::{Ctx, DEFAULT_MAX_BODY, admin_router, router};
-use tierguard::guardpolicy::{self, Mode};
-use tierguard::index::Index;
-use tierguard::telemetry::Metrics;
-use tierguard::world::World;
+use tierguard::admission::{Ctx, admin_router, router};
+use tierguard::engine::tiers::Mode;
 use tower::ServiceExt;
-
-const GUARD: &str = "system:serviceaccount:tierguard:tierguard";
-
-fn ctx_with(mode: Mode, synced: bool) -> Arc<Ctx> {
-    let mut policy =
-        guardpolicy::load_file(std::path::Path::new("policies/three-tier.yaml")).expect("policy");
-    policy.mode = mode;
-    let world = World::load(&["examples/three-tier".into()]).expect("examples");
-    let index = if synced {
-        Index::preloaded(world.state)
-    } else {
-        Index::new()
-    };
-    Arc::new(Ctx {
-        policy,
-        index: Arc::new(RwLock::new(index)),
-        metrics: Arc::new(Metrics::new()),
-        deadline: Duration::from_secs(2),
-        max_body: DEFAULT_MAX_BODY,
-        baseline_editors: BTreeSet::from([GUARD.to_string()]),
-        pod_guard: true,
-    })
-}
-
-fn ctx() -> Arc<Ctx> {
-    ctx_with(Mode::Enforce, true)
-}
-
-/// An AdmissionReview as the API server sends it.
-#[allow(clippy::too_many_arguments)]
-fn review(
-    kind: (&str, &str, &str),
-    op: &str,
-    ns: Option<&str>,
-    name: &str,
-    object: Value,
-    old: Value,
-    user: &str,
-    groups: &[&str],
-    dry_run: bool,
-) -> Value {
-    let (group, version, k) = kind;
-    let resource = match k {
-        "Namespace" => "namespaces",
-        "NetworkPolicy" => "networkpolicies",
-        "Pod" => "pods",
-        _ => "others",
-    };
-    let mut req = json!({
-        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
-        "kind": {"group": group, "version": version, "kind": k},
-        "resource": {"group": group, "version": version, "resource": resource},
-        "requestKind": {"group": group, "version": version, "kind": k},
-        "requestResource": {"group": group, "version": version, "resource": resource},
-        "name": name,
-        "operation": op,
-        "userInfo": {"username": user, "uid": "u-1", "groups": groups},
-        "object": object,
-        "oldObject": old,
-        "dryRun": dry_run,
-        "options": {"apiVersion": "meta.k8s.io/v1", "kind": format!("{}Options", match op { "CREATE" => "Create", "UPDATE" => "Update", _ => "Delete" })}
-    });
-    if let Some(ns) = ns {
-        req["namespace"] = json!(ns);
-    }
-    json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": req})
-}
-
-fn namespace(name: &str, labels: Value) -> Value {
-    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
-}
-
-fn namespace_no_labels(name: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-}
-
-fn netpol(ns: &str, name: &str, spec: Value) -> Value {
-    json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": ns, "uid": "x", "resourceVersion": "1"}, "spec": spec})
-}
-
-/// A CREATE by an ordinary user, not a dry run.
-fn create(kind: (&str, &str, &str), ns: Option<&str>, name: &str, object: Value) -> Value {
-    review(
-        kind,
-        "CREATE",
-        ns,
-        name,
-        object,
-        Value::Null,
-        "alice",
-        &[],
-        false,
-    )
-}
-
-const NS: (&str, &str, &str) = ("", "v1", "Namespace");
-const NP: (&str, &str, &str) = ("networking.k8s.io", "v1", "NetworkPolicy");
-const POD: (&str, &str, &str) = ("", "v1", "Pod");
 
 async fn call(ctx: Arc<Ctx>, path: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
     let resp = router(ctx, true)
@@ -144,7 +44,7 @@ async fn post(ctx: Arc<Ctx>, path: &str, review: Value) -> Value {
     let v: Value = serde_json::from_slice(&body).expect("review json");
     assert_eq!(v["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(v["kind"], "AdmissionReview");
-    assert_eq!(v["response"]["uid"], "705ab4f5-6393-11e8-b7cc-42010a800002");
+    assert_eq!(v["response"]["uid"], UID);
     v["response"].clone()
 }
 
@@ -174,9 +74,9 @@ fn decode_base64(s: &str) -> Vec<u8> {
 async fn mutation_adds_the_name_label_minimally() {
     // No labels at all: the labels map is created with only name.
     let r = post(
-        ctx(),
+        TestCtx::three_tier().build(),
         "/mutate",
-        create(NS, None, "shop", namespace_no_labels("shop")),
+        Review::create(NS, "shop", namespace_no_labels("shop")).json(),
     )
     .await;
     assert_eq!(r["allowed"], true);
@@ -187,9 +87,9 @@ async fn mutation_adds_the_name_label_minimally() {
     );
     // Other labels: only the one label is added.
     let r = post(
-        ctx(),
+        TestCtx::three_tier().build(),
         "/mutate",
-        create(NS, None, "shop", namespace("shop", json!({"team": "a"}))),
+        Review::create(NS, "shop", namespace("shop", json!({"team": "a"}))).json(),
     )
     .await;
     assert_eq!(
@@ -198,19 +98,16 @@ async fn mutation_adds_the_name_label_minimally() {
     );
     // Already there (reinvocation): no patch.
     let r = post(
-        ctx(),
+        TestCtx::three_tier().build(),
         "/mutate",
-        review(
+        Review::new(
             NS,
             "UPDATE",
-            None,
             "shop",
             namespace("shop", json!({"name": "shop"})),
-            namespace("shop", json!({})),
-            "alice",
-            &[],
-            false,
-        ),
+        )
+        .old(namespace("shop", json!({})))
+        .json(),
     )
     .await;
     assert_eq!(r["allowed"], true);
@@ -220,14 +117,11 @@ async fn mutation_adds_the_name_label_minimally() {
     );
     // Other kinds pass untouched.
     let r = post(
-        ctx(),
+        TestCtx::three_tier().build(),
         "/mutate",
-        create(
-            NP,
-            Some("backend"),
-            "p",
-            netpol("backend", "p", json!({"podSelector": {}})),
-        ),
+        Review::create(NP, "p", netpol("backend", "p", json!({"podSelector": {}})))
+            .ns("backend")
+            .json(),
     )
     .await;
     assert!(r.get("patch").is_none());
@@ -238,19 +132,16 @@ async fn mutation_adds_the_name_label_minimally() {
 #[tokio::test]
 async fn a_lying_name_label_is_refused() {
     let r = post(
-        ctx(),
+        TestCtx::three_tier().build(),
         "/validate",
-        review(
+        Review::new(
             NS,
             "CREATE",
-            None,
             "reporting",
             namespace("reporting", json!({"name": "backend"})),
-            Value::Null,
-            "alice",
-            &["system:authenticated"],
-            false,
-        ),
+        )
+        .groups(&["system:authenticated"])
+        .json(),
     )
     .await;
     assert_eq!(r["allowed"], false);
@@ -277,19 +168,12 @@ async fn joining_a_tier_needs_membership_rights() {
     );
     let old = namespace("analytics", json!({"name": "analytics"}));
     let r = post(
-        ctx(),
+        TestCtx::three_tier().build(),
         "/validate",
-        review(
-            NS,
-            "UPDATE",
-            None,
-            "analytics",
-            obj.clone(),
-            old.clone(),
-            "alice",
-            &["system:authenticated"],
-            false,
-        ),
+        Review::new(NS, "UPDATE", "analytics", obj.clone())
+            .old(old.clone())
+            .groups(&["system:authenticated"])
+            .json(),
     )
     .await;
     assert_eq!(r["allowed"], false);
@@ -308,19 +192,13 @@ async fn joining_a_tier_needs_membership_rights() {
         "{r}"
     );
     let r = post(
-        ctx(),
+        TestCtx::three_tier().build(),
         "/validate",
-        review(
-            NS,
-            "UPDATE",
-            None,
-            "analytics",
-            obj,
-            old,
-            "admin",
-            &["system:masters", "system:authenticated"],
-            false,
-        ),
+        Review::new(NS, "UPDATE", "analytics", obj)
+            .old(old)
+            .by("admin")
+            .groups(&["system:masters", "system:authenticated"])
+            .json(),
     )
     .await;
     assert_eq!(r["allowed"], true, "{r}");
@@ -333,19 +211,13 @@ async fn a_tier_conflict_is_refused_even_for_admins() {
         json!({"name": "database", "tierguard.io/tier": "frontend"}),
     );
     let r = post(
-        ctx(),
+        TestCtx::three_tier().build(),
         "/validate",
-        review(
-            NS,
-            "UPDATE",
-            None,
-            "database",
-            obj,
-            namespace("database", json!({"name": "database"})),
-            "admin",
-            &["system:masters"],
-            false,
-        ),
+        Review::new(NS, "UPDATE", "database", obj)
+            .old(namespace("database", json!({"name": "database"})))
+            .by("admin")
+            .groups(&["system:masters"])
+            .json(),
     )
     .await;
     assert_eq!(r["allowed"], false);
@@ -384,9 +256,11 @@ fn frontend_to_database() -> Value {
 #[tokio::test]
 async fn a_policy_opening_a_forbidden_flow_is_refused_with_the_flow_and_rule() {
     let r = post(
-        ctx(),
+        TestCtx::three_tier().build(),
         "/validate",
-        create(NP, Some("database"), "oops", frontend_to_database()),
+        Review::create(NP, "oops", frontend_to_database())
+            .ns("database")
+            .json(),
     )
     .await;
     assert_eq!(r["allowed"], false);
@@ -411,20 +285,25 @@ async fn a_policy_opening_a_forbidden_flow_is_refused_with_the_flow_and_rule() {
 async fn effective_mode_is_judged_on_the_blocking_pool_with_its_own_semantics() {
     // Walls: the database wall lets frontend in, refused.
     let refused = post(
-        ctx(),
+        TestCtx::three_tier().build(),
         "/validate",
-        create(NP, Some("database"), "oops", frontend_to_database()),
+        Review::create(NP, "oops", frontend_to_database())
+            .ns("database")
+            .json(),
     )
     .await;
     assert_eq!(refused["allowed"], false, "{refused}");
     // Effective: frontend's own egress policies block the flow, so nothing
     // is opened; the judgement runs off the request threads and answers.
-    let mut c = ctx();
-    Arc::get_mut(&mut c).expect("unique").policy.judge = tierguard::guardpolicy::Judge::Effective;
+    let c = TestCtx::three_tier()
+        .policy(|p| p.judge = tierguard::engine::tiers::Judge::Effective)
+        .build();
     let admitted = post(
         c,
         "/validate",
-        create(NP, Some("database"), "oops", frontend_to_database()),
+        Review::create(NP, "oops", frontend_to_database())
+            .ns("database")
+            .json(),
     )
     .await;
     assert_eq!(admitted["allowed"], true, "{admitted}");
@@ -437,22 +316,20 @@ async fn an_allowed_policy_is_admitted_and_dry_run_is_judged_the_same() {
         "fine",
         json!({"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "backend"}}}], "ports": [{"port": 5432}]}]}),
     );
-    let r = post(ctx(), "/validate", create(NP, Some("database"), "fine", ok)).await;
+    let r = post(
+        TestCtx::three_tier().build(),
+        "/validate",
+        Review::create(NP, "fine", ok).ns("database").json(),
+    )
+    .await;
     assert_eq!(r["allowed"], true, "{r}");
     let r = post(
-        ctx(),
+        TestCtx::three_tier().build(),
         "/validate",
-        review(
-            NP,
-            "CREATE",
-            Some("database"),
-            "oops",
-            frontend_to_database(),
-            Value::Null,
-            "alice",
-            &[],
-            true,
-        ),
+        Review::new(NP, "CREATE", "oops", frontend_to_database())
+            .ns("database")
+            .dry_run()
+            .json(),
     )
     .await;
     assert_eq!(r["allowed"], false, "dry-run is judged too");
@@ -471,19 +348,12 @@ async fn updates_are_judged_against_the_old_version() {
         json!({"podSelector": {"matchLabels": {"app": "backend"}}, "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"name": "frontend"}}}]}]}),
     );
     let r = post(
-        ctx(),
+        TestCtx::three_tier().build(),
         "/validate",
-        review(
-            NP,
-            "UPDATE",
-            Some("backend"),
-            "allow-frontend-to-backend",
-            widened,
-            old,
-            "alice",
-            &[],
-            false,
-        ),
+        Review::new(NP, "UPDATE", "allow-frontend-to-backend", widened)
+            .ns("backend")
+            .old(old)
+            .json(),
     )
     .await;
     assert_eq!(r["allowed"], false);
@@ -506,19 +376,12 @@ async fn deleting_the_baseline_is_refused_but_the_guard_may_manage_it() {
     let mut managed = old.clone();
     managed["metadata"]["labels"] = json!({"app.kubernetes.io/managed-by": "tierguard"});
     let r = post(
-        ctx(),
+        TestCtx::three_tier().build(),
         "/validate",
-        review(
-            NP,
-            "DELETE",
-            Some("database"),
-            "tierguard-default-deny",
-            Value::Null,
-            managed.clone(),
-            "alice",
-            &[],
-            false,
-        ),
+        Review::new(NP, "DELETE", "tierguard-default-deny", Value::Null)
+            .ns("database")
+            .old(managed.clone())
+            .json(),
     )
     .await;
     assert_eq!(r["allowed"], false);
@@ -530,23 +393,16 @@ async fn deleting_the_baseline_is_refused_but_the_guard_may_manage_it() {
     assert!(msg.contains("spec.baseline"), "{msg}");
     // An unmanaged policy of another name: judged by the flows it opens.
     let r = post(
-        ctx(),
+        TestCtx::three_tier().build(),
         "/validate",
-        review(
-            NP,
-            "DELETE",
-            Some("database"),
-            "allow-backend-to-database",
-            Value::Null,
-            netpol(
+        Review::new(NP, "DELETE", "allow-backend-to-database", Value::Null)
+            .ns("database")
+            .old(netpol(
                 "database",
                 "allow-backend-to-database",
                 json!({"podSelector": {}}),
-            ),
-            "alice",
-            &[],
-            false,
-        ),
+            ))
+            .json(),
     )
     .await;
     assert_eq!(
@@ -555,19 +411,13 @@ async fn deleting_the_baseline_is_refused_but_the_guard_may_manage_it() {
     );
     // The guard re-applying the same spec (server-side apply) is fine.
     let r = post(
-        ctx(),
+        TestCtx::three_tier().build(),
         "/validate",
-        review(
-            NP,
-            "UPDATE",
-            Some("database"),
-            "tierguard-default-deny",
-            managed.clone(),
-            managed.clone(),
-            GUARD,
-            &[],
-            false,
-        ),
+        Review::new(NP, "UPDATE", "tierguard-default-deny", managed.clone())
+            .ns("database")
+            .old(managed.clone())
+            .by(GUARD)
+            .json(),
     )
     .await;
     assert_eq!(r["allowed"], true, "{r}");
@@ -576,19 +426,18 @@ async fn deleting_the_baseline_is_refused_but_the_guard_may_manage_it() {
     let mut changed = managed.clone();
     changed["spec"]["ingress"] = json!([]);
     let update_by = |user: &'static str| {
-        review(
-            NP,
-            "UPDATE",
-            Some("database"),
-            "tierguard-default-deny",
-            changed.clone(),
-            managed.clone(),
-            user,
-            &[],
-            false,
-        )
+        Review::new(NP, "UPDATE", "tierguard-default-deny", changed.clone())
+            .ns("database")
+            .old(managed.clone())
+            .by(user)
+            .json()
     };
-    let r = post(ctx(), "/validate", update_by("alice")).await;
+    let r = post(
+        TestCtx::three_tier().build(),
+        "/validate",
+        update_by("alice"),
+    )
+    .await;
     assert_eq!(r["allowed"], false, "{r}");
     assert!(
         r["status"]["message"]
@@ -597,7 +446,7 @@ async fn deleting_the_baseline_is_refused_but_the_guard_may_manage_it() {
             .contains("changing database/tierguard-default-deny is refused"),
         "{r}"
     );
-    let r = post(ctx(), "/validate", update_by(GUARD)).await;
+    let r = post(TestCtx::three_tier().build(), "/validate", update_by(GUARD)).await;
     assert_eq!(r["allowed"], true, "a baseline editor may change it: {r}");
 }
 
@@ -608,7 +457,12 @@ async fn an_invalid_policy_is_refused_with_the_field_path() {
         "bad",
         json!({"podSelector": {}, "ingress": [{"ports": [{"port": 80, "endPort": 70}]}]}),
     );
-    let r = post(ctx(), "/validate", create(NP, Some("database"), "bad", bad)).await;
+    let r = post(
+        TestCtx::three_tier().build(),
+        "/validate",
+        Review::create(NP, "bad", bad).ns("database").json(),
+    )
+    .await;
     assert_eq!(r["allowed"], false);
     assert!(
         r["status"]["message"]
@@ -623,11 +477,13 @@ async fn an_invalid_policy_is_refused_with_the_field_path() {
 
 #[tokio::test]
 async fn audit_mode_admits_with_warnings_and_annotations() {
-    let c = ctx_with(Mode::Audit, true);
+    let c = TestCtx::three_tier().mode(Mode::Audit).build();
     let r = post(
         c.clone(),
         "/validate",
-        create(NP, Some("database"), "oops", frontend_to_database()),
+        Review::create(NP, "oops", frontend_to_database())
+            .ns("database")
+            .json(),
     )
     .await;
     assert_eq!(r["allowed"], true);
@@ -655,9 +511,11 @@ async fn audit_mode_admits_with_warnings_and_annotations() {
 #[tokio::test]
 async fn an_unsynced_index_refuses_with_a_retriable_reason() {
     let r = post(
-        ctx_with(Mode::Enforce, false),
+        TestCtx::three_tier().mode(Mode::Enforce).unsynced().build(),
         "/validate",
-        create(NP, Some("database"), "oops", frontend_to_database()),
+        Review::create(NP, "oops", frontend_to_database())
+            .ns("database")
+            .json(),
     )
     .await;
     assert_eq!(r["allowed"], false);
@@ -670,9 +528,11 @@ async fn an_unsynced_index_refuses_with_a_retriable_reason() {
         "{r}"
     );
     let r = post(
-        ctx_with(Mode::Audit, false),
+        TestCtx::three_tier().mode(Mode::Audit).unsynced().build(),
         "/validate",
-        create(NP, Some("database"), "oops", frontend_to_database()),
+        Review::create(NP, "oops", frontend_to_database())
+            .ns("database")
+            .json(),
     )
     .await;
     assert_eq!(r["allowed"], true, "audit mode never refuses");
@@ -684,11 +544,13 @@ fn pod(ns: &str) -> Value {
 
 #[tokio::test]
 async fn pods_wait_for_the_baseline_in_tier_namespaces() {
-    let c = ctx();
+    let c = TestCtx::three_tier().build();
     let r = post(
         c.clone(),
         "/validate",
-        create(POD, Some("database"), "p", pod("database")),
+        Review::create(POD, "p", pod("database"))
+            .ns("database")
+            .json(),
     )
     .await;
     assert_eq!(r["allowed"], true, "database has its baseline: {r}");
@@ -699,7 +561,9 @@ async fn pods_wait_for_the_baseline_in_tier_namespaces() {
     let r = post(
         c.clone(),
         "/validate",
-        create(POD, Some("database"), "p", pod("database")),
+        Review::create(POD, "p", pod("database"))
+            .ns("database")
+            .json(),
     )
     .await;
     assert_eq!(r["allowed"], false);
@@ -714,7 +578,9 @@ async fn pods_wait_for_the_baseline_in_tier_namespaces() {
     let r = post(
         c,
         "/validate",
-        create(POD, Some("frontend"), "p", pod("frontend")),
+        Review::create(POD, "p", pod("frontend"))
+            .ns("frontend")
+            .json(),
     )
     .await;
     assert_eq!(r["allowed"], true);
@@ -724,7 +590,8 @@ async fn pods_wait_for_the_baseline_in_tier_namespaces() {
 
 #[tokio::test]
 async fn malformed_requests_get_a_clear_4xx() {
-    let cases: Vec<(Vec<u8>, StatusCode, &str)> = vec![
+    let cases: Vec<(Vec<u8>, StatusCode, &str)> =
+        vec![
         (
             b"{not json".to_vec(),
             StatusCode::BAD_REQUEST,
@@ -743,17 +610,7 @@ async fn malformed_requests_get_a_clear_4xx() {
         ),
         (
             serde_json::to_vec(&{
-                let mut r = review(
-                    NS,
-                    "CREATE",
-                    None,
-                    "x",
-                    namespace_no_labels("x"),
-                    Value::Null,
-                    "a",
-                    &[],
-                    false,
-                );
+                let mut r = Review::new(NS, "CREATE", "x", namespace_no_labels("x")).by("a").json();
                 r["request"]["uid"] = json!("");
                 r
             })
@@ -762,13 +619,13 @@ async fn malformed_requests_get_a_clear_4xx() {
             "no uid",
         ),
         (
-            vec![b' '; DEFAULT_MAX_BODY + 10],
+            vec![b' '; tierguard::admission::DEFAULT_MAX_BODY + 10],
             StatusCode::PAYLOAD_TOO_LARGE,
             "over 3145728 bytes",
         ),
     ];
     for (body, status, fragment) in cases {
-        let (got, text) = call(ctx(), "/validate", body).await;
+        let (got, text) = call(TestCtx::three_tier().build(), "/validate", body).await;
         let text = String::from_utf8_lossy(&text);
         assert_eq!(got, status, "{text}");
         assert!(text.contains(fragment), "{text}");
@@ -779,19 +636,11 @@ async fn malformed_requests_get_a_clear_4xx() {
 async fn requests_it_cannot_judge_are_refused_with_a_reason() {
     // No object on CREATE.
     let r = post(
-        ctx(),
+        TestCtx::three_tier().build(),
         "/validate",
-        review(
-            NP,
-            "CREATE",
-            Some("database"),
-            "x",
-            Value::Null,
-            Value::Null,
-            "alice",
-            &[],
-            false,
-        ),
+        Review::new(NP, "CREATE", "x", Value::Null)
+            .ns("database")
+            .json(),
     )
     .await;
     assert_eq!(r["allowed"], false);
@@ -804,19 +653,16 @@ async fn requests_it_cannot_judge_are_refused_with_a_reason() {
     );
     // An unexpected kind.
     let r = post(
-        ctx(),
+        TestCtx::three_tier().build(),
         "/validate",
-        review(
+        Review::new(
             ("apps", "v1", "Deployment"),
             "CREATE",
-            Some("database"),
             "d",
             json!({"kind": "Deployment"}),
-            Value::Null,
-            "alice",
-            &[],
-            false,
-        ),
+        )
+        .ns("database")
+        .json(),
     )
     .await;
     assert_eq!(r["allowed"], false);
@@ -828,7 +674,7 @@ async fn requests_it_cannot_judge_are_refused_with_a_reason() {
         "{r}"
     );
     // An object of the wrong shape.
-    let r = post(ctx(), "/validate", create(NP, Some("database"), "x", json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "x"}, "spec": {"ingress": "everything"}}))).await;
+    let r = post(TestCtx::three_tier().build(), "/validate", Review::create(NP, "x", json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "x"}, "spec": {"ingress": "everything"}})).ns("database").json()).await;
     assert_eq!(r["allowed"], false);
     assert!(
         r["status"]["message"]
@@ -838,7 +684,7 @@ async fn requests_it_cannot_judge_are_refused_with_a_reason() {
         "{r}"
     );
     // The path goes down to the field.
-    let r = post(ctx(), "/validate", create(NP, Some("database"), "x", json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "x"}, "spec": {"podSelector": {}, "ingress": [{"ports": [{"port": 80, "protocol": 6}]}]}}))).await;
+    let r = post(TestCtx::three_tier().build(), "/validate", Review::create(NP, "x", json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "x"}, "spec": {"podSelector": {}, "ingress": [{"ports": [{"port": 80, "protocol": 6}]}]}})).ns("database").json()).await;
     assert_eq!(r["allowed"], false);
     assert!(
         r["status"]["message"]
@@ -851,8 +697,9 @@ async fn requests_it_cannot_judge_are_refused_with_a_reason() {
 
 #[tokio::test]
 async fn a_stalled_body_hits_the_deadline() {
-    let mut c = ctx_with(Mode::Enforce, true);
-    Arc::get_mut(&mut c).expect("unique").deadline = Duration::from_millis(200);
+    let c = TestCtx::three_tier()
+        .deadline(std::time::Duration::from_millis(200))
+        .build();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
     tx.send(Ok(b"{\"apiVersion\":".to_vec()))
         .await
@@ -864,7 +711,7 @@ async fn a_stalled_body_hits_the_deadline() {
         .await
         .expect("infallible");
     assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
     drop(tx);
 }
 
@@ -888,16 +735,29 @@ async fn readiness_follows_the_index_and_metrics_are_prometheus_text() {
         (status, String::from_utf8_lossy(&body).into_owned())
     };
     assert_eq!(
-        get(ctx_with(Mode::Enforce, false), "/readyz").await.0,
+        get(
+            TestCtx::three_tier().mode(Mode::Enforce).unsynced().build(),
+            "/readyz"
+        )
+        .await
+        .0,
         StatusCode::SERVICE_UNAVAILABLE
     );
-    assert_eq!(get(ctx(), "/readyz").await.0, StatusCode::OK);
-    assert_eq!(get(ctx(), "/healthz").await.0, StatusCode::OK);
-    let c = ctx();
+    assert_eq!(
+        get(TestCtx::three_tier().build(), "/readyz").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(TestCtx::three_tier().build(), "/healthz").await.0,
+        StatusCode::OK
+    );
+    let c = TestCtx::three_tier().build();
     let _ = post(
         c.clone(),
         "/validate",
-        create(NP, Some("database"), "oops", frontend_to_database()),
+        Review::create(NP, "oops", frontend_to_database())
+            .ns("database")
+            .json(),
     )
     .await;
     let (status, text) = get(c, "/metrics").await;

@@ -57,23 +57,23 @@ fn the_tutorial_as_tierguard_leaves_it_is_clean() {
 const VIOLATIONS: &[(&str, &str)] = &[
     (
         "01-database-open-to-frontend",
-        "tier frontend -> tier database on TCP/5432",
+        "opens: tier frontend -> tier database on TCP/5432",
     ),
     (
         "02-allow-all-ingress-in-backend",
-        "outside the cluster -> tier backend on all ports",
+        "opens: outside the cluster -> tier backend on all ports",
     ),
     (
         "03-delete-database-default-deny",
-        "tier frontend -> tier database on all ports",
+        "opens: tier frontend -> tier database on all ports",
     ),
     (
         "04-namespace-claims-name-backend",
-        "namespace reporting (not in a tier) -> tier database on TCP/5432",
+        "opens: namespace reporting (not in a tier) -> tier database on TCP/5432",
     ),
     (
         "05-database-open-to-internet",
-        "outside the cluster -> tier database on TCP/5432",
+        "opens: outside the cluster -> tier database on TCP/5432",
     ),
     (
         "06-frontend-to-database-pair",
@@ -81,11 +81,11 @@ const VIOLATIONS: &[(&str, &str)] = &[
     ),
     (
         "07-selector-on-unprotected-label",
-        "any namespace outside the tiers -> tier database on TCP/5432",
+        "opens: any namespace outside the tiers -> tier database on TCP/5432",
     ),
     (
         "08-named-port-opens-every-port",
-        "tier frontend -> tier backend on TCP/1-79, TCP/81-65535",
+        "opens: tier frontend -> tier backend on TCP/1-79, TCP/81-65535",
     ),
 ];
 
@@ -150,13 +150,27 @@ fn check_json_is_one_object_with_structured_flows() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v["clean"], false);
     assert_eq!(v["relativeToBase"], true);
-    assert_eq!(v["flows"][0]["from"], "tier frontend");
-    assert_eq!(v["flows"][0]["to"], "tier database");
-    assert_eq!(v["flows"][0]["direction"], "ingress");
+    // Ends are structured, not prose.
+    assert_eq!(
+        v["flows"][0]["from"],
+        serde_json::json!({"kind": "tier", "tier": "frontend", "namespace": "frontend"})
+    );
+    assert_eq!(v["flows"][0]["to"]["tier"], "database");
+    assert_eq!(v["flows"][0]["wall"], "ingress");
     assert_eq!(v["flows"][0]["ports"], "TCP/5432");
     assert_eq!(
         v["flows"][0]["causes"][0][0]["rule"],
         "database/allow-frontend-to-database ingress[0]"
+    );
+    // Grouped by cause: one entry for the rule, naming what it opens.
+    assert_eq!(v["byCause"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        v["byCause"][0]["cause"]["rule"],
+        "database/allow-frontend-to-database ingress[0]"
+    );
+    assert_eq!(
+        v["byCause"][0]["opens"][0]["description"],
+        "tier frontend -> tier database"
     );
 }
 

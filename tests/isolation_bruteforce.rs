@@ -27,7 +27,8 @@ use tierguard::engine::policy::Direction;
 use tierguard::engine::ports::{ContainerPort, Protocol};
 use tierguard::engine::reach::{Endpoint, evaluate, side_allows};
 use tierguard::engine::state::{Namespace, Pod, State};
-use tierguard::guardpolicy::{self, IsolationPolicy, Judge, Party};
+use tierguard::engine::tiers::{IsolationPolicy, Judge, Party};
+use tierguard::model::isolationpolicy;
 
 const TIER_LABEL: &str = "tier";
 /// Namespaces that may exist; `ns-e` may be created later, `fresh` stands for
@@ -512,20 +513,14 @@ fn symbolic(iso: &IsolationPolicy, state: &State) -> BTreeSet<Key> {
     for f in Checker::new(iso, state).report().flows {
         for proto in PROTOS {
             for port in PORTS {
-                if f.port_set().contains(proto, port) {
-                    out.insert((
-                        f.namespace.clone(),
-                        f.wall(),
-                        f.other().clone(),
-                        proto,
-                        port,
-                    ));
+                if f.ports.contains(proto, port) {
+                    out.insert((f.namespace.clone(), f.wall, f.other.clone(), proto, port));
                 }
             }
             // Ports no rule or flow names behave like port 9.
             assert_eq!(
-                f.port_set().contains(proto, 9),
-                f.port_set().contains(proto, 65535),
+                f.ports.contains(proto, 9),
+                f.ports.contains(proto, 65535),
                 "port 9 stands for every unnamed port"
             );
         }
@@ -534,7 +529,7 @@ fn symbolic(iso: &IsolationPolicy, state: &State) -> BTreeSet<Key> {
 }
 
 fn load(world_yaml: &str, iso_yaml: &str) -> Option<(State, IsolationPolicy)> {
-    let iso = guardpolicy::parse(iso_yaml, "iso").expect("generated isolation policy is valid");
+    let iso = isolationpolicy::parse(iso_yaml, "iso").expect("generated isolation policy is valid");
     let world = tierguard::world::World::from_text(world_yaml, "world").ok()?;
     Some((world.state, iso))
 }

@@ -4,15 +4,19 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tierguard::engine::isolation::{Cause, Change, Checker, Finding, check_change};
+use tierguard::engine::isolation::{Breach, Cause, Change, Checker, check_change};
 use tierguard::engine::policy::Policy;
+use tierguard::engine::policy::{Direction, RuleRef};
+use tierguard::engine::ports::{PortSet, Protocol};
 use tierguard::engine::state::{Namespace, State};
-use tierguard::guardpolicy::{self, IsolationPolicy, Judge};
+use tierguard::engine::tiers::{IsolationPolicy, Judge};
+use tierguard::model::isolationpolicy;
+use tierguard::report::kubectl::Refusal;
 use tierguard::world::World;
 
 fn three_tier() -> (IsolationPolicy, State) {
-    let iso =
-        guardpolicy::load_file(std::path::Path::new("policies/three-tier.yaml")).expect("policy");
+    let iso = isolationpolicy::load_file(std::path::Path::new("policies/three-tier.yaml"))
+        .expect("policy");
     let world = World::load(&["examples/three-tier".into()]).expect("examples");
     (iso, world.state)
 }
@@ -23,11 +27,30 @@ fn policy(yaml: &str) -> Arc<Policy> {
     w.state.policies().next().cloned().expect("one policy")
 }
 
-fn flows(findings: &[Finding]) -> Vec<String> {
+fn flows(findings: &[Breach]) -> Vec<String> {
     findings
         .iter()
-        .map(|f| format!("{} -> {} on {} ({})", f.from, f.to, f.ports, f.direction))
+        .map(|f| {
+            format!(
+                "{} ({})",
+                tierguard::report::flow(&f.from, &f.to, &f.ports),
+                f.wall
+            )
+        })
         .collect()
+}
+
+/// The lines kubectl shows for these breaches.
+fn kubectl_lines(breaches: &[Breach]) -> Vec<String> {
+    Refusal {
+        kind: "NetworkPolicy".into(),
+        object: "database/oops".into(),
+        delete: false,
+        problems: Vec::new(),
+        breaches: breaches.to_vec(),
+        policy: "three-tier".into(),
+    }
+    .lines()
 }
 
 #[test]
@@ -38,7 +61,7 @@ fn an_allowed_flow_is_admitted() {
     );
     assert_eq!(
         check_change(&iso, &state, &Change::ApplyPolicy(p)),
-        Vec::<Finding>::new()
+        Vec::<Breach>::new()
     );
 }
 
@@ -57,14 +80,24 @@ fn a_forbidden_flow_is_named_with_the_rule_that_opens_it() {
         f[0].causes,
         vec![(
             Cause::Rule {
-                rule: "database/oops ingress[1]".into(),
+                rule: RuleRef {
+                    namespace: "database".into(),
+                    policy: "oops".into(),
+                    direction: Direction::Ingress,
+                    index: 1
+                },
                 peer: Some("namespaceSelector kubernetes.io/metadata.name=frontend".into())
             },
-            "TCP/22, TCP/5432".into()
+            PortSet::single(Protocol::Tcp, 22).union(&PortSet::single(Protocol::Tcp, 5432))
         )]
     );
-    assert!(f[0].summary().len() <= 256, "{}", f[0].summary());
-    assert!(f[0].summary().contains("database/oops ingress[1]"));
+    let lines = kubectl_lines(&f);
+    assert!(lines[0].len() <= 256, "{}", lines[0]);
+    assert!(
+        lines[0].contains("database/oops ingress[1]"),
+        "{}",
+        lines[0]
+    );
 }
 
 #[test]
@@ -77,7 +110,7 @@ fn deleting_the_default_deny_opens_the_wall() {
     let f = check_change(&iso, &state, &change);
     assert!(!f.is_empty());
     assert!(
-        f.iter().all(|f| f.direction == "ingress"),
+        f.iter().all(|f| f.wall == Direction::Ingress),
         "egress stays isolated by the DNS policy: {:?}",
         flows(&f)
     );
@@ -118,14 +151,14 @@ fn a_change_that_opens_nothing_new_is_not_flagged() {
     let again = policy(&hole.replace("name: hole", "name: hole-2"));
     assert_eq!(
         check_change(&iso, &state, &Change::ApplyPolicy(again)),
-        Vec::<Finding>::new()
+        Vec::<Breach>::new()
     );
     // Closing it is fine too.
     let close = Change::DeletePolicy {
         namespace: "database".into(),
         name: "hole".into(),
     };
-    assert_eq!(check_change(&iso, &state, &close), Vec::<Finding>::new());
+    assert_eq!(check_change(&iso, &state, &close), Vec::<Breach>::new());
 }
 
 #[test]
@@ -136,7 +169,7 @@ fn policies_outside_the_tiers_are_not_governed() {
     );
     assert_eq!(
         check_change(&iso, &state, &Change::ApplyPolicy(p)),
-        Vec::<Finding>::new()
+        Vec::<Breach>::new()
     );
 }
 
@@ -171,7 +204,7 @@ fn joining_a_tier_is_judged() {
     );
     assert_eq!(
         check_change(&iso, &state, &Change::ApplyNamespace(team)),
-        Vec::<Finding>::new()
+        Vec::<Breach>::new()
     );
 }
 
@@ -208,7 +241,7 @@ fn effective_mode_ignores_holes_the_other_end_blocks() {
     iso.judge = Judge::Effective;
     assert_eq!(
         check_change(&iso, &state, &Change::ApplyPolicy(p)),
-        Vec::<Finding>::new()
+        Vec::<Breach>::new()
     );
     // ... but egress to a namespace nobody has created yet is open at its end.
     let p = policy(

@@ -17,8 +17,8 @@ use rustls_pki_types::pem::PemObject;
 use serde_json::json;
 use tierguard::admission::{Ctx, DEFAULT_MAX_BODY, router};
 use tierguard::certs::Ca;
-use tierguard::guardpolicy;
 use tierguard::index::Index;
+use tierguard::model::isolationpolicy;
 use tierguard::telemetry::Metrics;
 use tierguard::tls::CertStore;
 use tokio::net::TcpStream;
@@ -45,7 +45,7 @@ fn write_secret_version(dir: &Path, version: &str, cert: &str, key: &str) {
 }
 
 fn ctx() -> Arc<Ctx> {
-    let policy = guardpolicy::load_file(Path::new("policies/three-tier.yaml")).expect("policy");
+    let policy = isolationpolicy::load_file(Path::new("policies/three-tier.yaml")).expect("policy");
     Arc::new(Ctx {
         policy,
         index: Arc::new(RwLock::new(Index::preloaded(Default::default()))),
@@ -54,6 +54,7 @@ fn ctx() -> Arc<Ctx> {
         max_body: DEFAULT_MAX_BODY,
         baseline_editors: BTreeSet::new(),
         pod_guard: false,
+        pool: tierguard::admission::pool::JudgePool::new(2),
     })
 }
 

@@ -1,7 +1,7 @@
 //! Bad input gets the API server's verdict, naming the file, the object and
 //! the field; never a panic.
 
-use tierguard::guardpolicy;
+use tierguard::model::isolationpolicy;
 use tierguard::world::World;
 
 fn policy(spec: &str) -> String {
@@ -368,7 +368,7 @@ fn invalid_isolation_policies_name_the_field() {
         let text = format!(
             "apiVersion: tierguard.io/v1alpha1\nkind: IsolationPolicy\nmetadata: {{name: t}}\nspec:\n  {spec}\n"
         );
-        match guardpolicy::parse(&text, "policies/t.yaml") {
+        match isolationpolicy::parse(&text, "policies/t.yaml") {
             Ok(_) => failures.push(format!("{spec}: accepted")),
             Err(e) => {
                 let e = format!("{e:#}");
@@ -385,8 +385,8 @@ fn invalid_isolation_policies_name_the_field() {
 
 #[test]
 fn the_shipped_isolation_policy_loads() {
-    let iso =
-        guardpolicy::load_file(std::path::Path::new("policies/three-tier.yaml")).expect("valid");
+    let iso = isolationpolicy::load_file(std::path::Path::new("policies/three-tier.yaml"))
+        .expect("valid");
     assert_eq!(
         iso.tiers
             .iter()

@@ -1,4 +1,4 @@
-//! Isolation policy text → `guardpolicy::parse`; on success, the policy
+//! Isolation policy text → `model::isolationpolicy::parse`; on success, the policy
 //! judges the three-tier example world (so a policy the parser accepts must
 //! not crash the checker either). Any panic is a bug.
 
@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use tierguard::engine::isolation::Checker;
-use tierguard::guardpolicy;
+use tierguard::model::isolationpolicy;
 use tierguard::world::World;
 
 const EXAMPLE: [&str; 4] = [
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let Ok(iso) = guardpolicy::parse(text, "fuzz") else {
+    let Ok(iso) = isolationpolicy::parse(text, "fuzz") else {
         return;
     };
     let report = Checker::new(&iso, &example_world().state).report();

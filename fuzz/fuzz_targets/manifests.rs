@@ -12,7 +12,8 @@ use libfuzzer_sys::fuzz_target;
 use tierguard::engine::isolation::{Change, Checker, check_change};
 use tierguard::engine::ports::Protocol;
 use tierguard::engine::reach::{Endpoint, evaluate};
-use tierguard::guardpolicy::{self, IsolationPolicy};
+use tierguard::engine::tiers::IsolationPolicy;
+use tierguard::model::isolationpolicy;
 use tierguard::world::World;
 
 const THREE_TIER: &str = include_str!("../../policies/three-tier.yaml");
@@ -21,10 +22,10 @@ const THREE_TIER: &str = include_str!("../../policies/three-tier.yaml");
 fn policies() -> &'static [IsolationPolicy; 2] {
     static ISO: OnceLock<[IsolationPolicy; 2]> = OnceLock::new();
     ISO.get_or_init(|| {
-        let walls = guardpolicy::parse(THREE_TIER, "three-tier.yaml")
+        let walls = isolationpolicy::parse(THREE_TIER, "three-tier.yaml")
             .expect("policies/three-tier.yaml parses");
         let effective_text = THREE_TIER.replace("judge: walls", "judge: effective");
-        let effective = guardpolicy::parse(&effective_text, "three-tier-effective.yaml")
+        let effective = isolationpolicy::parse(&effective_text, "three-tier-effective.yaml")
             .expect("the effective variant parses");
         [walls, effective]
     })

@@ -2,35 +2,44 @@
 //! returning `admission.k8s.io/v1` AdmissionReviews.
 //!
 //! ```text
-//!  body ─(limit, deadline)─► review::parse ─► AdmissionRequest
+//!  body ─(limit, deadline)─► request::Request::parse ─► Request (kind, operation, user, objects)
 //!                                  │ 4xx on malformed input
-//!      /mutate   ─► mutate::review   (Namespace: add name=<namespace>)
-//!      /validate ─► validate::review (Namespace, NetworkPolicy, Pod) ─► Verdict
+//!      /mutate   ─► mutate::review   (Namespace: add name=<namespace>)  ─► Outcome
+//!      /validate ─► validate::review (Namespace, NetworkPolicy, Pod)    ─► Outcome
 //!                     │ judged against a snapshot of the index (O(1) clone);
-//!                     │ in place when bounded by one namespace, otherwise on
-//!                     │ the blocking pool within the deadline
-//!  Verdict ─► respond: enforce = deny with the flows; audit = admit + warnings,
-//!             audit annotations, a log line and a metric per violation
+//!                     │ where the engine's cost says: in place (one namespace)
+//!                     │ or on the bounded pool (pool.rs) within the deadline
+//!  Outcome ─► outcome::respond: enforce = deny with the flows; audit = admit +
+//!             warnings, audit annotations, a log line and a metric per violation
+//!             (all text from `report`)
 //! ```
 
 pub mod mutate;
-pub mod review;
+pub mod outcome;
+pub mod pool;
+pub mod request;
 pub mod validate;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Json, Router};
+use kube::core::admission::AdmissionResponse;
+use tracing::{Span, field, info, warn};
 
-use crate::guardpolicy::IsolationPolicy;
+use crate::engine::isolation::Cost;
+use crate::engine::tiers::IsolationPolicy;
 use crate::index::SharedIndex;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, labels};
+use outcome::VerdictLabel;
+use pool::{JudgePool, judge_budget};
+use request::{BadRequest, Request};
 
 /// Default limit on a request body (the API server sends at most 3 MiB objects).
 pub const DEFAULT_MAX_BODY: usize = 3 * 1024 * 1024;
@@ -55,6 +64,8 @@ pub struct Ctx {
     pub baseline_editors: BTreeSet<String>,
     /// Refuse pods in tier namespaces whose baseline is not in place yet.
     pub pod_guard: bool,
+    /// The bounded pool for judgements that walk the cluster.
+    pub pool: JudgePool,
 }
 
 /// Which review a request asks for.
@@ -115,10 +126,24 @@ pub fn admin_router(ctx: Arc<Ctx>) -> Router {
         .with_state(ctx)
 }
 
-async fn handle(State(ctx): State<Arc<Ctx>>, req: Request<Body>, endpoint: Endpoint) -> Response {
+impl Endpoint {
+    fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Mutate => "mutate",
+            Endpoint::Validate => "validate",
+            Endpoint::Noop => "noop",
+        }
+    }
+}
+
+async fn handle(
+    State(ctx): State<Arc<Ctx>>,
+    req: axum::http::Request<Body>,
+    endpoint: Endpoint,
+) -> Response {
     let start = Instant::now();
     let deadline = ctx.deadline;
-    let work = review::serve(ctx.clone(), req, endpoint);
+    let work = serve(ctx.clone(), req, endpoint);
     let resp = match tokio::time::timeout(deadline, work).await {
         Ok(r) => r,
         Err(_) => (
@@ -132,4 +157,91 @@ async fn handle(State(ctx): State<Arc<Ctx>>, req: Request<Body>, endpoint: Endpo
     };
     ctx.metrics.latency.observe(start.elapsed().as_secs_f64());
     resp
+}
+
+fn bad_request(e: BadRequest) -> Response {
+    warn!(status = e.status.as_u16(), error = %e.message, "bad admission request");
+    (e.status, format!("tierguard: {}\n", e.message)).into_response()
+}
+
+/// The body, or why it cannot be read; an over-long body is told apart by
+/// its error's type.
+async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, BadRequest> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let inner = e.into_inner();
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
+        while let Some(s) = source {
+            if s.is::<http_body_util::LengthLimitError>() {
+                return BadRequest {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    message: format!("request body is over {limit} bytes"),
+                };
+            }
+            source = s.source();
+        }
+        BadRequest {
+            status: StatusCode::BAD_REQUEST,
+            message: format!("cannot read request body: {inner}"),
+        }
+    })
+}
+
+/// Reads the body, parses the review, judges it, and writes the response.
+#[tracing::instrument(
+    name = "admission",
+    skip_all,
+    fields(uid = field::Empty, kind = field::Empty, operation = field::Empty, object = field::Empty,
+           user = field::Empty, dry_run = field::Empty, verdict = field::Empty, duration_us = field::Empty)
+)]
+async fn serve(ctx: Arc<Ctx>, req: axum::http::Request<Body>, endpoint: Endpoint) -> Response {
+    let start = Instant::now();
+    let request = match read_body(req.into_body(), ctx.max_body)
+        .await
+        .and_then(|bytes| Request::parse(&bytes))
+    {
+        Ok(r) => r,
+        Err(e) => return bad_request(e),
+    };
+    let span = Span::current();
+    span.record("uid", request.inner.uid.as_str());
+    span.record("kind", request.kind.name());
+    span.record("operation", request.operation_name());
+    span.record("object", request.object_key.as_str());
+    span.record("user", request.user.as_str());
+    span.record("dry_run", request.dry_run());
+    // Shared with the judgement, which may run on the blocking pool.
+    let request = Arc::new(request);
+
+    let (response, verdict) = match endpoint {
+        Endpoint::Noop => (AdmissionResponse::from(&request.inner), VerdictLabel::Noop),
+        Endpoint::Mutate => outcome::respond(&ctx, &request, mutate::review(&request)),
+        Endpoint::Validate => {
+            let judged = match validate::cost(&ctx, &request) {
+                // Bounded by the request's own namespace: tens of
+                // microseconds, less than a hand-off to another thread.
+                Cost::Namespace => validate::review(&ctx, &request),
+                Cost::Cluster => {
+                    let budget = judge_budget(ctx.deadline, start.elapsed());
+                    let (c, r) = (ctx.clone(), request.clone());
+                    ctx.pool
+                        .judge(budget, move || validate::review(&c, &r))
+                        .await
+                }
+            };
+            outcome::respond(&ctx, &request, judged)
+        }
+    };
+    span.record("verdict", verdict.as_str());
+    span.record("duration_us", start.elapsed().as_micros() as u64);
+    ctx.metrics
+        .requests
+        .get_or_create(&labels(&[
+            ("kind", request.kind.name()),
+            ("operation", request.operation_name()),
+            ("verdict", verdict.as_str()),
+            ("endpoint", endpoint.as_str()),
+        ]))
+        .inc();
+    info!("admission request judged");
+    Json(response.into_review()).into_response()
 }

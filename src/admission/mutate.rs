@@ -7,40 +7,30 @@
 
 use json_patch::{AddOperation, Patch, PatchOperation};
 use jsonptr::PointerBuf;
-use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+use kube::core::admission::Operation;
 use serde_json::{Value, json};
-use tracing::warn;
 
-use crate::engine::isolation::NAME_LABEL;
+use super::outcome::Outcome;
+use super::request::{Kind, Request};
+use crate::engine::state::NAME_LABEL;
 
-/// Mutates a request; returns the response and a verdict label.
-pub fn review(req: &AdmissionRequest<DynamicObject>) -> (AdmissionResponse, &'static str) {
-    let resp = AdmissionResponse::from(req);
-    let is_namespace = req.kind.group.is_empty() && req.kind.kind == "Namespace";
-    if !is_namespace || !matches!(req.operation, Operation::Create | Operation::Update) {
-        return (resp, "allowed");
+/// Mutates a request: a Namespace without a `name` label gets one.
+pub fn review(req: &Request) -> Outcome {
+    if req.kind != Kind::Namespace
+        || !matches!(req.operation(), Operation::Create | Operation::Update)
+    {
+        return Outcome::Admit;
     }
-    let Some(obj) = &req.object else {
-        return (resp, "allowed");
+    let Some(obj) = req.raw_object() else {
+        return Outcome::Admit;
     };
-    let name = obj
-        .metadata
-        .name
-        .clone()
-        .unwrap_or_else(|| req.name.clone());
+    let name = obj.metadata.name.as_deref().unwrap_or(req.name());
     if name.is_empty() {
-        return (resp, "allowed");
+        return Outcome::Admit;
     }
-    let Some(patch) = name_label_patch(obj.metadata.labels.as_ref(), &name) else {
-        return (resp, "allowed");
-    };
-    match resp.clone().with_patch(patch) {
-        Ok(r) => (r, "patched"),
-        Err(e) => {
-            warn!(error = %e, "cannot serialise patch");
-            (resp, "allowed")
-        }
+    match name_label_patch(obj.metadata.labels.as_ref(), name) {
+        Some(patch) => Outcome::Patch(patch),
+        None => Outcome::Admit,
     }
 }
 

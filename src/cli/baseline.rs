@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use crate::engine::names;
-use crate::guardpolicy::baseline_policies;
+use crate::model::baseline::baseline_policies;
 
 /// Arguments of `baseline`.
 #[derive(Debug, Args)]

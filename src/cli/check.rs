@@ -6,11 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
-use serde::Serialize;
 
 use super::Output;
-use crate::engine::isolation::{Checker, Finding, NamespaceFinding, diff, namespace_findings};
-use crate::guardpolicy::{Judge, Mode};
+use crate::engine::isolation::{Checker, diff, namespace_problems};
+use crate::report::check::{Findings, json, text};
 use crate::world::World;
 
 /// Arguments of `check`.
@@ -36,19 +35,6 @@ pub struct CheckArgs {
     pub verbose: bool,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct JsonReport<'a> {
-    policy: &'a str,
-    mode: Mode,
-    judge: Judge,
-    relative_to_base: bool,
-    clean: bool,
-    flows: &'a [Finding],
-    namespaces: &'a [NamespaceFinding],
-    skipped: usize,
-}
-
 /// Runs `check`: exit 0 clean, 1 violations.
 pub fn run(args: CheckArgs) -> Result<ExitCode> {
     let iso = super::load_policy(args.policy.as_deref())?;
@@ -63,8 +49,8 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
         let base = World::load(&args.base)?;
         let flows = diff(&iso, &base.state, &head.state);
         // Namespace problems the head adds.
-        let before = namespace_findings(&iso, base.state.namespaces());
-        let nss = namespace_findings(&iso, head.state.namespaces())
+        let before = namespace_problems(&iso, base.state.namespaces());
+        let nss = namespace_problems(&iso, head.state.namespaces())
             .into_iter()
             .filter(|f| !before.contains(f))
             .collect();
@@ -75,79 +61,22 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
             eprintln!("skipped: {s}");
         }
     }
-    let clean = flows.is_empty() && namespaces.is_empty();
+    let findings = Findings {
+        policy: &iso.name,
+        mode: iso.mode,
+        judge: iso.judge,
+        relative: !args.base.is_empty(),
+        flows: &flows,
+        namespaces: &namespaces,
+        skipped: head.skipped.len(),
+    };
     match args.output {
-        Output::Json => {
-            let r = JsonReport {
-                policy: &iso.name,
-                mode: iso.mode,
-                judge: iso.judge,
-                relative_to_base: !args.base.is_empty(),
-                clean,
-                flows: &flows,
-                namespaces: &namespaces,
-                skipped: head.skipped.len(),
-            };
-            println!("{}", serde_json::to_string_pretty(&r)?);
-        }
-        Output::Text => print!(
-            "{}",
-            render_text(
-                &iso.name,
-                !args.base.is_empty(),
-                &flows,
-                &namespaces,
-                head.skipped.len()
-            )
-        ),
+        Output::Json => println!("{}", json(&findings)?),
+        Output::Text => print!("{}", text(&findings)),
     }
-    Ok(if clean {
+    Ok(if findings.is_clean() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
-}
-
-/// The human report.
-pub fn render_text(
-    policy: &str,
-    relative: bool,
-    flows: &[Finding],
-    namespaces: &[NamespaceFinding],
-    skipped: usize,
-) -> String {
-    let mut out = String::new();
-    let verb = if relative {
-        "opened by the change"
-    } else {
-        "allowed"
-    };
-    if flows.is_empty() && namespaces.is_empty() {
-        out.push_str(&format!(
-            "ok: no forbidden flow {} (isolation policy {policy})\n",
-            if relative { "opened" } else { "allowed" }
-        ));
-    } else {
-        out.push_str(&format!(
-            "{} forbidden flow(s) {verb}; {} namespace problem(s) (isolation policy {policy})\n",
-            flows.len(),
-            namespaces.len()
-        ));
-    }
-    for f in flows {
-        out.push('\n');
-        out.push_str(&f.to_string());
-    }
-    if !namespaces.is_empty() {
-        out.push('\n');
-    }
-    for n in namespaces {
-        out.push_str(&format!("namespace: {}\n", n.message));
-    }
-    if skipped > 0 {
-        out.push_str(&format!(
-            "\n({skipped} object(s) of other kinds skipped; -v lists them)\n"
-        ));
-    }
-    out
 }

@@ -23,7 +23,8 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::guardpolicy::{self, IsolationPolicy};
+use crate::engine::tiers::IsolationPolicy;
+use crate::model::isolationpolicy;
 
 /// The isolation policy used when `--policy` is not given and the command
 /// runs from the repository.
@@ -77,11 +78,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 /// Loads `--policy`, or the repository's default when run from it.
 pub fn load_policy(path: Option<&Path>) -> Result<IsolationPolicy> {
     match path {
-        Some(p) => guardpolicy::load_file(p),
+        Some(p) => isolationpolicy::load_file(p),
         None => {
             let default = PathBuf::from(DEFAULT_POLICY);
             if default.is_file() {
-                guardpolicy::load_file(&default)
+                isolationpolicy::load_file(&default)
             } else {
                 bail!(
                     "no --policy given, and {DEFAULT_POLICY} is not here (run from the repository or pass --policy FILE)"

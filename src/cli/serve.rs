@@ -21,7 +21,7 @@ use tracing::{info, warn};
 
 use crate::admission::{self, Ctx, DEFAULT_MAX_BODY};
 use crate::controller::{self, leader};
-use crate::guardpolicy::Mode;
+use crate::engine::tiers::Mode;
 use crate::index::{Index, SharedIndex};
 use crate::server;
 use crate::telemetry::{self, LogFormat, Metrics};
@@ -206,6 +206,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_body: args.max_body_bytes,
         baseline_editors: editors,
         pod_guard: args.pod_guard,
+        pool: admission::pool::JudgePool::per_core(),
     });
 
     let listener = TcpListener::bind(args.listen)

@@ -32,8 +32,9 @@ use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use tracing::{info, instrument, warn};
 
-use crate::guardpolicy::baseline::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
-use crate::guardpolicy::{IsolationPolicy, baseline_policies};
+use crate::engine::tiers::IsolationPolicy;
+use crate::model::baseline::baseline_policies;
+use crate::model::baseline::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use crate::telemetry::{Metrics, labels};
 
 /// The field manager of tierguard's server-side applies.
@@ -252,7 +253,7 @@ mod tests {
     type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
     fn policy() -> IsolationPolicy {
-        crate::guardpolicy::load_file(std::path::Path::new("policies/three-tier.yaml"))
+        crate::model::isolationpolicy::load_file(std::path::Path::new("policies/three-tier.yaml"))
             .expect("policy")
     }
 

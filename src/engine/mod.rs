@@ -6,7 +6,7 @@
 //!                          │
 //!                        state (namespaces + policies, indexed)
 //!                        /    \
-//!                   reach      isolation ◄── guardpolicy (tiers, flows)
+//!                   reach      isolation ◄── tiers (the judged isolation policy)
 //!          (one connection,    (every pod that could exist:
 //!           concrete pods)      which forbidden flows are open)
 //! ```
@@ -21,3 +21,4 @@ pub mod ports;
 pub mod reach;
 pub mod selector;
 pub mod state;
+pub mod tiers;

@@ -18,6 +18,9 @@ use super::selector::Labels;
 /// The label the API server puts on every namespace, equal to its name.
 pub const METADATA_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
+/// The `name` label tierguard keeps equal to the namespace's name.
+pub const NAME_LABEL: &str = "name";
+
 /// A namespace and its labels (always including [`METADATA_NAME_LABEL`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Namespace {

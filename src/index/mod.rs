@@ -23,8 +23,7 @@ use k8s_openapi::api::core::v1 as corev1;
 use k8s_openapi::api::networking::v1 as netv1;
 
 use crate::engine::field::FieldError;
-use crate::engine::policy::Policy;
-use crate::engine::state::{Namespace, State};
+use crate::engine::state::State;
 
 /// The index shared by watches and handlers.
 pub type SharedIndex = Arc<RwLock<Index>>;
@@ -35,20 +34,6 @@ pub struct Index {
     state: State,
     namespaces_synced: bool,
     policies_synced: bool,
-}
-
-/// Converts a Namespace object to the engine's form.
-pub fn namespace_of(ns: &corev1::Namespace) -> Option<Namespace> {
-    let name = ns.metadata.name.as_deref()?;
-    Some(Namespace::new(
-        name,
-        ns.metadata.labels.clone().unwrap_or_default(),
-    ))
-}
-
-/// Validates a NetworkPolicy object into the engine's form.
-pub fn policy_of(np: &netv1::NetworkPolicy) -> Result<Policy, Vec<FieldError>> {
-    Policy::from_k8s(np, "default")
 }
 
 // === impl Index ===
@@ -80,7 +65,7 @@ impl Index {
 
     /// Adds or replaces a namespace.
     pub fn apply_namespace(&mut self, ns: &corev1::Namespace) {
-        if let Some(n) = namespace_of(ns) {
+        if let Some(n) = crate::model::namespace::convert(ns) {
             self.state.apply_namespace(n);
         }
     }
@@ -106,7 +91,7 @@ impl Index {
     /// server accepted it, so this means the two disagree) is removed from
     /// the index and reported.
     pub fn apply_policy(&mut self, np: &netv1::NetworkPolicy) -> Result<(), Vec<FieldError>> {
-        match policy_of(np) {
+        match crate::model::networkpolicy::convert(np, crate::world::DEFAULT_NAMESPACE) {
             Ok(p) => {
                 self.state.apply_policy(Arc::new(p));
                 Ok(())

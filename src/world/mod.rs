@@ -19,31 +19,21 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow};
 use k8s_openapi::api::apps::v1 as appsv1;
 use k8s_openapi::api::batch::v1 as batchv1;
 use k8s_openapi::api::core::v1 as corev1;
 use k8s_openapi::api::networking::v1 as netv1;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::engine::names;
-use crate::engine::policy::Policy;
 use crate::engine::ports::{ContainerPort, Protocol};
 use crate::engine::state::{Namespace, Pod, State};
+use crate::model::documents::parse_documents;
 
 /// The namespace objects without `metadata.namespace` land in.
 pub const DEFAULT_NAMESPACE: &str = "default";
-
-/// One parsed document and where it came from.
-#[derive(Debug)]
-pub struct Doc {
-    /// The document as JSON.
-    pub value: Value,
-    /// ` (document N, line L)`, for messages.
-    pub where_: String,
-}
 
 /// A Service (kept for later use; not yet part of any verdict).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -244,7 +234,7 @@ impl Loader {
             ("networking.k8s.io", "NetworkPolicy") => {
                 let label = at(self, Some(&obj_ns));
                 if let Some(np) = self.typed::<netv1::NetworkPolicy>(v, &label) {
-                    match Policy::from_k8s(&np, DEFAULT_NAMESPACE) {
+                    match crate::model::networkpolicy::convert(&np, DEFAULT_NAMESPACE) {
                         Ok(p) => self.world.state.apply_policy(Arc::new(p)),
                         Err(errs) => {
                             for e in errs {
@@ -507,76 +497,4 @@ fn kind_of(v: &Value) -> &'static str {
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
     }
-}
-
-/// Splits YAML (multi-document) or JSON text into documents. Syntax errors
-/// name `origin` and the line.
-pub fn parse_documents(text: &str, origin: &str) -> Result<Vec<Doc>> {
-    let trimmed = text.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        let mut out = Vec::new();
-        let stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
-        for (i, v) in stream.enumerate() {
-            match v {
-                Ok(Value::Array(items)) => {
-                    for (j, item) in items.into_iter().enumerate() {
-                        out.push(Doc {
-                            value: item,
-                            where_: format!(" (document {}, item {j})", i + 1),
-                        });
-                    }
-                }
-                Ok(v) => out.push(Doc {
-                    value: v,
-                    where_: format!(" (document {})", i + 1),
-                }),
-                Err(e) => bail!(
-                    "{origin}: line {}, column {}: invalid JSON: {e}",
-                    e.line(),
-                    e.column()
-                ),
-            }
-        }
-        return Ok(out);
-    }
-    let starts = document_start_lines(text);
-    let mut out = Vec::new();
-    for (i, de) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-        let line = starts.get(i).copied().unwrap_or(1);
-        match Value::deserialize(de) {
-            Ok(Value::Null) => {}
-            Ok(v) => out.push(Doc {
-                value: v,
-                where_: format!(" (document {}, line {line})", i + 1),
-            }),
-            Err(e) => {
-                let at = e
-                    .location()
-                    .map(|l| format!("line {}, column {}", l.line(), l.column()))
-                    .unwrap_or_else(|| format!("document {} (from line {line})", i + 1));
-                bail!("{origin}: {at}: invalid YAML: {e}");
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// The first line of each YAML document (1-based), for messages.
-fn document_start_lines(text: &str) -> Vec<usize> {
-    let mut starts = vec![1];
-    let mut first_content_seen = false;
-    for (i, line) in text.lines().enumerate() {
-        let is_sep = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
-        if is_sep {
-            if first_content_seen {
-                starts.push(i + 2);
-            } else if let Some(s) = starts.last_mut() {
-                *s = i + 2;
-            }
-            first_content_seen = true;
-        } else if !line.trim().is_empty() && !line.trim_start().starts_with('#') {
-            first_content_seen = true;
-        }
-    }
-    starts
 }

@@ -15,8 +15,8 @@ use k8s_openapi::api::networking::v1 as netv1;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{Dns, IsolationPolicy};
 use crate::engine::state::METADATA_NAME_LABEL;
+use crate::engine::tiers::{Dns, IsolationPolicy};
 
 /// Label marking a policy as managed by tierguard.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -91,4 +91,17 @@ pub fn baseline_policies(policy: &IsolationPolicy, namespace: &str) -> Vec<netv1
         }),
     });
     out
+}
+
+/// The baseline of `namespace` in the engine's form, as the isolation check
+/// assumes it when a namespace joins a tier.
+pub fn engine_policies(
+    policy: &IsolationPolicy,
+    namespace: &str,
+) -> Vec<std::sync::Arc<crate::engine::policy::Policy>> {
+    baseline_policies(policy, namespace)
+        .iter()
+        .filter_map(|np| super::networkpolicy::convert(np, namespace).ok())
+        .map(std::sync::Arc::new)
+        .collect()
 }

@@ -1,47 +1,27 @@
-//! The isolation policy: tierguard's configuration, kept in `policies/`.
+//! The judged isolation policy: tiers, the flows allowed into, out of and
+//! between them, who may change membership, and the baseline every tier
+//! namespace gets.
 //!
-//! ```yaml
-//! apiVersion: tierguard.io/v1alpha1
-//! kind: IsolationPolicy
-//! metadata: {name: three-tier}
-//! spec:
-//!   mode: enforce                 # or audit
-//!   judge: walls                  # or effective
-//!   tierLabel: tierguard.io/tier  # namespaces join a tier by this label...
-//!   tiers:
-//!   - name: database
-//!     namespaces: [database]      # ...or by name
-//!   membership: {groups: [system:masters]}
-//!   cluster: {podCIDRs: [10.244.0.0/16], serviceCIDRs: [10.96.0.0/12]}
-//!   baseline: {defaultDeny: true, dns: {to: cluster-dns}}
-//!   flows:
-//!   - {from: "tier:backend", to: "tier:database", ports: [TCP/5432]}
+//! ```text
+//!  IsolationPolicy ─ tiers[i] ─ namespaces by name, or the tier label = name
+//!        ├─ flows ─ from: FlowEnd ─ to: FlowEnd ─ ports      (allowed; all else forbidden)
+//!        ├─ membership ─ users, groups                       (may change the tier label)
+//!        └─ baseline ─ default-deny, DNS                     (injected into tier namespaces)
+//!  Party ─ what a connection's end is, as far as the flows can tell
 //! ```
 //!
-//! A flow's ends are `tier:NAME`, `tier:*` (every tier), `namespace:NAME`
-//! (a namespace by name), `external` (outside the cluster) or `any`. A
-//! connection into, out of or between tier namespaces is allowed iff some
+//! A connection into, out of or between tier namespaces is allowed iff some
 //! flow (declared, or implied by the baseline's DNS setting) covers it;
-//! connections between two non-tier namespaces are not governed.
-//! docs/isolation-policy.md documents every field.
-
-pub mod baseline;
-mod load;
-
-pub use baseline::baseline_policies;
-pub use load::{load_file, parse};
+//! connections between two non-tier namespaces are not governed. The model
+//! layer (`model::isolationpolicy`) reads the `IsolationPolicy` document into
+//! this value.
 
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::engine::ipblock::{Cidr, IpSet};
-use crate::engine::ports::PortSet;
-use crate::engine::selector::Labels;
-
-/// The API version of the isolation policy kind.
-pub const API_VERSION: &str = "tierguard.io/v1alpha1";
-/// The kind.
-pub const KIND: &str = "IsolationPolicy";
+use super::ipblock::{Cidr, IpSet};
+use super::ports::PortSet;
+use super::selector::Labels;
 
 /// What the webhook does with a violation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -179,7 +159,8 @@ pub struct IsolationPolicy {
 }
 
 /// Why a namespace's tier cannot be decided.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TierConflict {
     /// The tier its name places it in.
     pub by_name: String,
@@ -293,31 +274,6 @@ impl IsolationPolicy {
         Some(IpSet::from_cidrs(
             self.pod_cidrs.iter().chain(&self.service_cidrs),
         ))
-    }
-
-    /// Describes a party for people: `tier database (namespace database)`,
-    /// `namespace monitoring`, `a namespace outside the tiers`, `external`.
-    pub fn describe(&self, p: &Party, example: Option<&str>) -> String {
-        match p {
-            Party::External => "outside the cluster".into(),
-            Party::Namespace { tier: Some(t), .. } => match example {
-                Some(n) if n != self.tiers[*t].name => {
-                    format!("tier {} (namespace {n})", self.tiers[*t].name)
-                }
-                _ => format!("tier {}", self.tiers[*t].name),
-            },
-            Party::Namespace {
-                tier: None,
-                named: Some(n),
-            } => format!("namespace {n}"),
-            Party::Namespace {
-                tier: None,
-                named: None,
-            } => match example {
-                Some(n) => format!("namespace {n} (not in a tier)"),
-                None => "any namespace outside the tiers".into(),
-            },
-        }
     }
 
     /// The names of the policies the baseline injects.

@@ -1,4 +1,31 @@
-//! Reading and validating the isolation policy file.
+//! The `IsolationPolicy` document (tierguard's configuration, kept in
+//! `policies/`) into the engine's [`IsolationPolicy`]: parsed, validated
+//! with field paths, and its implied flows added.
+//!
+//! ```yaml
+//! apiVersion: tierguard.io/v1alpha1
+//! kind: IsolationPolicy
+//! metadata: {name: three-tier}
+//! spec:
+//!   mode: enforce                 # or audit
+//!   judge: walls                  # or effective
+//!   tierLabel: tierguard.io/tier  # namespaces join a tier by this label...
+//!   tiers:
+//!   - name: database
+//!     namespaces: [database]      # ...or by name
+//!   membership: {groups: [system:masters]}
+//!   cluster: {podCIDRs: [10.244.0.0/16], serviceCIDRs: [10.96.0.0/12]}
+//!   baseline: {defaultDeny: true, dns: {to: cluster-dns}}
+//!   flows:
+//!   - {from: "tier:backend", to: "tier:database", ports: [TCP/5432]}
+//! ```
+//!
+//! A flow's ends are `tier:NAME`, `tier:*` (every tier), `namespace:NAME`
+//! (a namespace by name), `external` (outside the cluster) or `any`. A
+//! connection into, out of or between tier namespaces is allowed iff some
+//! flow (declared, or implied by the baseline's DNS setting) covers it;
+//! connections between two non-tier namespaces are not governed.
+//! docs/isolation-policy.md documents every field.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -6,14 +33,20 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 
-use super::{
-    API_VERSION, Baseline, Dns, Flow, FlowEnd, IsolationPolicy, Judge, KIND, Membership, Mode, Tier,
-};
+use super::documents::parse_documents;
 use crate::engine::field::{Errors, FieldPath};
 use crate::engine::ipblock::Cidr;
 use crate::engine::names;
-use crate::engine::ports::{Protocol, parse_port_spec};
-use crate::world::parse_documents;
+use crate::engine::ports::{PortSet, Protocol, parse_port_spec};
+use crate::engine::state::{METADATA_NAME_LABEL, NAME_LABEL};
+use crate::engine::tiers::{
+    Baseline, Dns, Flow, FlowEnd, IsolationPolicy, Judge, Membership, Mode, Tier,
+};
+
+/// The API version of the isolation policy kind.
+pub const API_VERSION: &str = "tierguard.io/v1alpha1";
+/// The kind.
+pub const KIND: &str = "IsolationPolicy";
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -198,9 +231,7 @@ fn validate(raw: Raw) -> Result<IsolationPolicy, Errors> {
         &tier_label,
         names::label_key(&tier_label),
     );
-    if tier_label == crate::engine::isolation::NAME_LABEL
-        || tier_label == crate::engine::state::METADATA_NAME_LABEL
-    {
+    if tier_label == NAME_LABEL || tier_label == METADATA_NAME_LABEL {
         errs.push(
             &sp.child("tierLabel"),
             format!("Invalid value: {tier_label:?}: must not be a name label"),
@@ -353,16 +384,16 @@ fn validate(raw: Raw) -> Result<IsolationPolicy, Errors> {
         let from = flow_end(&f.from, &fp.child("from"), &tiers, &tier_names, &mut errs);
         let to = flow_end(&f.to, &fp.child("to"), &tiers, &tier_names, &mut errs);
         let ports = match &f.ports {
-            None => crate::engine::ports::PortSet::all(),
+            None => PortSet::all(),
             Some(list) if list.is_empty() => {
                 errs.push(
                     &fp.child("ports"),
                     "Required value: leave ports out to allow every port",
                 );
-                crate::engine::ports::PortSet::none()
+                PortSet::none()
             }
             Some(list) => {
-                let mut set = crate::engine::ports::PortSet::none();
+                let mut set = PortSet::none();
                 for (j, s) in list.iter().enumerate() {
                     match parse_port_spec(s) {
                         Ok(p) => set = set.union(&p),
@@ -383,8 +414,7 @@ fn validate(raw: Raw) -> Result<IsolationPolicy, Errors> {
             });
         }
     }
-    let dns_ports = crate::engine::ports::PortSet::single(Protocol::Udp, 53)
-        .union(&crate::engine::ports::PortSet::single(Protocol::Tcp, 53));
+    let dns_ports = PortSet::single(Protocol::Udp, 53).union(&PortSet::single(Protocol::Tcp, 53));
     match &baseline.dns {
         Dns::ClusterDns { namespace, .. } => flows.push(Flow {
             from: FlowEnd::AnyTier,

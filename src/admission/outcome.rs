@@ -1,0 +1,152 @@
+//! What a review decided, and the one place it becomes an
+//! AdmissionResponse, a metric label and log lines.
+//!
+//! ```text
+//!  Outcome::Admit ─────────────► allowed
+//!  Outcome::Patch(patch) ──────► allowed + JSONPatch                    "patched"
+//!  Outcome::Refuse(Refusal) ───► enforce: denied with the message       "refused"
+//!                                audit:   allowed + Warning: lines       "warned"
+//!  Outcome::CannotJudge ───────► enforce: denied (503 when retriable)   "refused"
+//!                                audit:   allowed + a warning            "warned"
+//! ```
+//! Refusals and warnings carry audit annotations; every forbidden flow is
+//! counted in `tierguard_violations_total` and logged.
+
+use json_patch::Patch;
+use kube::core::admission::AdmissionResponse;
+use tracing::warn;
+
+use super::Ctx;
+use super::request::Request;
+use crate::engine::tiers::Mode;
+use crate::report::kubectl::{Refusal, cannot_judge, flow_summary};
+use crate::report::{SUMMARY_MAX, Unjudgeable, clip, metric_class};
+use crate::telemetry::labels;
+
+/// What a review decided.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Nothing wrong.
+    Admit,
+    /// Admit with this patch (mutation).
+    Patch(Patch),
+    /// Forbidden flows or forbidden changes.
+    Refuse(Refusal),
+    /// The request cannot be judged.
+    CannotJudge {
+        /// Why.
+        why: Unjudgeable,
+        /// Whether retrying later can succeed.
+        retriable: bool,
+    },
+}
+
+impl Outcome {
+    /// Cannot judge, and retrying may help.
+    pub fn retry(why: Unjudgeable) -> Self {
+        Outcome::CannotJudge {
+            why,
+            retriable: true,
+        }
+    }
+
+    /// Cannot judge, and retrying the same request will not help.
+    pub fn cannot(why: Unjudgeable) -> Self {
+        Outcome::CannotJudge {
+            why,
+            retriable: false,
+        }
+    }
+}
+
+/// The verdict label of `tierguard_admission_requests_total` and the span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerdictLabel {
+    /// Admitted.
+    Allowed,
+    /// Admitted with a patch.
+    Patched,
+    /// Denied.
+    Refused,
+    /// Admitted with warnings (audit mode).
+    Warned,
+    /// `/noop`.
+    Noop,
+}
+
+impl VerdictLabel {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerdictLabel::Allowed => "allowed",
+            VerdictLabel::Patched => "patched",
+            VerdictLabel::Refused => "refused",
+            VerdictLabel::Warned => "warned",
+            VerdictLabel::Noop => "noop",
+        }
+    }
+}
+
+/// The response for `outcome`, and its verdict label.
+pub fn respond(ctx: &Ctx, req: &Request, outcome: Outcome) -> (AdmissionResponse, VerdictLabel) {
+    let resp = AdmissionResponse::from(&req.inner);
+    let audit = ctx.policy.mode == Mode::Audit;
+    match outcome {
+        Outcome::Admit => (resp, VerdictLabel::Allowed),
+        Outcome::Patch(patch) => match resp.clone().with_patch(patch) {
+            Ok(r) => (r, VerdictLabel::Patched),
+            Err(e) => {
+                warn!(error = %e, "cannot serialise patch");
+                (resp, VerdictLabel::Allowed)
+            }
+        },
+        Outcome::CannotJudge { why, retriable } => {
+            let msg = cannot_judge(req.kind.name(), &req.object_key, &why);
+            let reason = why.to_string();
+            warn!(reason = %clip(&reason, SUMMARY_MAX), retriable, "cannot judge");
+            if audit {
+                let mut r = resp;
+                r.warnings = Some(vec![clip(&msg, SUMMARY_MAX)]);
+                r.audit_annotations.insert("cannot-judge".into(), reason);
+                (r, VerdictLabel::Warned)
+            } else {
+                let mut r = resp.deny(msg);
+                if retriable {
+                    r.result.code = 503;
+                    r.result.reason = "ServiceUnavailable".into();
+                }
+                (r, VerdictLabel::Refused)
+            }
+        }
+        Outcome::Refuse(refusal) => {
+            let mode = if audit { "audit" } else { "enforce" };
+            for b in &refusal.breaches {
+                let (from, to) = (metric_class(&b.from), metric_class(&b.to));
+                ctx.metrics
+                    .violations
+                    .get_or_create(&labels(&[("from", &from), ("to", &to), ("mode", mode)]))
+                    .inc();
+                warn!(flow = %flow_summary(b), wall_namespace = %b.namespace, direction = %b.wall,
+                      dry_run = req.dry_run(), audit, "forbidden flow");
+            }
+            for line in refusal.lines().iter().take(refusal.problems.len()) {
+                warn!(problem = %line, dry_run = req.dry_run(), audit, "forbidden change");
+            }
+            let verdict = if audit {
+                VerdictLabel::Warned
+            } else {
+                VerdictLabel::Refused
+            };
+            let annotations = refusal.annotations(verdict.as_str());
+            let mut r = if audit {
+                let mut r = resp;
+                r.warnings = Some(refusal.warnings());
+                r
+            } else {
+                resp.deny(refusal.message())
+            };
+            r.audit_annotations = annotations;
+            (r, verdict)
+        }
+    }
+}

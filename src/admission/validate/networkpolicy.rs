@@ -1,0 +1,98 @@
+//! NetworkPolicy CREATE, UPDATE and DELETE: valid, opening no forbidden
+//! flow, and leaving the managed baseline to the guard.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::networking::v1 as netv1;
+use kube::core::admission::Operation;
+
+use super::verdict;
+use crate::admission::Ctx;
+use crate::admission::outcome::Outcome;
+use crate::admission::request::Request;
+use crate::engine::isolation::{Change, check_change};
+use crate::engine::state::State;
+use crate::model::baseline::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use crate::report::kubectl::Refusal;
+use crate::report::{Problem, Unjudgeable};
+
+fn is_managed(np: &netv1::NetworkPolicy) -> bool {
+    np.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY_LABEL))
+        .is_some_and(|v| v == MANAGED_BY_VALUE)
+}
+
+/// A change to a managed baseline policy by someone who may not make it.
+fn baseline_edit(ctx: &Ctx, req: &Request) -> Option<Problem> {
+    let iso = &ctx.policy;
+    if !matches!(req.operation(), Operation::Update | Operation::Delete)
+        || !iso.baseline_names().contains(&req.name())
+    {
+        return None;
+    }
+    let old = req.old_object::<netv1::NetworkPolicy>().ok()?;
+    if !is_managed(&old) || ctx.baseline_editors.contains(&req.user) {
+        return None;
+    }
+    let delete = *req.operation() == Operation::Delete;
+    let unchanged = !delete
+        && req
+            .object::<netv1::NetworkPolicy>()
+            .is_ok_and(|o| is_managed(&o) && o.spec == old.spec);
+    (!unchanged).then(|| Problem::BaselineEdit {
+        object: req.object_key.clone(),
+        delete,
+        user: req.user.clone(),
+        policy: iso.name.clone(),
+    })
+}
+
+/// Judges a NetworkPolicy request.
+pub fn review(ctx: &Ctx, state: &State, req: &Request) -> Outcome {
+    let iso = &ctx.policy;
+    let refusal = |delete, problems, breaches| Refusal {
+        kind: "NetworkPolicy".into(),
+        object: req.object_key.clone(),
+        delete,
+        problems,
+        breaches,
+        policy: iso.name.clone(),
+    };
+    if let Some(p) = baseline_edit(ctx, req) {
+        return Outcome::Refuse(refusal(
+            *req.operation() == Operation::Delete,
+            vec![p],
+            Vec::new(),
+        ));
+    }
+    let change = match req.operation() {
+        Operation::Create | Operation::Update => {
+            let np: netv1::NetworkPolicy = match req.object() {
+                Ok(o) => o,
+                Err(error) => return Outcome::cannot(Unjudgeable::Unreadable { error }),
+            };
+            match crate::model::networkpolicy::convert(&np, req.namespace()) {
+                Ok(p) => Change::ApplyPolicy(Arc::new(p)),
+                Err(errs) => {
+                    return Outcome::cannot(Unjudgeable::Invalid {
+                        object: format!("NetworkPolicy {}", req.object_key),
+                        errors: errs.iter().map(ToString::to_string).collect(),
+                    });
+                }
+            }
+        }
+        Operation::Delete => Change::DeletePolicy {
+            namespace: req.namespace().to_string(),
+            name: req.name().to_string(),
+        },
+        Operation::Connect => return Outcome::Admit,
+    };
+    let delete = matches!(change, Change::DeletePolicy { .. });
+    verdict(refusal(
+        delete,
+        Vec::new(),
+        check_change(iso, state, &change),
+    ))
+}

@@ -1,0 +1,96 @@
+//! `judge: effective`: a breach of one wall counts only when the other end
+//! may let the connection through too. Over-approximated: a breach is
+//! dropped only when no rule and no unselected pod of the other end can
+//! allow it.
+
+use super::Checker;
+use super::reps::RepSpace;
+use super::walls::Breaches;
+use crate::engine::policy::{Direction, Peer, Policy};
+use crate::engine::ports::{PortSet, possible_ports};
+use crate::engine::selector::{FreeLabels, Selector, solve};
+use crate::engine::state::Namespace;
+
+// === impl Checker: effective mode ===
+
+impl Checker<'_> {
+    /// `false` only when no rule and no unselected pod of `other` can.
+    fn other_end_may_allow(
+        &self,
+        other: &str,
+        ns: &Namespace,
+        dir: Direction,
+        ports: &PortSet,
+    ) -> bool {
+        let Some(other_ns) = self.state.namespace(other) else {
+            return true;
+        };
+        let policies: Vec<&Policy> = self.state.policies_in(other).map(|p| p.as_ref()).collect();
+        let opposite = match dir {
+            Direction::Ingress => Direction::Egress,
+            Direction::Egress => Direction::Ingress,
+        };
+        let isolating: Vec<&Policy> = policies
+            .into_iter()
+            .filter(|p| p.rules(opposite).is_some())
+            .collect();
+        let selectors: Vec<&Selector> = isolating.iter().map(|p| &p.pod_selector).collect();
+        if solve(&[], &selectors, &FreeLabels).is_some() {
+            return true;
+        }
+        let wall_rep = self.existing_rep(ns);
+        let mut may = PortSet::none();
+        for pol in isolating {
+            if solve(&[&pol.pod_selector], &[], &FreeLabels).is_none() {
+                continue;
+            }
+            for rule in pol.rules(opposite).unwrap_or_default() {
+                let reaches = match &rule.peers {
+                    None => true,
+                    Some(peers) => peers.iter().any(|p| match p {
+                        Peer::Pods { namespaces, pods } => {
+                            let pods_ok = pods
+                                .as_ref()
+                                .is_none_or(|s| solve(&[s], &[], &FreeLabels).is_some());
+                            let ns_ok = match namespaces {
+                                None => other_ns.name == ns.name,
+                                Some(sel) => {
+                                    let space = RepSpace {
+                                        rep: &wall_rep,
+                                        tier_label: &self.iso.tier_label,
+                                    };
+                                    solve(&[sel], &[], &space).is_some()
+                                }
+                            };
+                            pods_ok && ns_ok
+                        }
+                        Peer::IpBlock(b) => self.block_reach(b).0,
+                    }),
+                };
+                if reaches {
+                    may = may.union(&possible_ports(rule.ports.as_deref(), true));
+                }
+            }
+        }
+        !may.intersect(ports).is_empty()
+    }
+
+    /// Every breach of every wall of one tier namespace, with `policies`
+    pub(super) fn keep_effective(&self, ns: &Namespace, dir: Direction, breaches: &mut Breaches) {
+        for entry in breaches.values_mut() {
+            entry.causes.retain(|_, info| {
+                if info.open {
+                    return true;
+                }
+                info.others
+                    .iter()
+                    .any(|o| self.other_end_may_allow(o, ns, dir, &info.ports))
+            });
+            entry.ports = entry
+                .causes
+                .values()
+                .fold(PortSet::none(), |acc, i| acc.union(&i.ports));
+        }
+        breaches.retain(|_, e| !e.ports.is_empty());
+    }
+}

@@ -1,0 +1,338 @@
+//! The guard's question: which flows that the isolation policy forbids does
+//! this state allow, and which does this change open?
+//!
+//! # What is judged
+//!
+//! Each tier namespace has two walls: its ingress and its egress. In `walls`
+//! mode (the default) each wall stands alone: a wall is breached when it
+//! would let through, for **some** pod of the namespace, a connection the
+//! flows forbid, as if the other end allowed everything. `effective` mode
+//! keeps a breach only when the other end may allow it too.
+//!
+//! # What is quantified over
+//!
+//! Every pod that exists or could exist, with any labels and any named
+//! ports, in every namespace that exists or could exist. Only namespaces and
+//! policies are inputs. This is finite because of three facts:
+//!
+//! 1. **Rules are a union.** A wall lets a connection through iff the pod is
+//!    selected by no policy of that direction, or some rule of some policy
+//!    selecting it matches. So a breach has one cause: either "some pod is
+//!    selected by no policy" ([`solve`] finds such labels, or proves there are
+//!    none), or a single rule whose policy can select some pod. Rules are
+//!    judged one at a time, and the pod's other labels do not matter.
+//! 2. **Labels have finitely many behaviours.** Under a set of selectors a
+//!    key's value behaves like one of the values they name, "absent", or one
+//!    value none names; [`solve`] tries exactly those.
+//! 3. **Namespaces fall into finitely many kinds.** A namespace is known only
+//!    by the labels tierguard protects: `kubernetes.io/metadata.name`, `name`
+//!    (which must equal the namespace's name) and the tier label (privileged).
+//!    Every other namespace label is free: any namespace may carry any value.
+//!    So a namespace selector is matched against:
+//!    - when it pins names (`In` on a name label): exactly those namespaces,
+//!      existing or yet to be created, and namespaces whose `name` label
+//!      claims one of them;
+//!    - otherwise: the namespaces the isolation policy names (tier members by
+//!      name, flow ends), members of a tier joined by label whose names the
+//!      selector mentions (a `NotIn` may exclude them), one other member of
+//!      each tier joined by label, and one namespace nobody has created yet
+//!      (a fresh name; tier label absent, a value the selector names that is
+//!      not a tier, or any other value).
+//!      Any other namespace behaves like one of these under that selector,
+//!      so the cost does not grow with unrelated namespaces.
+//!
+//!    A namespace that does not exist yet joins a tier only by its name:
+//!    joining by label is a privileged change, judged when it happens.
+//!
+//! An `ipBlock` that may overlap the cluster's pod or service CIDRs (or any
+//! `ipBlock`, when none are declared) may match any pod; the part outside
+//! them matches hosts outside the cluster. A named port matches any number
+//! on a pod (some future pod may bind the name to it) and nothing outside the
+//! cluster.
+//!
+//! A change is judged by comparing the breaches before and after it: only
+//! what the change adds is reported, with the rules that add it.
+//!
+//! # Layout
+//!
+//! ```text
+//!  mod.rs        the API: Checker::report, check_change, diff, what a change costs
+//!  reps.rs       the namespaces a selector can match, as representatives (fact 3)
+//!  walls.rs      one wall's breaches: unisolated pods and rule by rule (fact 1)
+//!  effective.rs  `judge: effective`: keep a breach only if the other end may allow it
+//!  breach.rs     the typed results (Breach, End, Cause, Note, NamespaceProblem)
+//! ```
+
+mod breach;
+mod effective;
+mod reps;
+mod walls;
+
+pub use breach::{Breach, Cause, End, NamespaceProblem, Note, Report};
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use super::ipblock::IpSet;
+use super::policy::Policy;
+use super::state::{NAME_LABEL, Namespace, State};
+use super::tiers::{IsolationPolicy, Judge};
+use reps::Rep;
+
+/// A proposed change to the state.
+#[derive(Clone, Debug)]
+pub enum Change {
+    /// Create or update a NetworkPolicy.
+    ApplyPolicy(Arc<Policy>),
+    /// Delete a NetworkPolicy.
+    DeletePolicy {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// Create or relabel a namespace.
+    ApplyNamespace(Namespace),
+}
+
+/// What judging a change costs, so the caller can choose where to run it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cost {
+    /// Bounded by one namespace's walls and policies (a NetworkPolicy change
+    /// in walls mode): cheap enough to judge in place.
+    Namespace,
+    /// Walks every tier namespace (a namespace change, or any policy change
+    /// in effective mode): grows with the cluster.
+    Cluster,
+}
+
+impl Cost {
+    /// What judging a NetworkPolicy create, update or delete costs: walls
+    /// mode judges the policy's own namespace only.
+    pub fn of_policy_change(iso: &IsolationPolicy) -> Cost {
+        match iso.judge {
+            Judge::Walls => Cost::Namespace,
+            Judge::Effective => Cost::Cluster,
+        }
+    }
+}
+
+impl Change {
+    /// What judging this change under `iso` costs.
+    pub fn cost(&self, iso: &IsolationPolicy) -> Cost {
+        match self {
+            Change::ApplyNamespace(_) => Cost::Cluster,
+            Change::ApplyPolicy(_) | Change::DeletePolicy { .. } => Cost::of_policy_change(iso),
+        }
+    }
+}
+
+/// Evaluates walls against an isolation policy.
+pub struct Checker<'a> {
+    iso: &'a IsolationPolicy,
+    state: &'a State,
+    cluster: Option<IpSet>,
+    everything: OnceLock<Vec<Rep>>,
+}
+
+// === impl Checker ===
+
+impl<'a> Checker<'a> {
+    /// A checker over one state.
+    pub fn new(iso: &'a IsolationPolicy, state: &'a State) -> Self {
+        Self {
+            iso,
+            state,
+            cluster: iso.cluster_addresses(),
+            everything: OnceLock::new(),
+        }
+    }
+
+    /// The tier of an existing namespace (the name wins over a conflicting
+    /// label; conflicts are reported separately).
+    pub fn tier_of(&self, ns: &Namespace) -> Option<usize> {
+        self.iso.tier_of_namespace(&ns.name, &ns.labels)
+    }
+
+    /// Existing tier namespaces, in name order.
+    pub fn tier_namespaces(&self) -> Vec<&'a Namespace> {
+        let mut out: BTreeMap<&str, &Namespace> = BTreeMap::new();
+        for t in &self.iso.tiers {
+            for n in &t.namespaces {
+                if let Some(ns) = self.state.namespace(n) {
+                    out.insert(&ns.name, ns);
+                }
+            }
+            for ns in self
+                .state
+                .namespaces_labelled(&self.iso.tier_label, &t.name)
+            {
+                out.insert(&ns.name, ns);
+            }
+        }
+        out.into_values().collect()
+    }
+
+    /// Every forbidden flow the state allows, and every namespace whose
+    /// protected labels are wrong.
+    pub fn report(&self) -> Report {
+        let mut report = Report::default();
+        for ns in self.tier_namespaces() {
+            let policies: Vec<&Policy> = self
+                .state
+                .policies_in(&ns.name)
+                .map(|p| p.as_ref())
+                .collect();
+            for (dir, b) in self.namespace_breaches(ns, &policies) {
+                report.flows.extend(self.breaches(ns, dir, &b, None));
+            }
+        }
+        report.namespaces = namespace_problems(self.iso, self.state.namespaces());
+        report
+    }
+}
+
+/// Namespaces whose `name` label lies or whose tier is ambiguous.
+pub fn namespace_problems<'n>(
+    iso: &IsolationPolicy,
+    namespaces: impl Iterator<Item = &'n Namespace>,
+) -> Vec<NamespaceProblem> {
+    let mut out = Vec::new();
+    for ns in namespaces {
+        if let Some(v) = ns.labels.get(NAME_LABEL)
+            && *v != ns.name
+        {
+            out.push(NamespaceProblem::NameLabelLies {
+                namespace: ns.name.clone(),
+                value: v.clone(),
+            });
+        }
+        if let Err(conflict) =
+            iso.tier_of(&ns.name, ns.labels.get(&iso.tier_label).map(String::as_str))
+        {
+            out.push(NamespaceProblem::TierConflict {
+                namespace: ns.name.clone(),
+                conflict,
+            });
+        }
+    }
+    out
+}
+
+/// The forbidden flows `change` opens in `state` (nothing already open is
+/// reported again).
+pub fn check_change(iso: &IsolationPolicy, state: &State, change: &Change) -> Vec<Breach> {
+    match change {
+        Change::ApplyPolicy(p) => policy_change(iso, state, &p.namespace, Some(p), &p.name),
+        Change::DeletePolicy { namespace, name } => {
+            policy_change(iso, state, namespace, None, name)
+        }
+        Change::ApplyNamespace(ns) => diff(iso, state, &with_namespace(state, ns)),
+    }
+}
+
+/// The forbidden flows a namespace create or relabel opens, when tierguard
+/// guarantees the baseline: a namespace that is (or becomes) a tier
+/// namespace is judged with `baseline` (its baseline policies) in place,
+/// because the controller injects them and no pod is admitted there before
+/// they exist.
+pub fn check_namespace_change(
+    iso: &IsolationPolicy,
+    state: &State,
+    ns: &Namespace,
+    baseline: &[Arc<Policy>],
+) -> Vec<Breach> {
+    let mut after = with_namespace(state, ns);
+    if iso.tier_of_namespace(&ns.name, &ns.labels).is_some() {
+        for p in baseline {
+            if after.policy(&ns.name, &p.name).is_none() {
+                after.apply_policy(Arc::clone(p));
+            }
+        }
+    }
+    diff(iso, state, &after)
+}
+
+/// `state` with `ns` created or relabelled (a cheap copy: the maps are shared).
+fn with_namespace(state: &State, ns: &Namespace) -> State {
+    let mut after = state.clone();
+    after.apply_namespace(ns.clone());
+    after
+}
+
+/// A NetworkPolicy only governs pods of its own namespace, so in walls mode
+/// only that namespace's walls are judged.
+fn policy_change(
+    iso: &IsolationPolicy,
+    state: &State,
+    namespace: &str,
+    new: Option<&Arc<Policy>>,
+    name: &str,
+) -> Vec<Breach> {
+    if Cost::of_policy_change(iso) == Cost::Cluster {
+        // In effective mode a policy also matters at the other end of a
+        // connection: a change outside the tiers can turn a breach its own
+        // namespace used to block into a real one. Judge the whole state.
+        let mut after = state.clone();
+        match new {
+            // Replaces the policy of that name, if any.
+            Some(p) => after.apply_policy(Arc::clone(p)),
+            None => {
+                after.delete_policy(namespace, name);
+            }
+        }
+        return diff(iso, state, &after);
+    }
+    let checker = Checker::new(iso, state);
+    let Some(ns) = state.namespace(namespace) else {
+        // A namespace no one has created yet holds no tier pods.
+        return Vec::new();
+    };
+    if checker.tier_of(ns).is_none() {
+        return Vec::new();
+    }
+    let before: Vec<&Policy> = state.policies_in(namespace).map(|p| p.as_ref()).collect();
+    let mut after: Vec<&Policy> = before.iter().copied().filter(|p| p.name != name).collect();
+    if let Some(p) = new {
+        after.push(p.as_ref());
+    }
+    let a = checker.namespace_breaches(ns, &after);
+    if a.iter().all(|(_, b)| b.is_empty()) {
+        // Nothing is breached after the change, so nothing is opened by it
+        // (the usual case in a guarded cluster: half the work).
+        return Vec::new();
+    }
+    let b = checker.namespace_breaches(ns, &before);
+    let mut out = Vec::new();
+    for ((dir, after_b), (_, before_b)) in a.iter().zip(b.iter()) {
+        out.extend(checker.breaches(ns, *dir, after_b, Some(before_b)));
+    }
+    out
+}
+
+/// The forbidden flows `head` allows that `base` does not.
+pub fn diff(iso: &IsolationPolicy, base: &State, head: &State) -> Vec<Breach> {
+    let cb = Checker::new(iso, base);
+    let ch = Checker::new(iso, head);
+    let mut out = Vec::new();
+    for ns in ch.tier_namespaces() {
+        let after: Vec<&Policy> = head.policies_in(&ns.name).map(|p| p.as_ref()).collect();
+        let a = ch.namespace_breaches(ns, &after);
+        if a.iter().all(|(_, b)| b.is_empty()) {
+            continue;
+        }
+        let b = match base.namespace(&ns.name) {
+            Some(bns) if cb.tier_of(bns) == ch.tier_of(ns) => {
+                let before: Vec<&Policy> = base.policies_in(&ns.name).map(|p| p.as_ref()).collect();
+                cb.namespace_breaches(bns, &before)
+            }
+            // A namespace that joins a tier: everything it lets through is new.
+            _ => Vec::new(),
+        };
+        for (dir, after_b) in &a {
+            let before_b = b.iter().find(|(d, _)| d == dir).map(|(_, x)| x);
+            out.extend(ch.breaches(ns, *dir, after_b, before_b));
+        }
+    }
+    out
+}

@@ -1,0 +1,207 @@
+//! The namespaces a selector can match, existing or yet to be created, as
+//! finitely many representatives (fact 3 of the module docs): a namespace is
+//! known to selectors only by its protected labels, so every other namespace
+//! behaves like one of these.
+
+use std::collections::BTreeSet;
+
+use super::Checker;
+use crate::engine::selector::{LabelSpace, LabelVal, Selector, solve};
+use crate::engine::state::{METADATA_NAME_LABEL, NAME_LABEL, Namespace};
+use crate::engine::tiers::{Judge, Party};
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum RepName {
+    /// An existing namespace, or one that may be created with this name.
+    Known(String),
+    /// A namespace with a name nobody mentions, not created yet.
+    Fresh,
+}
+
+/// A namespace, existing or possible, as far as selectors can tell.
+#[derive(Clone, Debug)]
+pub(super) struct Rep {
+    pub(super) name: RepName,
+    pub(super) existing: bool,
+    pub(super) name_label: Vec<LabelVal>,
+    pub(super) tier_label: LabelVal,
+    pub(super) party: Party,
+}
+
+pub(super) struct RepSpace<'a> {
+    pub(super) rep: &'a Rep,
+    pub(super) tier_label: &'a str,
+}
+
+impl LabelSpace for RepSpace<'_> {
+    fn domain(&self, key: &str) -> Option<Vec<LabelVal>> {
+        if key == METADATA_NAME_LABEL {
+            return Some(vec![match &self.rep.name {
+                RepName::Known(n) => LabelVal::Value(n.clone()),
+                RepName::Fresh => LabelVal::Other,
+            }]);
+        }
+        if key == NAME_LABEL {
+            return Some(self.rep.name_label.clone());
+        }
+        if key == self.tier_label {
+            return Some(vec![self.rep.tier_label.clone()]);
+        }
+        None
+    }
+}
+
+// === impl Checker: representatives ===
+
+impl Checker<'_> {
+    pub(super) fn existing_rep(&self, ns: &Namespace) -> Rep {
+        let mut name_label = vec![LabelVal::Absent, LabelVal::Value(ns.name.clone())];
+        if let Some(v) = ns.labels.get(NAME_LABEL)
+            && *v != ns.name
+        {
+            name_label.push(LabelVal::Value(v.clone()));
+        }
+        let tier_label = match ns.labels.get(&self.iso.tier_label) {
+            Some(v) => LabelVal::Value(v.clone()),
+            None => LabelVal::Absent,
+        };
+        Rep {
+            name: RepName::Known(ns.name.clone()),
+            existing: true,
+            name_label,
+            tier_label,
+            party: self.iso.party(Some(&ns.name), self.tier_of(ns)),
+        }
+    }
+
+    /// Tier-label values a namespace created later may carry without joining
+    /// a tier: absent, any value the selector names that is not a tier, or
+    /// any other value.
+    fn future_tier_labels(&self, sel: &Selector) -> Vec<LabelVal> {
+        let mut out = vec![LabelVal::Absent, LabelVal::Other];
+        for r in sel
+            .requirements()
+            .iter()
+            .filter(|r| r.key == self.iso.tier_label)
+        {
+            for v in &r.values {
+                if self.iso.tier_index(v).is_none() {
+                    out.push(LabelVal::Value(v.clone()));
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The namespace called `name`: the existing one, or the ones that may be
+    /// created with that name.
+    fn named_reps(&self, name: &str, sel: &Selector, out: &mut Vec<Rep>) {
+        if let Some(ns) = self.state.namespace(name) {
+            out.push(self.existing_rep(ns));
+            return;
+        }
+        let tier = self.iso.tier_by_name(name);
+        for tl in self.future_tier_labels(sel) {
+            out.push(Rep {
+                name: RepName::Known(name.to_string()),
+                existing: false,
+                name_label: vec![LabelVal::Absent, LabelVal::Value(name.to_string())],
+                tier_label: tl,
+                party: self.iso.party(Some(name), tier),
+            });
+        }
+    }
+
+    /// Representatives of every namespace `sel` could match (not yet
+    /// filtered by `sel`).
+    fn candidate_reps(&self, sel: &Selector) -> Vec<Rep> {
+        let mut out = Vec::new();
+        let by_meta = sel.pinned_values(METADATA_NAME_LABEL);
+        let by_name = sel.pinned_values(NAME_LABEL);
+        if by_meta.is_some() || by_name.is_some() {
+            let names: BTreeSet<String> = by_meta
+                .into_iter()
+                .chain(by_name.clone())
+                .flatten()
+                .collect();
+            for n in &names {
+                self.named_reps(n, sel, &mut out);
+            }
+            for v in by_name.into_iter().flatten() {
+                for ns in self.state.namespaces_labelled(NAME_LABEL, &v) {
+                    if !names.contains(&ns.name) {
+                        out.push(self.existing_rep(ns));
+                    }
+                }
+            }
+            return out;
+        }
+        for tl in self.future_tier_labels(sel) {
+            out.push(Rep {
+                name: RepName::Fresh,
+                existing: false,
+                name_label: vec![LabelVal::Absent, LabelVal::Other],
+                tier_label: tl,
+                party: Party::Namespace {
+                    tier: None,
+                    named: None,
+                },
+            });
+        }
+        let special = self.iso.named_namespaces();
+        for n in &special {
+            self.named_reps(n, sel, &mut out);
+        }
+        // Names the selector mentions (NotIn can exclude them): members by
+        // label with such a name are judged one by one.
+        let mentioned: BTreeSet<&str> = sel
+            .requirements()
+            .iter()
+            .filter(|r| r.key == METADATA_NAME_LABEL || r.key == NAME_LABEL)
+            .flat_map(|r| r.values.iter().map(String::as_str))
+            .collect();
+        for t in &self.iso.tiers {
+            // Other members by label that the isolation policy does not name
+            // behave alike under a selector that pins no name, except for a
+            // `name` label that lies: keep one plain member and every liar.
+            let mut plain_seen = false;
+            for ns in self
+                .state
+                .namespaces_labelled(&self.iso.tier_label, &t.name)
+            {
+                if special.contains(&ns.name) {
+                    continue;
+                }
+                let lies = ns.labels.get(NAME_LABEL).is_some_and(|v| *v != ns.name);
+                let named = mentioned.contains(ns.name.as_str());
+                // In effective mode each member's own policies matter: keep all.
+                if lies || named || !plain_seen || self.iso.judge == Judge::Effective {
+                    out.push(self.existing_rep(ns));
+                    plain_seen |= !lies && !named;
+                }
+            }
+        }
+        out
+    }
+
+    /// The namespaces `sel` matches, as representatives.
+    pub(super) fn matching_reps(&self, sel: &Selector) -> Vec<Rep> {
+        self.candidate_reps(sel)
+            .into_iter()
+            .filter(|rep| {
+                let space = RepSpace {
+                    rep,
+                    tier_label: &self.iso.tier_label,
+                };
+                solve(&[sel], &[], &space).is_some()
+            })
+            .collect()
+    }
+
+    pub(super) fn every_namespace(&self) -> &[Rep] {
+        self.everything
+            .get_or_init(|| self.candidate_reps(&Selector::everything()))
+    }
+}

@@ -1,0 +1,282 @@
+//! Shared builders for the test suites: the webhook's context over the
+//! tutorial's cluster, and AdmissionReviews in the exact shape the API
+//! server sends (`admission.k8s.io/v1`, `oldObject` on UPDATE and DELETE,
+//! `dryRun`, `userInfo`).
+//!
+//! ```ignore
+//! let ctx = TestCtx::three_tier().mode(Mode::Audit).build();
+//! let body = Review::create(NP, "oops", policy).ns("database").by("alice").dry_run().json();
+//! ```
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tierguard::admission::pool::JudgePool;
+use tierguard::admission::{Ctx, DEFAULT_MAX_BODY};
+use tierguard::engine::state::State;
+use tierguard::engine::tiers::{IsolationPolicy, Mode};
+use tierguard::index::Index;
+use tierguard::model::isolationpolicy;
+use tierguard::telemetry::Metrics;
+use tierguard::world::World;
+
+/// The guard's own service account.
+pub const GUARD: &str = "system:serviceaccount:tierguard:tierguard";
+/// The uid every built review carries.
+pub const UID: &str = "705ab4f5-6393-11e8-b7cc-42010a800002";
+
+/// `(group, version, kind)` of a Namespace.
+pub const NS: (&str, &str, &str) = ("", "v1", "Namespace");
+/// `(group, version, kind)` of a NetworkPolicy.
+pub const NP: (&str, &str, &str) = ("networking.k8s.io", "v1", "NetworkPolicy");
+/// `(group, version, kind)` of a Pod.
+pub const POD: (&str, &str, &str) = ("", "v1", "Pod");
+
+/// The repository's isolation policy.
+pub fn three_tier_policy() -> IsolationPolicy {
+    isolationpolicy::load_file(std::path::Path::new("policies/three-tier.yaml")).expect("policy")
+}
+
+/// The tutorial's cluster as tierguard leaves it.
+pub fn three_tier_state() -> State {
+    World::load(&["examples/three-tier".into()])
+        .expect("examples")
+        .state
+}
+
+/// Builds a webhook context.
+pub struct TestCtx {
+    policy: IsolationPolicy,
+    state: Option<State>,
+    editors: BTreeSet<String>,
+    pod_guard: bool,
+    deadline: Duration,
+    max_body: usize,
+}
+
+impl TestCtx {
+    /// The repository's policy over the tutorial's cluster, synced, enforcing.
+    pub fn three_tier() -> Self {
+        Self {
+            policy: three_tier_policy(),
+            state: Some(three_tier_state()),
+            editors: BTreeSet::from([GUARD.to_string()]),
+            pod_guard: true,
+            deadline: Duration::from_secs(2),
+            max_body: DEFAULT_MAX_BODY,
+        }
+    }
+
+    /// Another state.
+    pub fn state(mut self, state: State) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// An index that has not synced yet.
+    pub fn unsynced(mut self) -> Self {
+        self.state = None;
+        self
+    }
+
+    /// Another mode.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.policy.mode = mode;
+        self
+    }
+
+    /// Changes the policy.
+    pub fn policy(mut self, f: impl FnOnce(&mut IsolationPolicy)) -> Self {
+        f(&mut self.policy);
+        self
+    }
+
+    /// No baseline editors at all.
+    pub fn no_editors(mut self) -> Self {
+        self.editors.clear();
+        self
+    }
+
+    /// Turns the pod guard off.
+    pub fn no_pod_guard(mut self) -> Self {
+        self.pod_guard = false;
+        self
+    }
+
+    /// Another per-request deadline.
+    pub fn deadline(mut self, d: Duration) -> Self {
+        self.deadline = d;
+        self
+    }
+
+    /// Another body limit.
+    pub fn max_body(mut self, n: usize) -> Self {
+        self.max_body = n;
+        self
+    }
+
+    /// The context.
+    pub fn build(self) -> Arc<Ctx> {
+        let index = match self.state {
+            Some(s) => Index::preloaded(s),
+            None => Index::new(),
+        };
+        Arc::new(Ctx {
+            policy: self.policy,
+            index: Arc::new(RwLock::new(index)),
+            metrics: Arc::new(Metrics::new()),
+            deadline: self.deadline,
+            max_body: self.max_body,
+            baseline_editors: self.editors,
+            pod_guard: self.pod_guard,
+            pool: JudgePool::new(2),
+        })
+    }
+}
+
+/// An AdmissionReview as the API server sends it.
+#[derive(Clone, Debug)]
+pub struct Review {
+    kind: (&'static str, &'static str, &'static str),
+    op: &'static str,
+    ns: Option<String>,
+    name: String,
+    object: Value,
+    old: Value,
+    user: String,
+    groups: Vec<String>,
+    dry_run: bool,
+}
+
+impl Review {
+    /// Any operation.
+    pub fn new(
+        kind: (&'static str, &'static str, &'static str),
+        op: &'static str,
+        name: &str,
+        object: Value,
+    ) -> Self {
+        Self {
+            kind,
+            op,
+            ns: None,
+            name: name.to_string(),
+            object,
+            old: Value::Null,
+            user: "alice".into(),
+            groups: Vec::new(),
+            dry_run: false,
+        }
+    }
+
+    /// A CREATE by an ordinary user (alice), not a dry run.
+    pub fn create(
+        kind: (&'static str, &'static str, &'static str),
+        name: &str,
+        object: Value,
+    ) -> Self {
+        Self::new(kind, "CREATE", name, object)
+    }
+
+    /// An UPDATE from `old` to `object`.
+    pub fn update(
+        kind: (&'static str, &'static str, &'static str),
+        name: &str,
+        object: Value,
+        old: Value,
+    ) -> Self {
+        Self::new(kind, "UPDATE", name, object).old(old)
+    }
+
+    /// A DELETE of `old`.
+    pub fn delete(
+        kind: (&'static str, &'static str, &'static str),
+        name: &str,
+        old: Value,
+    ) -> Self {
+        Self::new(kind, "DELETE", name, Value::Null).old(old)
+    }
+
+    /// In this namespace.
+    pub fn ns(mut self, ns: &str) -> Self {
+        self.ns = Some(ns.to_string());
+        self
+    }
+
+    /// With this old object.
+    pub fn old(mut self, old: Value) -> Self {
+        self.old = old;
+        self
+    }
+
+    /// Sent by this user.
+    pub fn by(mut self, user: &str) -> Self {
+        self.user = user.to_string();
+        self
+    }
+
+    /// The user is in these groups.
+    pub fn groups(mut self, groups: &[&str]) -> Self {
+        self.groups = groups.iter().map(|g| g.to_string()).collect();
+        self
+    }
+
+    /// A dry run.
+    pub fn dry_run(mut self) -> Self {
+        self.dry_run = true;
+        self
+    }
+
+    /// The review as JSON.
+    pub fn json(&self) -> Value {
+        let (group, version, k) = self.kind;
+        let resource = match k {
+            "Namespace" => "namespaces",
+            "NetworkPolicy" => "networkpolicies",
+            "Pod" => "pods",
+            _ => "others",
+        };
+        let options = match self.op {
+            "CREATE" => "CreateOptions",
+            "UPDATE" => "UpdateOptions",
+            _ => "DeleteOptions",
+        };
+        let mut req = json!({
+            "uid": UID,
+            "kind": {"group": group, "version": version, "kind": k},
+            "resource": {"group": group, "version": version, "resource": resource},
+            "requestKind": {"group": group, "version": version, "kind": k},
+            "requestResource": {"group": group, "version": version, "resource": resource},
+            "name": self.name,
+            "operation": self.op,
+            "userInfo": {"username": self.user, "uid": "u-1", "groups": self.groups},
+            "object": self.object,
+            "oldObject": self.old,
+            "dryRun": self.dry_run,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": options}
+        });
+        if let Some(ns) = &self.ns {
+            req["namespace"] = json!(ns);
+        }
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": req})
+    }
+}
+
+/// A Namespace object with these labels.
+pub fn namespace(name: &str, labels: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
+}
+
+/// A Namespace object without labels.
+pub fn namespace_no_labels(name: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+}
+
+/// A NetworkPolicy object.
+pub fn netpol(ns: &str, name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": ns, "uid": "x", "resourceVersion": "1"}, "spec": spec})
+}
