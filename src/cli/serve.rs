@@ -237,20 +237,6 @@ fn default_identity() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-/// Runs the baseline controller whenever this replica leads.
-async fn lead(client: kube::Client, election: leader::Election, ctx: Arc<controller::Context>) {
-    loop {
-        election.acquire(&client).await;
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let running = tokio::spawn(controller::run(ctx.clone(), async move {
-            let _ = stop_rx.await;
-        }));
-        election.hold(&client).await;
-        let _ = stop_tx.send(());
-        let _ = running.await;
-    }
-}
-
 async fn kube_client(args: &ClusterArgs) -> Result<kube::Client> {
     let opts = kube::config::KubeConfigOptions {
         context: args.context.clone(),
@@ -343,7 +329,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 remove_on_leave: ctrl.remove_baseline_on_leave,
                 failures: Default::default(),
             });
-            tokio::spawn(lead(client, election, cctx));
+            tokio::spawn(controller::lead(cctx, election));
         }
     }
     tokio::spawn(certs.clone().watch(

@@ -4,7 +4,16 @@
 //! The holder renews the Lease every `renew` period; another replica takes it
 //! over once it has not been renewed for `lease` duration. Updates use the
 //! Lease's resourceVersion, so two replicas cannot both win a race.
+//!
+//! ```text
+//!  lead: loop {
+//!      acquire ─► leading(stop) runs ─► hold (renew every `renew`) ─► lost ─► stop ─┐
+//!      ▲                                                                            │
+//!      └────────────────────────────────────────────────────────────────────────────┘
+//!  }
+//! ```
 
+use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -12,6 +21,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
 use kube::{Api, Client};
+use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
 /// Lease settings.
@@ -132,5 +142,24 @@ impl Election {
                 }
             }
         }
+    }
+}
+
+/// Runs `leading` whenever this replica holds the Lease: it is started once
+/// the Lease is acquired and told to stop (its receiver completes) when a
+/// renewal fails; `lead` waits for it to finish before competing again, so
+/// at most one copy runs at a time.
+pub async fn lead<F, Fut>(client: &Client, election: &Election, mut leading: F)
+where
+    F: FnMut(oneshot::Receiver<()>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        election.acquire(client).await;
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let running = tokio::spawn(leading(stop_rx));
+        election.hold(client).await;
+        let _ = stop_tx.send(());
+        let _ = running.await;
     }
 }

@@ -239,6 +239,18 @@ pub async fn run(
     info!("baseline controller stopped");
 }
 
+/// Runs the controller whenever this replica holds the leader-election
+/// Lease (see [`leader::lead`]), stopping it whenever the Lease is lost.
+pub async fn lead(ctx: Arc<Context>, election: leader::Election) {
+    let client = ctx.client.clone();
+    leader::lead(&client, &election, |stop| {
+        run(ctx.clone(), async move {
+            let _ = stop.await;
+        })
+    })
+    .await;
+}
+
 #[cfg(test)]
 mod tests {
     //! The controller against a mocked API server (kube's `tower_test`
