@@ -5,6 +5,8 @@
 //!  kubeconfig / in-cluster ──► kube Client ──► watches ──► Index ◄── --world (offline)
 //!  --tls-cert/--tls-key ──► CertStore (polled reload) ──► :8443 /mutate /validate
 //!  :8080 /healthz /readyz /metrics (plain HTTP)
+//!  --controller ──► controller::lead (baseline controller while this replica holds the Lease)
+//!  SIGTERM ──► one shutdown token ──► both listeners drain, the leader releases its Lease
 //! ```
 
 use std::collections::BTreeSet;
@@ -27,6 +29,10 @@ use crate::server;
 use crate::telemetry::{self, LogFormat, Metrics};
 use crate::tls::CertStore;
 use crate::world::World;
+
+/// How long shutdown waits, after the listeners have drained, for the
+/// controller to stop and the Lease to be released.
+const STEP_DOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `--mode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -270,6 +276,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         log: _,
     } = args;
     let election = ctrl.election()?;
+    // The one shutdown signal, for the listeners and the leader loop alike.
+    let shutdown = server::shutdown_token();
     let mut policy = super::load_policy(adm.policy.as_deref())?;
     if let Some(m) = adm.mode {
         policy.mode = match m {
@@ -313,6 +321,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         "tierguard serving"
     );
 
+    let mut leader = None;
     if cluster.world.is_empty() {
         let client = kube_client(&cluster).await?;
         let (idx, m, c) = (index.clone(), metrics.clone(), client.clone());
@@ -329,7 +338,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 remove_on_leave: ctrl.remove_baseline_on_leave,
                 failures: Default::default(),
             });
-            tokio::spawn(controller::lead(cctx, election));
+            leader = Some(tokio::spawn(controller::lead(
+                cctx,
+                election,
+                shutdown.clone(),
+            )));
         }
     }
     tokio::spawn(certs.clone().watch(
@@ -338,9 +351,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
     ));
 
     let admin_app = admission::admin_router(ctx.clone());
+    let admin_shutdown = shutdown.clone();
     let admin_task = tokio::spawn(async move {
         if let Err(e) = axum::serve(admin, admin_app)
-            .with_graceful_shutdown(server::shutdown_signal())
+            .with_graceful_shutdown(admin_shutdown.cancelled_owned())
             .await
         {
             warn!(error = %e, "admin listener failed");
@@ -350,10 +364,19 @@ async fn serve(args: ServeArgs) -> Result<()> {
         listener,
         server_tls,
         admission::router(ctx, adm.bench_noop),
-        server::shutdown_signal(),
+        shutdown.clone().cancelled_owned(),
     )
     .await?;
     let _ = admin_task.await;
+    if let Some(leader) = leader
+        && tokio::time::timeout(STEP_DOWN_TIMEOUT, leader)
+            .await
+            .is_err()
+    {
+        warn!(
+            "the controller had not stepped down after {STEP_DOWN_TIMEOUT:?}; the Lease runs out on its own"
+        );
+    }
     Ok(())
 }
 

@@ -13,7 +13,9 @@
 //! ```
 //!
 //! Only the leader (a coordination.k8s.io Lease, see [`leader`]) reconciles;
-//! every replica serves the webhook. The webhook refuses pods in a tier
+//! every replica serves the webhook. [`lead`] runs the controller while this
+//! replica holds the Lease; on shutdown it stops the controller and releases
+//! the Lease so another replica takes over at once. The webhook refuses pods in a tier
 //! namespace until both baseline policies exist, so nothing runs unisolated
 //! in the meantime.
 
@@ -30,6 +32,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
+use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn};
 
 use crate::guardpolicy::baseline::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
@@ -240,10 +243,12 @@ pub async fn run(
 }
 
 /// Runs the controller whenever this replica holds the leader-election
-/// Lease (see [`leader::lead`]), stopping it whenever the Lease is lost.
-pub async fn lead(ctx: Arc<Context>, election: leader::Election) {
+/// Lease (see [`leader::lead`]), stopping it whenever the Lease is lost;
+/// returns once `shutdown` is cancelled, the controller has stopped and the
+/// Lease has been released.
+pub async fn lead(ctx: Arc<Context>, election: leader::Election, shutdown: CancellationToken) {
     let client = ctx.client.clone();
-    leader::lead(&client, &election, |stop| {
+    leader::lead(&client, &election, shutdown, |stop| {
         run(ctx.clone(), async move {
             let _ = stop.await;
         })
