@@ -1,20 +1,49 @@
 //! The controller against a mocked API server (kube's `tower_test`
 //! pattern): each scenario asserts every request's method, path and body.
+//! Every mocked API server runs under [`timeout_after_1s`], so code that
+//! makes fewer requests than the scenario expects fails the test instead of
+//! hanging it. Leader election: [`leader`].
+
+mod leader;
 
 use super::*;
 use http::{Method, Request, Response};
 use kube::client::Body;
 use std::collections::BTreeMap;
+use tokio::task::JoinHandle;
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+/// Waits for a mocked API server's scenario to finish, failing the test if
+/// it has not after a second (kube-rs's `timeout_after_1s`): a scenario only
+/// finishes once every request it expects has been made.
+async fn timeout_after_1s<T>(server: JoinHandle<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(1), server)
+        .await
+        .expect("the mocked API server saw every expected request within 1 s")
+        .expect("the scenario's assertions held")
+}
+
+/// A kube client talking to a mocked API server, and the server's handle.
+fn mock_client() -> (Client, Handle) {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    (Client::new(svc, "default"), handle)
+}
+
+/// A `Status` failure as the API server sends it.
+fn failure(code: u16, reason: &str, message: &str) -> Response<Body> {
+    json(
+        code,
+        &serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "code": code, "message": message}),
+    )
+}
 
 fn policy() -> IsolationPolicy {
     crate::guardpolicy::load_file(std::path::Path::new("policies/three-tier.yaml")).expect("policy")
 }
 
 fn ctx() -> (Arc<Context>, Handle) {
-    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let client = Client::new(svc, "default");
+    let (client, handle) = mock_client();
     (
         Arc::new(Context {
             client,
@@ -47,10 +76,7 @@ fn json<T: serde::Serialize>(status: u16, body: &T) -> Response<Body> {
 }
 
 fn not_found() -> Response<Body> {
-    json(
-        404,
-        &serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
-    )
+    failure(404, "NotFound", "not found")
 }
 
 /// What the mocked API server sees, in order.
@@ -87,7 +113,7 @@ async fn serve(mut handle: Handle, ns: &'static str, steps: Vec<Step>) {
             }
             Step::GetFails(name) => {
                 assert_eq!(req.uri().path(), path(name));
-                send.send_response(json(500, &serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "InternalError", "code": 500, "message": "etcd is down"})));
+                send.send_response(failure(500, "InternalError", "etcd is down"));
             }
             Step::Apply(name) => {
                 assert_eq!(req.method(), Method::PATCH);
@@ -167,7 +193,7 @@ async fn a_new_tier_namespace_gets_its_baseline() {
         .await
         .expect("reconciled");
     assert_eq!(action, Action::requeue(RESYNC));
-    server.await.expect("all requests seen");
+    timeout_after_1s(server).await;
     let m = ctx.metrics.render().expect("metrics");
     assert!(
         m.contains(r#"tierguard_baseline_reconciles_total{result="applied"} 2"#),
@@ -197,7 +223,7 @@ async fn drift_is_repaired_and_a_baseline_in_place_is_left_alone() {
     reconcile(namespace("backend", &[]), ctx.clone())
         .await
         .expect("reconciled");
-    server.await.expect("all requests seen");
+    timeout_after_1s(server).await;
     let m = ctx.metrics.render().expect("metrics");
     assert!(
         m.contains(r#"result="repaired"} 1"#) && m.contains(r#"result="unchanged"} 1"#),
@@ -225,7 +251,7 @@ async fn an_unlabelled_copy_counts_as_drift() {
     reconcile(namespace("frontend", &[]), ctx)
         .await
         .expect("reconciled");
-    server.await.expect("all requests seen");
+    timeout_after_1s(server).await;
 }
 
 #[tokio::test]
@@ -247,7 +273,7 @@ async fn relabel_into_a_tier_injects_and_out_of_a_tier_changes_nothing() {
     )
     .await
     .expect("reconciled");
-    server.await.expect("all requests seen");
+    timeout_after_1s(server).await;
     // Out of the tier: no request at all (the policies stay), wait for a change.
     // A request would make reconcile wait for the mock's answer, so race
     // the two: any request fails the test, as does not finishing.
@@ -270,9 +296,9 @@ async fn relabel_into_a_tier_injects_and_out_of_a_tier_changes_nothing() {
 
 #[tokio::test]
 async fn leaving_a_tier_removes_the_baseline_only_when_asked() {
-    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let (client, handle) = mock_client();
     let ctx = Arc::new(Context {
-        client: Client::new(svc, "default"),
+        client,
         policy: policy(),
         metrics: Arc::new(Metrics::new()),
         remove_on_leave: true,
@@ -294,7 +320,7 @@ async fn leaving_a_tier_removes_the_baseline_only_when_asked() {
         .await
         .expect("reconciled");
     assert_eq!(action, Action::await_change());
-    server.await.expect("all requests seen");
+    timeout_after_1s(server).await;
 }
 
 #[tokio::test]
@@ -309,7 +335,7 @@ async fn api_errors_fail_the_reconcile_and_retry() {
     let err = reconcile(ns.clone(), ctx.clone())
         .await
         .expect_err("the API failed");
-    server.await.expect("request seen");
+    timeout_after_1s(server).await;
     assert!(err.to_string().contains("etcd is down"), "{err}");
     assert_eq!(
         error_policy(ns.clone(), &err, ctx.clone()),
