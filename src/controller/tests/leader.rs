@@ -68,7 +68,7 @@ fn lease(holder: Option<&str>, acquired: i64, renewed: i64, transitions: i32) ->
 /// What the mocked API server sees, in order.
 enum Step {
     /// GET the Lease; answer with it, or 404.
-    Get(Option<Lease>),
+    Get(Option<Box<Lease>>),
     /// POST a new Lease; answered 201 with what was sent.
     Create,
     /// PUT the Lease; answered 200 with what was sent.
@@ -147,7 +147,7 @@ async fn a_missing_lease_is_created_with_this_replica_as_holder() {
 #[tokio::test]
 async fn the_holder_renews_keeping_acquire_time_and_transitions() {
     let held = lease(Some(ME), 100, 3, 2);
-    let (client, server) = scenario(vec![Step::Get(Some(held.clone())), Step::Replace]);
+    let (client, server) = scenario(vec![Step::Get(Some(Box::new(held.clone()))), Step::Replace]);
     let renewed = election(Duration::from_secs(5)).try_hold(&client).await;
     assert!(renewed.expect("no API error"), "still ours");
     let written = timeout_after_1s(server).await;
@@ -169,7 +169,7 @@ async fn the_holder_renews_keeping_acquire_time_and_transitions() {
 #[tokio::test]
 async fn a_conflicting_renewal_loses_leadership() {
     let (client, server) = scenario(vec![
-        Step::Get(Some(lease(Some(ME), 100, 3, 2))),
+        Step::Get(Some(Box::new(lease(Some(ME), 100, 3, 2)))),
         Step::ReplaceConflict,
     ]);
     let election = election(Duration::from_millis(10));
@@ -180,7 +180,7 @@ async fn a_conflicting_renewal_loses_leadership() {
     timeout_after_1s(server).await;
 
     let (client, server) = scenario(vec![
-        Step::Get(Some(lease(Some(ME), 100, 3, 2))),
+        Step::Get(Some(Box::new(lease(Some(ME), 100, 3, 2)))),
         Step::ReplaceConflict,
     ]);
     let held = election.try_hold(&client).await;
@@ -192,7 +192,12 @@ async fn a_conflicting_renewal_loses_leadership() {
 async fn a_lease_another_replica_holds_and_renews_is_left_alone() {
     // Only the GET: a write would find no scripted step, fail, and make
     // try_hold return an error.
-    let (client, server) = scenario(vec![Step::Get(Some(lease(Some(OTHER), 100, 3, 2)))]);
+    let (client, server) = scenario(vec![Step::Get(Some(Box::new(lease(
+        Some(OTHER),
+        100,
+        3,
+        2,
+    ))))]);
     let held = election(Duration::from_secs(5)).try_hold(&client).await;
     assert!(!held.expect("no API error"), "not ours");
     timeout_after_1s(server).await;
@@ -201,7 +206,10 @@ async fn a_lease_another_replica_holds_and_renews_is_left_alone() {
 #[tokio::test]
 async fn an_expired_lease_is_taken_over_as_a_transition() {
     let stale = lease(Some(OTHER), 100, 60, 2);
-    let (client, server) = scenario(vec![Step::Get(Some(stale.clone())), Step::Replace]);
+    let (client, server) = scenario(vec![
+        Step::Get(Some(Box::new(stale.clone()))),
+        Step::Replace,
+    ]);
     let held = election(Duration::from_secs(5)).try_hold(&client).await;
     assert!(held.expect("no API error"), "taken over");
     let written = timeout_after_1s(server).await;
@@ -225,7 +233,7 @@ async fn a_released_lease_is_taken_at_once() {
     if let Some(s) = released.spec.as_mut() {
         s.lease_duration_seconds = Some(1);
     }
-    let (client, server) = scenario(vec![Step::Get(Some(released)), Step::Replace]);
+    let (client, server) = scenario(vec![Step::Get(Some(Box::new(released))), Step::Replace]);
     let held = election(Duration::from_secs(5)).try_hold(&client).await;
     assert!(
         held.expect("no API error"),
@@ -245,10 +253,10 @@ async fn shutdown_stops_the_leader_then_releases_its_lease() {
         handle,
         vec![
             // Acquire: the Lease is ours from before a restart; renew it.
-            Step::Get(Some(lease(Some(ME), 100, 3, 2))),
+            Step::Get(Some(Box::new(lease(Some(ME), 100, 3, 2)))),
             Step::Replace,
             // Release.
-            Step::Get(Some(lease(Some(ME), 100, 0, 2))),
+            Step::Get(Some(Box::new(lease(Some(ME), 100, 0, 2)))),
             Step::Replace,
         ],
         log.clone(),
@@ -303,13 +311,13 @@ async fn shutdown_stops_the_leader_then_releases_its_lease() {
 #[tokio::test]
 async fn release_leaves_alone_a_lease_another_replica_took() {
     // Taken over before the release: GET only, no write.
-    let (client, server) = scenario(vec![Step::Get(Some(lease(Some(OTHER), 1, 0, 3)))]);
+    let (client, server) = scenario(vec![Step::Get(Some(Box::new(lease(Some(OTHER), 1, 0, 3))))]);
     let released = election(Duration::from_secs(5)).release(&client).await;
     assert!(!released.expect("no API error"), "nothing to release");
     timeout_after_1s(server).await;
     // Taken over between the GET and the PUT: the conflict is the answer.
     let (client, server) = scenario(vec![
-        Step::Get(Some(lease(Some(ME), 100, 3, 2))),
+        Step::Get(Some(Box::new(lease(Some(ME), 100, 3, 2)))),
         Step::ReplaceConflict,
     ]);
     let released = election(Duration::from_secs(5)).release(&client).await;
