@@ -2,8 +2,9 @@
 //! exactly one runs the baseline controller; all of them serve the webhook.
 //!
 //! The holder renews the Lease every `renew` period; another replica takes it
-//! over once it has not been renewed for `lease` duration. Updates use the
-//! Lease's resourceVersion, so two replicas cannot both win a race.
+//! over once it has not been renewed for `lease` duration, or at once when it
+//! has no holder. Updates use the Lease's resourceVersion, so two replicas
+//! cannot both win a race.
 //!
 //! ```text
 //!  lead: loop {
@@ -11,7 +12,8 @@
 //!      ▲                                                                            │
 //!      └────────────────────────────────────────────────────────────────────────────┘
 //!  }
-//!  shutdown (at any point) ─► stop `leading`, wait for it ─► release ─► return
+//!  shutdown while competing ─► return
+//!  shutdown while leading   ─► stop `leading`, wait for it ─► release ─► return
 //!      release: still the holder? replace the Lease with holderIdentity cleared
 //!               and leaseDurationSeconds 1 (same resourceVersion: a conflict
 //!               means another replica took it, and it is left alone)
