@@ -1,6 +1,15 @@
 //! The HTTPS accept loop: rustls handshakes (with a deadline, so a stalled
 //! client cannot hold a task), HTTP/1.1 and HTTP/2 through hyper, graceful
 //! shutdown that lets in-flight reviews finish.
+//!
+//! Shutdown is one signal for the whole process:
+//!
+//! ```text
+//!  SIGTERM / Ctrl-C ─► shutdown_token() cancelled ─┬─► webhook listener: stop accepting, drain
+//!                                                  ├─► admin listener: stop, drain
+//!                                                  └─► leader loop: stop the controller,
+//!                                                      release the Lease
+//! ```
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,6 +23,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 /// How long a client may take to finish the TLS handshake.
@@ -101,4 +111,18 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     info!("shutting down");
+}
+
+/// The process's one shutdown signal: a token cancelled on SIGTERM or
+/// Ctrl-C ([`shutdown_signal`]), to be cloned to everything that must stop
+/// (listeners drain, the leader releases its Lease). Must be called inside
+/// the async runtime; call it once.
+pub fn shutdown_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        cancel.cancel();
+    });
+    token
 }

@@ -5,6 +5,8 @@
 //!  kubeconfig / in-cluster ──► kube Client ──► watches ──► Index ◄── --world (offline)
 //!  --tls-cert/--tls-key ──► CertStore (polled reload) ──► :8443 /mutate /validate
 //!  :8080 /healthz /readyz /metrics (plain HTTP)
+//!  --controller ──► controller::lead (baseline controller while this replica holds the Lease)
+//!  SIGTERM ──► one shutdown token ──► both listeners drain, the leader releases its Lease
 //! ```
 
 use std::collections::BTreeSet;
@@ -14,7 +16,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
@@ -28,6 +30,10 @@ use crate::telemetry::{self, LogFormat, Metrics};
 use crate::tls::CertStore;
 use crate::world::World;
 
+/// How long shutdown waits, after the listeners have drained, for the
+/// controller to stop and the Lease to be released.
+const STEP_DOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// `--mode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ModeArg {
@@ -37,15 +43,44 @@ pub enum ModeArg {
     Audit,
 }
 
-/// Arguments of `serve`. Every flag can also be set from the environment.
+/// Arguments of `serve`, in groups. Every flag can also be set from the
+/// environment.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// Where the listeners bind.
+    #[command(flatten)]
+    pub listen: ListenArgs,
+    /// The serving certificate.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// What the webhook judges and how.
+    #[command(flatten)]
+    pub admission: AdmissionArgs,
+    /// Where the cluster state comes from.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// The baseline controller and its leader election.
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Listen addresses.
+#[derive(Debug, Args)]
+pub struct ListenArgs {
     /// Address of the webhook's HTTPS listener.
     #[arg(long, env = "TIERGUARD_LISTEN", default_value = "0.0.0.0:8443")]
     pub listen: SocketAddr,
     /// Address of the plain-HTTP admin listener (/healthz, /readyz, /metrics).
     #[arg(long, env = "TIERGUARD_ADMIN_LISTEN", default_value = "0.0.0.0:8080")]
     pub admin_listen: SocketAddr,
+}
+
+/// The serving certificate and its reload.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
     /// Serving certificate chain (PEM, leaf first).
     #[arg(long, env = "TIERGUARD_TLS_CERT")]
     pub tls_cert: PathBuf,
@@ -55,31 +90,23 @@ pub struct ServeArgs {
     /// How often to re-read the certificate files, in seconds.
     #[arg(long, env = "TIERGUARD_TLS_RELOAD_SECONDS", default_value_t = 5)]
     pub tls_reload_seconds: u64,
+}
+
+/// The isolation policy and the webhook's limits and privileges.
+#[derive(Debug, Args)]
+pub struct AdmissionArgs {
     /// The isolation policy (default: policies/three-tier.yaml in the repository).
     #[arg(long, env = "TIERGUARD_POLICY")]
     pub policy: Option<PathBuf>,
     /// Override the isolation policy's mode.
     #[arg(long, env = "TIERGUARD_MODE", value_enum)]
     pub mode: Option<ModeArg>,
-    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
-    #[arg(long, env = "TIERGUARD_KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig context.
-    #[arg(long, env = "TIERGUARD_KUBE_CONTEXT")]
-    pub context: Option<String>,
-    /// Log format.
-    #[arg(long, env = "TIERGUARD_LOG_FORMAT", value_enum, default_value_t)]
-    pub log_format: LogFormat,
     /// Per-request deadline in milliseconds (keep it under the webhook timeout).
     #[arg(long, env = "TIERGUARD_REQUEST_DEADLINE_MS", default_value_t = admission::DEFAULT_DEADLINE_MS)]
     pub request_deadline_ms: u64,
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "TIERGUARD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY)]
     pub max_body_bytes: usize,
-    /// Judge against these manifests instead of a cluster (no kube client;
-    /// for benchmarks and offline trials).
-    #[arg(long, env = "TIERGUARD_WORLD")]
-    pub world: Vec<PathBuf>,
     /// The guard's own user: it may change managed baseline policies.
     #[arg(
         long,
@@ -93,6 +120,29 @@ pub struct ServeArgs {
     /// Refuse pods in tier namespaces until their baseline exists (`--pod-guard=false` turns it off).
     #[arg(long, env = "TIERGUARD_POD_GUARD", default_value_t = true, action = clap::ArgAction::Set)]
     pub pod_guard: bool,
+    /// Serve POST /noop (parses and admits), for benchmarks.
+    #[arg(long, hide = true)]
+    pub bench_noop: bool,
+}
+
+/// The cluster to watch, or manifests instead of one.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, env = "TIERGUARD_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context.
+    #[arg(long, env = "TIERGUARD_KUBE_CONTEXT")]
+    pub context: Option<String>,
+    /// Judge against these manifests instead of a cluster (no kube client;
+    /// for benchmarks and offline trials).
+    #[arg(long, env = "TIERGUARD_WORLD")]
+    pub world: Vec<PathBuf>,
+}
+
+/// The baseline controller and the Lease that elects the replica running it.
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
     /// Run the baseline controller (with leader election) in this process (`--controller=false` turns it off).
     #[arg(long, env = "TIERGUARD_CONTROLLER", default_value_t = true, action = clap::ArgAction::Set)]
     pub controller: bool,
@@ -116,14 +166,68 @@ pub struct ServeArgs {
     /// This replica's identity in the Lease (default: POD_NAME, else hostname and pid).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
-    /// Serve POST /noop (parses and admits), for benchmarks.
-    #[arg(long, hide = true)]
-    pub bench_noop: bool,
+    /// How long the Lease lasts without renewal, in seconds: another replica
+    /// takes it over after that.
+    #[arg(long, env = "TIERGUARD_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+    /// How often the holder renews the Lease (and the others try to take it),
+    /// in seconds; less than --lease-duration-seconds.
+    #[arg(long, env = "TIERGUARD_LEASE_RENEW_SECONDS", default_value_t = 5)]
+    pub lease_renew_seconds: u64,
+}
+
+/// Logging.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log format.
+    #[arg(long, env = "TIERGUARD_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: LogFormat,
+}
+
+// === impl ControllerArgs ===
+
+impl ControllerArgs {
+    /// The Lease's duration and renew period, refused unless
+    /// 0 < renew < duration (a holder must renew before its Lease runs out)
+    /// and the duration fits the Lease's 32-bit field.
+    pub fn lease_timings(&self) -> Result<(Duration, Duration)> {
+        let (duration, renew) = (self.lease_duration_seconds, self.lease_renew_seconds);
+        if duration == 0 || renew == 0 {
+            bail!(
+                "--lease-duration-seconds ({duration}) and --lease-renew-seconds ({renew}) must both be at least 1"
+            );
+        }
+        if renew >= duration {
+            bail!(
+                "--lease-renew-seconds ({renew}) must be less than --lease-duration-seconds ({duration}): \
+                 the holder renews the Lease before it runs out"
+            );
+        }
+        if i32::try_from(duration).is_err() {
+            bail!(
+                "--lease-duration-seconds ({duration}) is larger than a Lease can say ({})",
+                i32::MAX
+            );
+        }
+        Ok((Duration::from_secs(duration), Duration::from_secs(renew)))
+    }
+
+    /// The leader election these flags describe.
+    pub fn election(&self) -> Result<leader::Election> {
+        let (lease, renew) = self.lease_timings()?;
+        Ok(leader::Election {
+            namespace: self.leader_election_namespace.clone(),
+            name: self.lease_name.clone(),
+            identity: self.identity.clone().unwrap_or_else(default_identity),
+            lease,
+            renew,
+        })
+    }
 }
 
 /// Runs the webhook until SIGTERM.
 pub fn run(args: ServeArgs) -> Result<ExitCode> {
-    telemetry::init_logging(args.log_format);
+    telemetry::init_logging(args.log.log_format);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -139,21 +243,7 @@ fn default_identity() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-/// Runs the baseline controller whenever this replica leads.
-async fn lead(client: kube::Client, election: leader::Election, ctx: Arc<controller::Context>) {
-    loop {
-        election.acquire(&client).await;
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let running = tokio::spawn(controller::run(ctx.clone(), async move {
-            let _ = stop_rx.await;
-        }));
-        election.hold(&client).await;
-        let _ = stop_tx.send(());
-        let _ = running.await;
-    }
-}
-
-async fn kube_client(args: &ServeArgs) -> Result<kube::Client> {
+async fn kube_client(args: &ClusterArgs) -> Result<kube::Client> {
     let opts = kube::config::KubeConfigOptions {
         context: args.context.clone(),
         ..Default::default()
@@ -177,85 +267,95 @@ async fn kube_client(args: &ServeArgs) -> Result<kube::Client> {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
-    let mut policy = super::load_policy(args.policy.as_deref())?;
-    if let Some(m) = args.mode {
+    let ServeArgs {
+        listen,
+        tls,
+        admission: adm,
+        cluster,
+        controller: ctrl,
+        log: _,
+    } = args;
+    let election = ctrl.election()?;
+    // The one shutdown signal, for the listeners and the leader loop alike.
+    let shutdown = server::shutdown_token();
+    let mut policy = super::load_policy(adm.policy.as_deref())?;
+    if let Some(m) = adm.mode {
         policy.mode = match m {
             ModeArg::Enforce => Mode::Enforce,
             ModeArg::Audit => Mode::Audit,
         };
     }
     let metrics = Arc::new(Metrics::new());
-    let certs = CertStore::load(&args.tls_cert, &args.tls_key, &metrics)?;
-    let tls = certs.server_config()?;
+    let certs = CertStore::load(&tls.tls_cert, &tls.tls_key, &metrics)?;
+    let server_tls = certs.server_config()?;
 
-    let index: SharedIndex = if args.world.is_empty() {
+    let index: SharedIndex = if cluster.world.is_empty() {
         Arc::new(RwLock::new(Index::new()))
     } else {
-        let world = World::load(&args.world)?;
+        let world = World::load(&cluster.world)?;
         Arc::new(RwLock::new(Index::preloaded(world.state)))
     };
     crate::index::publish(&index, &metrics);
 
-    let mut editors: BTreeSet<String> = args.baseline_editors.iter().cloned().collect();
-    editors.insert(args.service_account.clone());
+    let mut editors: BTreeSet<String> = adm.baseline_editors.iter().cloned().collect();
+    editors.insert(adm.service_account.clone());
     let ctx = Arc::new(Ctx {
         policy,
         index: index.clone(),
         metrics: metrics.clone(),
-        deadline: Duration::from_millis(args.request_deadline_ms),
-        max_body: args.max_body_bytes,
+        deadline: Duration::from_millis(adm.request_deadline_ms),
+        max_body: adm.max_body_bytes,
         baseline_editors: editors,
-        pod_guard: args.pod_guard,
+        pod_guard: adm.pod_guard,
         pool: admission::pool::JudgePool::per_core(),
     });
 
-    let listener = TcpListener::bind(args.listen)
+    let listener = TcpListener::bind(listen.listen)
         .await
-        .with_context(|| format!("binding the webhook listener {}", args.listen))?;
-    let admin = TcpListener::bind(args.admin_listen)
+        .with_context(|| format!("binding the webhook listener {}", listen.listen))?;
+    let admin = TcpListener::bind(listen.admin_listen)
         .await
-        .with_context(|| format!("binding the admin listener {}", args.admin_listen))?;
+        .with_context(|| format!("binding the admin listener {}", listen.admin_listen))?;
     info!(
         listen = %listener.local_addr()?, admin = %admin.local_addr()?,
         policy = %ctx.policy.name, mode = ?ctx.policy.mode, judge = ?ctx.policy.judge,
         "tierguard serving"
     );
 
-    if args.world.is_empty() {
-        let client = kube_client(&args).await?;
+    let mut leader = None;
+    if cluster.world.is_empty() {
+        let client = kube_client(&cluster).await?;
         let (idx, m, c) = (index.clone(), metrics.clone(), client.clone());
         tokio::spawn(async move {
             if let Err(e) = crate::index::run_watches(c, idx, m).await {
                 warn!(error = %e, "watches stopped");
             }
         });
-        if args.controller {
-            let election = leader::Election {
-                namespace: args.leader_election_namespace.clone(),
-                name: args.lease_name.clone(),
-                identity: args.identity.clone().unwrap_or_else(default_identity),
-                lease: Duration::from_secs(15),
-                renew: Duration::from_secs(5),
-            };
+        if ctrl.controller {
             let cctx = Arc::new(controller::Context {
                 client: client.clone(),
                 policy: ctx.policy.clone(),
                 metrics: metrics.clone(),
-                remove_on_leave: args.remove_baseline_on_leave,
+                remove_on_leave: ctrl.remove_baseline_on_leave,
                 failures: Default::default(),
             });
-            tokio::spawn(lead(client, election, cctx));
+            leader = Some(tokio::spawn(controller::lead(
+                cctx,
+                election,
+                shutdown.clone(),
+            )));
         }
     }
     tokio::spawn(certs.clone().watch(
-        Duration::from_secs(args.tls_reload_seconds.max(1)),
+        Duration::from_secs(tls.tls_reload_seconds.max(1)),
         metrics.clone(),
     ));
 
     let admin_app = admission::admin_router(ctx.clone());
+    let admin_shutdown = shutdown.clone();
     let admin_task = tokio::spawn(async move {
         if let Err(e) = axum::serve(admin, admin_app)
-            .with_graceful_shutdown(server::shutdown_signal())
+            .with_graceful_shutdown(admin_shutdown.cancelled_owned())
             .await
         {
             warn!(error = %e, "admin listener failed");
@@ -263,11 +363,91 @@ async fn serve(args: ServeArgs) -> Result<()> {
     });
     server::serve_tls(
         listener,
-        tls,
-        admission::router(ctx, args.bench_noop),
-        server::shutdown_signal(),
+        server_tls,
+        admission::router(ctx, adm.bench_noop),
+        shutdown.clone().cancelled_owned(),
     )
     .await?;
     let _ = admin_task.await;
+    if let Some(leader) = leader
+        && tokio::time::timeout(STEP_DOWN_TIMEOUT, leader)
+            .await
+            .is_err()
+    {
+        warn!(
+            "the controller had not stepped down after {STEP_DOWN_TIMEOUT:?}; the Lease runs out on its own"
+        );
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn parse(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec![
+            "tierguard",
+            "serve",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).expect("parsed").command {
+            Command::Serve(args) => *args,
+            other => panic!("not serve: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lease_timings_default_to_15_and_5_seconds() {
+        let args = parse(&[]);
+        assert_eq!(
+            args.controller.lease_timings().expect("valid"),
+            (Duration::from_secs(15), Duration::from_secs(5))
+        );
+        let args = parse(&[
+            "--lease-duration-seconds",
+            "30",
+            "--lease-renew-seconds",
+            "10",
+        ]);
+        assert_eq!(
+            args.controller.lease_timings().expect("valid"),
+            (Duration::from_secs(30), Duration::from_secs(10))
+        );
+    }
+
+    #[test]
+    fn a_renew_period_not_shorter_than_the_lease_is_refused() {
+        for (duration, renew, says) in [
+            (
+                "15",
+                "15",
+                "must be less than --lease-duration-seconds (15)",
+            ),
+            ("5", "10", "--lease-renew-seconds (10) must be less"),
+            ("0", "5", "must both be at least 1"),
+            ("15", "0", "must both be at least 1"),
+            ("4294967296", "5", "larger than a Lease can say"),
+        ] {
+            let args = parse(&[
+                "--lease-duration-seconds",
+                duration,
+                "--lease-renew-seconds",
+                renew,
+            ]);
+            let err = args
+                .controller
+                .lease_timings()
+                .expect_err("refused")
+                .to_string();
+            assert!(err.contains(says), "{duration}/{renew}: {err}");
+        }
+    }
 }

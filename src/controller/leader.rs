@@ -2,9 +2,28 @@
 //! exactly one runs the baseline controller; all of them serve the webhook.
 //!
 //! The holder renews the Lease every `renew` period; another replica takes it
-//! over once it has not been renewed for `lease` duration. Updates use the
-//! Lease's resourceVersion, so two replicas cannot both win a race.
+//! over once it has not been renewed for `lease` duration, or at once when it
+//! has no holder. Updates use the Lease's resourceVersion, so two replicas
+//! cannot both win a race.
+//!
+//! ```text
+//!  lead: loop {
+//!      acquire ─► leading(stop) runs ─► hold (renew every `renew`) ─► lost ─► stop ─┐
+//!      ▲                                                                            │
+//!      └────────────────────────────────────────────────────────────────────────────┘
+//!  }
+//!  shutdown while competing ─► return
+//!  shutdown while leading   ─► stop `leading`, wait for it ─► release ─► return
+//!      release: still the holder? replace the Lease with holderIdentity cleared
+//!               and leaseDurationSeconds 1 (same resourceVersion: a conflict
+//!               means another replica took it, and it is left alone)
+//! ```
+//!
+//! Releasing on shutdown (client-go's `ReleaseOnCancel`) lets the next
+//! replica lead at once instead of after the Lease runs out: a Lease without
+//! a holder is free to take.
 
+use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -12,6 +31,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::PostParams;
 use kube::{Api, Client};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 /// Lease settings.
@@ -77,7 +98,8 @@ impl Election {
             Some(mut lease) => {
                 let spec = lease.spec.clone().unwrap_or_default();
                 let mine = spec.holder_identity.as_deref() == Some(&self.identity);
-                if !mine && !expired(&spec, self.lease) {
+                let free = spec.holder_identity.as_deref().is_none_or(str::is_empty);
+                if !mine && !free && !expired(&spec, self.lease) {
                     return Ok(false);
                 }
                 let mut next = self.spec(
@@ -98,6 +120,33 @@ impl Election {
                     Err(e) => Err(e),
                 }
             }
+        }
+    }
+
+    /// Gives the Lease up if this replica still holds it: replaces it with
+    /// no holder and a duration of 1 s, keeping its resourceVersion, so a
+    /// replica that took the Lease meanwhile is not disturbed (the conflict
+    /// is the answer). True when the Lease was released.
+    pub async fn release(&self, client: &Client) -> Result<bool, kube::Error> {
+        let api: Api<Lease> = Api::namespaced(client.clone(), &self.namespace);
+        let Some(mut lease) = api.get_opt(&self.name).await? else {
+            return Ok(false);
+        };
+        let spec = lease.spec.get_or_insert_default();
+        if spec.holder_identity.as_deref() != Some(&self.identity) {
+            return Ok(false);
+        }
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        spec.acquire_time = Some(now());
+        spec.renew_time = Some(now());
+        match api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -131,6 +180,51 @@ impl Election {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Runs `leading` whenever this replica holds the Lease, until `shutdown`
+/// is cancelled: `leading` is started once the Lease is acquired and told to
+/// stop (its receiver completes) when a renewal fails or on shutdown; `lead`
+/// waits for it to finish before competing again, so at most one copy runs
+/// at a time. On shutdown, once `leading` has stopped, the Lease is released
+/// (see [`Election::release`]) and `lead` returns.
+pub async fn lead<F, Fut>(
+    client: &Client,
+    election: &Election,
+    shutdown: CancellationToken,
+    mut leading: F,
+) where
+    F: FnMut(oneshot::Receiver<()>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return,
+            () = election.acquire(client) => {}
+        }
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let running = tokio::spawn(leading(stop_rx));
+        let shutting_down = tokio::select! {
+            biased;
+            () = shutdown.cancelled() => true,
+            () = election.hold(client) => false,
+        };
+        let _ = stop_tx.send(());
+        let _ = running.await;
+        if shutting_down {
+            match election.release(client).await {
+                Ok(true) => info!(lease = %election.name, "shutting down: lease released"),
+                Ok(false) => {
+                    debug!(lease = %election.name, "shutting down: the lease was no longer ours")
+                }
+                Err(e) => {
+                    warn!(error = %e, lease = %election.name, "cannot release the lease; it runs out on its own")
+                }
+            }
+            return;
         }
     }
 }

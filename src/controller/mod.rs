@@ -13,7 +13,9 @@
 //! ```
 //!
 //! Only the leader (a coordination.k8s.io Lease, see [`leader`]) reconciles;
-//! every replica serves the webhook. The webhook refuses pods in a tier
+//! every replica serves the webhook. [`lead`] runs the controller while this
+//! replica holds the Lease; on shutdown it stops the controller and releases
+//! the Lease so another replica takes over at once. The webhook refuses pods in a tier
 //! namespace until both baseline policies exist, so nothing runs unisolated
 //! in the meantime.
 
@@ -30,6 +32,7 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
+use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn};
 
 use crate::engine::tiers::IsolationPolicy;
@@ -240,338 +243,19 @@ pub async fn run(
     info!("baseline controller stopped");
 }
 
-#[cfg(test)]
-mod tests {
-    //! The controller against a mocked API server (kube's `tower_test`
-    //! pattern): each scenario asserts every request's method, path and body.
-
-    use super::*;
-    use http::{Method, Request, Response};
-    use kube::client::Body;
-    use std::collections::BTreeMap;
-
-    type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
-
-    fn policy() -> IsolationPolicy {
-        crate::model::isolationpolicy::load_file(std::path::Path::new("policies/three-tier.yaml"))
-            .expect("policy")
-    }
-
-    fn ctx() -> (Arc<Context>, Handle) {
-        let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let client = Client::new(svc, "default");
-        (
-            Arc::new(Context {
-                client,
-                policy: policy(),
-                metrics: Arc::new(Metrics::new()),
-                remove_on_leave: false,
-                failures: Default::default(),
-            }),
-            handle,
-        )
-    }
-
-    fn namespace(name: &str, labels: &[(&str, &str)]) -> Arc<corev1::Namespace> {
-        let mut ns = corev1::Namespace::default();
-        ns.metadata.name = Some(name.into());
-        ns.metadata.labels = Some(
-            labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
-        );
-        Arc::new(ns)
-    }
-
-    fn json<T: serde::Serialize>(status: u16, body: &T) -> Response<Body> {
-        Response::builder()
-            .status(status)
-            .body(Body::from(serde_json::to_vec(body).expect("json")))
-            .expect("response")
-    }
-
-    fn not_found() -> Response<Body> {
-        json(
-            404,
-            &serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
-        )
-    }
-
-    /// What the mocked API server sees, in order.
-    enum Step {
-        /// GET the policy; answer with it, or 404.
-        Get(&'static str, Option<Box<netv1::NetworkPolicy>>),
-        /// Server-side apply of the policy.
-        Apply(&'static str),
-        /// Replace (PUT) of the policy.
-        Replace(&'static str),
-        /// GET failing with a server error.
-        GetFails(&'static str),
-        /// DELETE of the policy.
-        Delete(&'static str),
-    }
-
-    async fn serve(mut handle: Handle, ns: &'static str, steps: Vec<Step>) {
-        let path = |name: &str| {
-            format!("/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies/{name}")
-        };
-        for step in steps {
-            let (req, send) = handle
-                .next_request()
-                .await
-                .expect("the controller made a request");
-            let uri = req.uri().to_string();
-            match step {
-                Step::Get(name, answer) => {
-                    assert_eq!(req.method(), Method::GET);
-                    assert_eq!(req.uri().path(), path(name));
-                    send.send_response(match answer {
-                        Some(p) => json(200, &*p),
-                        None => not_found(),
-                    });
-                }
-                Step::GetFails(name) => {
-                    assert_eq!(req.uri().path(), path(name));
-                    send.send_response(json(500, &serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "InternalError", "code": 500, "message": "etcd is down"})));
-                }
-                Step::Apply(name) => {
-                    assert_eq!(req.method(), Method::PATCH);
-                    assert_eq!(req.uri().path(), path(name));
-                    assert!(
-                        uri.contains("fieldManager=tierguard") && uri.contains("force=true"),
-                        "{uri}"
-                    );
-                    assert_eq!(
-                        req.headers()
-                            .get("content-type")
-                            .and_then(|v| v.to_str().ok()),
-                        Some("application/apply-patch+yaml")
-                    );
-                    let body = req.into_body().collect_bytes().await.expect("body");
-                    let sent: netv1::NetworkPolicy =
-                        serde_json::from_slice(&body).expect("a NetworkPolicy");
-                    assert_eq!(sent.metadata.name.as_deref(), Some(name));
-                    assert_eq!(
-                        sent.metadata
-                            .labels
-                            .as_ref()
-                            .and_then(|l| l.get(MANAGED_BY_LABEL))
-                            .map(String::as_str),
-                        Some(MANAGED_BY_VALUE)
-                    );
-                    send.send_response(json(200, &sent));
-                }
-                Step::Delete(name) => {
-                    assert_eq!(req.method(), Method::DELETE);
-                    assert_eq!(req.uri().path(), path(name));
-                    send.send_response(json(200, &serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})));
-                }
-                Step::Replace(name) => {
-                    assert_eq!(req.method(), Method::PUT);
-                    assert_eq!(req.uri().path(), path(name));
-                    let body = req.into_body().collect_bytes().await.expect("body");
-                    let sent: netv1::NetworkPolicy =
-                        serde_json::from_slice(&body).expect("a NetworkPolicy");
-                    assert_eq!(
-                        sent.metadata.resource_version.as_deref(),
-                        Some("7"),
-                        "replace carries the live resourceVersion"
-                    );
-                    send.send_response(json(200, &sent));
-                }
-            }
-        }
-    }
-
-    fn live(name: &str, ns: &str) -> Box<netv1::NetworkPolicy> {
-        let mut p = baseline_policies(&policy(), ns)
-            .into_iter()
-            .find(|p| p.metadata.name.as_deref() == Some(name))
-            .expect("a baseline policy");
-        p.metadata.resource_version = Some("7".into());
-        Box::new(p)
-    }
-
-    #[tokio::test]
-    async fn a_new_tier_namespace_gets_its_baseline() {
-        let (ctx, handle) = ctx();
-        let server = tokio::spawn(serve(
-            handle,
-            "database",
-            vec![
-                Step::Get("tierguard-default-deny", None),
-                Step::Apply("tierguard-default-deny"),
-                Step::Get("tierguard-allow-dns", None),
-                Step::Apply("tierguard-allow-dns"),
-            ],
-        ));
-        let action = reconcile(namespace("database", &[]), ctx.clone())
-            .await
-            .expect("reconciled");
-        assert_eq!(action, Action::requeue(RESYNC));
-        server.await.expect("all requests seen");
-        let m = ctx.metrics.render().expect("metrics");
-        assert!(
-            m.contains(r#"tierguard_baseline_reconciles_total{result="applied"} 2"#),
-            "{m}"
-        );
-    }
-
-    #[tokio::test]
-    async fn drift_is_repaired_and_a_baseline_in_place_is_left_alone() {
-        let (ctx, handle) = ctx();
-        let mut edited = live("tierguard-default-deny", "backend");
-        if let Some(spec) = edited.spec.as_mut() {
-            spec.ingress = Some(vec![netv1::NetworkPolicyIngressRule::default()]);
-        }
-        let server = tokio::spawn(serve(
-            handle,
-            "backend",
-            vec![
-                Step::Get("tierguard-default-deny", Some(edited)),
-                Step::Replace("tierguard-default-deny"),
-                Step::Get(
-                    "tierguard-allow-dns",
-                    Some(live("tierguard-allow-dns", "backend")),
-                ),
-            ],
-        ));
-        reconcile(namespace("backend", &[]), ctx.clone())
-            .await
-            .expect("reconciled");
-        server.await.expect("all requests seen");
-        let m = ctx.metrics.render().expect("metrics");
-        assert!(
-            m.contains(r#"result="repaired"} 1"#) && m.contains(r#"result="unchanged"} 1"#),
-            "{m}"
-        );
-    }
-
-    #[tokio::test]
-    async fn an_unlabelled_copy_counts_as_drift() {
-        let (ctx, handle) = ctx();
-        let mut unlabelled = live("tierguard-allow-dns", "frontend");
-        unlabelled.metadata.labels = None;
-        let server = tokio::spawn(serve(
-            handle,
-            "frontend",
-            vec![
-                Step::Get(
-                    "tierguard-default-deny",
-                    Some(live("tierguard-default-deny", "frontend")),
-                ),
-                Step::Get("tierguard-allow-dns", Some(unlabelled)),
-                Step::Replace("tierguard-allow-dns"),
-            ],
-        ));
-        reconcile(namespace("frontend", &[]), ctx)
-            .await
-            .expect("reconciled");
-        server.await.expect("all requests seen");
-    }
-
-    #[tokio::test]
-    async fn relabel_into_a_tier_injects_and_out_of_a_tier_changes_nothing() {
-        let (ctx, handle) = ctx();
-        let server = tokio::spawn(serve(
-            handle,
-            "payments",
-            vec![
-                Step::Get("tierguard-default-deny", None),
-                Step::Apply("tierguard-default-deny"),
-                Step::Get("tierguard-allow-dns", None),
-                Step::Apply("tierguard-allow-dns"),
-            ],
-        ));
-        reconcile(
-            namespace("payments", &[("tierguard.io/tier", "backend")]),
-            ctx.clone(),
-        )
-        .await
-        .expect("reconciled");
-        server.await.expect("all requests seen");
-        // Out of the tier: no request at all (the policies stay), wait for a change.
-        // A request would make reconcile wait for the mock's answer, so race
-        // the two: any request fails the test, as does not finishing.
-        let (ctx, mut handle) = super::tests::ctx();
-        let reconciled = reconcile(namespace("payments", &[("team", "x")]), ctx);
-        tokio::pin!(reconciled);
-        let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-            tokio::select! {
-                biased;
-                action = &mut reconciled => action.expect("reconciled"),
-                Some((req, _)) = handle.next_request() => {
-                    panic!("no request expected for a namespace outside the tiers, got {} {}", req.method(), req.uri())
-                }
-            }
+/// Runs the controller whenever this replica holds the leader-election
+/// Lease (see [`leader::lead`]), stopping it whenever the Lease is lost;
+/// returns once `shutdown` is cancelled, the controller has stopped and the
+/// Lease has been released.
+pub async fn lead(ctx: Arc<Context>, election: leader::Election, shutdown: CancellationToken) {
+    let client = ctx.client.clone();
+    leader::lead(&client, &election, shutdown, |stop| {
+        run(ctx.clone(), async move {
+            let _ = stop.await;
         })
-        .await
-        .expect("reconcile finished");
-        assert_eq!(outcome, Action::await_change());
-    }
-
-    #[tokio::test]
-    async fn leaving_a_tier_removes_the_baseline_only_when_asked() {
-        let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let ctx = Arc::new(Context {
-            client: Client::new(svc, "default"),
-            policy: policy(),
-            metrics: Arc::new(Metrics::new()),
-            remove_on_leave: true,
-            failures: Default::default(),
-        });
-        let server = tokio::spawn(serve(
-            handle,
-            "payments",
-            vec![
-                Step::Get(
-                    "tierguard-default-deny",
-                    Some(live("tierguard-default-deny", "payments")),
-                ),
-                Step::Delete("tierguard-default-deny"),
-                Step::Get("tierguard-allow-dns", None),
-            ],
-        ));
-        let action = reconcile(namespace("payments", &[]), ctx)
-            .await
-            .expect("reconciled");
-        assert_eq!(action, Action::await_change());
-        server.await.expect("all requests seen");
-    }
-
-    #[tokio::test]
-    async fn api_errors_fail_the_reconcile_and_retry() {
-        let (ctx, handle) = ctx();
-        let server = tokio::spawn(serve(
-            handle,
-            "database",
-            vec![Step::GetFails("tierguard-default-deny")],
-        ));
-        let ns = namespace("database", &[]);
-        let err = reconcile(ns.clone(), ctx.clone())
-            .await
-            .expect_err("the API failed");
-        server.await.expect("request seen");
-        assert!(err.to_string().contains("etcd is down"), "{err}");
-        assert_eq!(
-            error_policy(ns.clone(), &err, ctx.clone()),
-            Action::requeue(Duration::from_secs(1))
-        );
-        assert_eq!(
-            error_policy(ns.clone(), &err, ctx.clone()),
-            Action::requeue(Duration::from_secs(2))
-        );
-        assert_eq!(
-            error_policy(ns, &err, ctx.clone()),
-            Action::requeue(Duration::from_secs(4))
-        );
-        assert_eq!(backoff(30), RETRY_MAX);
-        assert!(
-            ctx.metrics
-                .render()
-                .expect("metrics")
-                .contains(r#"result="failed"} 3"#)
-        );
-    }
+    })
+    .await;
 }
+
+#[cfg(test)]
+mod tests;
