@@ -9,11 +9,28 @@
 //! ([`cli`]) exposes it offline as `check` and `query`.
 //!
 //! ```text
-//!  manifests ──► world::World ──► engine::state::State ─┐
-//!                                                       ├─► engine::isolation ─► findings
-//!  policies/*.yaml ──► model::isolationpolicy ─► engine::tiers::IsolationPolicy ─┘
-//!  query: engine::reach::evaluate(src, dst, port) ─► verdict + the rules that decided
+//!  manifests, AdmissionReviews, watches          policies/*.yaml
+//!        │ Kubernetes objects                          │
+//!        ▼                                             ▼
+//!  model/  one converter per kind ──────────► engine::tiers::IsolationPolicy
+//!        │ engine types (Namespace, Policy)            │
+//!        ▼                                             │
+//!  engine::state::State (persistent maps; index/ keeps the live one)
+//!        │                                             │
+//!        ├─► engine::reach     one connection ─► verdict + deciding rules (query)
+//!        └─► engine::isolation every present and future pod ─► Breach values
+//!                                      │ (and what a change costs: in place or pool)
+//!                                      ▼
+//!  report/  the only writer of text: check text/JSON, kubectl messages,
+//!           warnings, audit annotations, grouped by cause
+//!
+//!  admission/ request ─► validate ─► outcome ─► AdmissionResponse + metrics
+//!  controller/ baseline injection under a Lease; cli/ the commands
 //! ```
+//!
+//! Dependencies point one way: `engine` imports nothing else of the crate;
+//! `model` and `report` import only `engine`; the edges (`admission`,
+//! `index`, `controller`, `cli`, `world`) use all three.
 
 #![warn(missing_docs)]
 

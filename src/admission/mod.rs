@@ -14,15 +14,15 @@
 //!             (all text from `report`)
 //! ```
 
+mod context;
 pub mod mutate;
 pub mod outcome;
 pub mod pool;
 pub mod request;
 pub mod validate;
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -34,11 +34,10 @@ use kube::core::admission::AdmissionResponse;
 use tracing::{Span, field, info, warn};
 
 use crate::engine::isolation::Cost;
-use crate::engine::tiers::IsolationPolicy;
-use crate::index::SharedIndex;
-use crate::telemetry::{Metrics, labels};
+use crate::telemetry::labels;
+pub use context::Ctx;
 use outcome::VerdictLabel;
-use pool::{JudgePool, judge_budget};
+use pool::judge_budget;
 use request::{BadRequest, Request};
 
 /// Default limit on a request body (the API server sends at most 3 MiB objects).
@@ -46,27 +45,6 @@ pub const DEFAULT_MAX_BODY: usize = 3 * 1024 * 1024;
 /// Default per-request deadline in milliseconds, well under the webhook
 /// timeout (5 s).
 pub const DEFAULT_DEADLINE_MS: u64 = 2_000;
-
-/// Everything a handler needs.
-pub struct Ctx {
-    /// The isolation policy (its mode already overridden by `--mode`).
-    pub policy: IsolationPolicy,
-    /// The cluster index.
-    pub index: SharedIndex,
-    /// Metrics.
-    pub metrics: Arc<Metrics>,
-    /// Per-request deadline.
-    pub deadline: Duration,
-    /// Body size limit in bytes.
-    pub max_body: usize,
-    /// Users allowed to change or delete managed baseline policies (the
-    /// guard's own service account, plus `--baseline-editors`).
-    pub baseline_editors: BTreeSet<String>,
-    /// Refuse pods in tier namespaces whose baseline is not in place yet.
-    pub pod_guard: bool,
-    /// The bounded pool for judgements that walk the cluster.
-    pub pool: JudgePool,
-}
 
 /// Which review a request asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -226,6 +204,7 @@ async fn serve(ctx: Arc<Ctx>, req: axum::http::Request<Body>, endpoint: Endpoint
                     ctx.pool
                         .judge(budget, move || validate::review(&c, &r))
                         .await
+                        .unwrap_or_else(outcome::Outcome::retry)
                 }
             };
             outcome::respond(&ctx, &request, judged)

@@ -16,7 +16,7 @@ use json_patch::Patch;
 use kube::core::admission::AdmissionResponse;
 use tracing::warn;
 
-use super::Ctx;
+use super::context::Ctx;
 use super::request::Request;
 use crate::engine::tiers::Mode;
 use crate::report::kubectl::{Refusal, cannot_judge, flow_summary};

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tracing::Span;
 
-use super::outcome::Outcome;
 use crate::report::Unjudgeable;
 
 /// How long a judgement may take: what is left of the request deadline,
@@ -49,16 +48,18 @@ impl JudgePool {
     }
 
     /// Runs `judge` on the pool within `budget`; a judgement that cannot
-    /// start or finish in time, or panics, is answered "cannot judge, retry".
-    pub async fn judge<F>(&self, budget: Duration, judge: F) -> Outcome
+    /// start or finish in time, or panics, is answered with why (all of
+    /// these are worth a retry).
+    pub async fn judge<T, F>(&self, budget: Duration, judge: F) -> Result<T, Unjudgeable>
     where
-        F: FnOnce() -> Outcome + Send + 'static,
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
     {
         let started = Instant::now();
         let permit = match tokio::time::timeout(budget, self.permits.clone().acquire_owned()).await
         {
             Ok(Ok(p)) => p,
-            _ => return Outcome::retry(Unjudgeable::Busy),
+            _ => return Err(Unjudgeable::Busy),
         };
         let span = Span::current();
         let work = tokio::task::spawn_blocking(move || {
@@ -67,11 +68,11 @@ impl JudgePool {
             judge()
         });
         match tokio::time::timeout(budget.saturating_sub(started.elapsed()), work).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(e)) => Outcome::retry(Unjudgeable::Failed {
+            Ok(Ok(judged)) => Ok(judged),
+            Ok(Err(e)) => Err(Unjudgeable::Failed {
                 error: e.to_string(),
             }),
-            Err(_) => Outcome::retry(Unjudgeable::Overran {
+            Err(_) => Err(Unjudgeable::Overran {
                 budget_ms: budget.as_millis(),
             }),
         }
@@ -96,9 +97,9 @@ mod tests {
     #[tokio::test]
     async fn a_judgement_in_time_is_returned() {
         let v = JudgePool::new(1)
-            .judge(Duration::from_secs(5), || Outcome::Admit)
+            .judge(Duration::from_secs(5), || "judged")
             .await;
-        assert!(matches!(v, Outcome::Admit), "{v:?}");
+        assert_eq!(v, Ok("judged"));
     }
 
     #[tokio::test]
@@ -107,39 +108,24 @@ mod tests {
         let v = JudgePool::new(1)
             .judge(Duration::from_millis(50), || {
                 std::thread::sleep(Duration::from_secs(2));
-                Outcome::Admit
+                "judged"
             })
             .await;
         assert!(
             started.elapsed() < Duration::from_millis(1500),
             "the answer did not wait for the judgement"
         );
-        match v {
-            Outcome::CannotJudge {
-                why: Unjudgeable::Overran { budget_ms: 50 },
-                retriable: true,
-            } => {}
-            other => panic!("expected an overrun, got {other:?}"),
-        }
+        assert_eq!(v, Err(Unjudgeable::Overran { budget_ms: 50 }));
     }
 
     #[tokio::test]
     async fn a_panicking_judgement_is_answered_not_propagated() {
         let v = JudgePool::new(1)
-            .judge(Duration::from_secs(5), || -> Outcome {
+            .judge(Duration::from_secs(5), || -> u8 {
                 panic!("engine bug");
             })
             .await;
-        assert!(
-            matches!(
-                v,
-                Outcome::CannotJudge {
-                    why: Unjudgeable::Failed { .. },
-                    ..
-                }
-            ),
-            "{v:?}"
-        );
+        assert!(matches!(v, Err(Unjudgeable::Failed { .. })), "{v:?}");
     }
 
     #[tokio::test]
@@ -150,27 +136,15 @@ mod tests {
         let first = tokio::spawn(async move {
             busy.judge(Duration::from_secs(5), move || {
                 let _ = rx.recv_timeout(Duration::from_secs(5));
-                Outcome::Admit
+                "judged"
             })
             .await
         });
         // Let the first judgement take the only permit.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let second = pool
-            .judge(Duration::from_millis(50), || Outcome::Admit)
-            .await;
-        assert!(
-            matches!(
-                second,
-                Outcome::CannotJudge {
-                    why: Unjudgeable::Busy,
-                    retriable: true
-                }
-            ),
-            "{second:?}"
-        );
+        let second = pool.judge(Duration::from_millis(50), || "judged").await;
+        assert_eq!(second, Err(Unjudgeable::Busy));
         let _ = tx.send(());
-        let first = first.await.expect("first judgement");
-        assert!(matches!(first, Outcome::Admit), "{first:?}");
+        assert_eq!(first.await.expect("first judgement"), Ok("judged"));
     }
 }

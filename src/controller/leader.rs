@@ -111,14 +111,7 @@ impl Election {
                     next.acquire_time = spec.acquire_time.clone();
                 }
                 lease.spec = Some(next);
-                match api
-                    .replace(&self.name, &PostParams::default(), &lease)
-                    .await
-                {
-                    Ok(_) => Ok(true),
-                    Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
-                    Err(e) => Err(e),
-                }
+                self.replace(&api, &lease).await
             }
         }
     }
@@ -140,10 +133,13 @@ impl Election {
         spec.lease_duration_seconds = Some(1);
         spec.acquire_time = Some(now());
         spec.renew_time = Some(now());
-        match api
-            .replace(&self.name, &PostParams::default(), &lease)
-            .await
-        {
+        self.replace(&api, &lease).await
+    }
+
+    /// Writes the Lease back at its resourceVersion: true when written,
+    /// false when another replica changed it first (409).
+    async fn replace(&self, api: &Api<Lease>, lease: &Lease) -> Result<bool, kube::Error> {
+        match api.replace(&self.name, &PostParams::default(), lease).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
             Err(e) => Err(e),

@@ -37,7 +37,7 @@ use tracing::{info, instrument, warn};
 
 use crate::engine::tiers::IsolationPolicy;
 use crate::model::baseline::baseline_policies;
-use crate::model::baseline::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use crate::model::baseline::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, is_managed};
 use crate::telemetry::{Metrics, labels};
 
 /// The field manager of tierguard's server-side applies.
@@ -107,13 +107,7 @@ fn is_tier(policy: &IsolationPolicy, ns: &corev1::Namespace) -> bool {
 }
 
 fn drifted(live: &netv1::NetworkPolicy, want: &netv1::NetworkPolicy) -> bool {
-    let managed = live
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(MANAGED_BY_LABEL))
-        .is_some_and(|v| v == MANAGED_BY_VALUE);
-    !managed || live.spec != want.spec
+    !is_managed(live) || live.spec != want.spec
 }
 
 /// Makes one baseline policy match the isolation policy.
@@ -179,13 +173,7 @@ async fn remove_managed(api: &Api<netv1::NetworkPolicy>, ctx: &Context) -> Resul
         let Some(live) = api.get_opt(name).await? else {
             continue;
         };
-        let managed = live
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(MANAGED_BY_LABEL))
-            .is_some_and(|v| v == MANAGED_BY_VALUE);
-        if managed {
+        if is_managed(&live) {
             api.delete(name, &kube::api::DeleteParams::default())
                 .await?;
             ctx.metrics

@@ -23,6 +23,15 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Its value.
 pub const MANAGED_BY_VALUE: &str = "tierguard";
 
+/// True when a NetworkPolicy carries tierguard's managed-by label.
+pub fn is_managed(np: &netv1::NetworkPolicy) -> bool {
+    np.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY_LABEL))
+        .is_some_and(|v| v == MANAGED_BY_VALUE)
+}
+
 fn meta(name: &str, namespace: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_string()),

@@ -54,14 +54,22 @@ impl Refusal {
         )
     }
 
-    /// One line per problem, then one per cause (each ≤ 256 bytes).
+    /// One line per problem, then the flows by cause (each ≤ 256 bytes).
     pub fn lines(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
+        self.entries().into_iter().map(|(_, l)| l).collect()
+    }
+
+    /// The lines, each marked when it belongs under the line before (a
+    /// flow under the cause that opens several).
+    fn entries(&self) -> Vec<(bool, String)> {
+        let mut out: Vec<(bool, String)> = self
             .problems
             .iter()
-            .map(|p| clip(&problem_line(p), SUMMARY_MAX))
+            .map(|p| (false, clip(&problem_line(p), SUMMARY_MAX)))
             .collect();
-        out.extend(by_cause(&self.breaches).iter().map(cause_line));
+        for g in by_cause(&self.breaches) {
+            out.extend(cause_lines(&g));
+        }
         out
     }
 
@@ -86,7 +94,17 @@ impl Refusal {
 
     /// The whole refusal message.
     pub fn message(&self) -> String {
-        let body: Vec<String> = self.lines().iter().map(|l| format!("  - {l}")).collect();
+        let body: Vec<String> = self
+            .entries()
+            .iter()
+            .map(|(nested, l)| {
+                if *nested {
+                    format!("      {l}")
+                } else {
+                    format!("  - {l}")
+                }
+            })
+            .collect();
         format!(
             "tierguard: {}:\n{}\n{}",
             self.headline(),
@@ -115,32 +133,37 @@ impl Refusal {
     }
 }
 
-/// One line for a cause: the flows it opens and the rule.
-fn cause_line(g: &Group<'_>) -> String {
+/// The lines for one cause: one when it opens one flow; else a line naming
+/// the cause, then one per flow.
+fn cause_lines(g: &Group<'_>) -> Vec<(bool, String)> {
     let flows: Vec<String> = g
         .flows
         .iter()
         .map(|(b, ports)| flow(&b.from, &b.to, ports))
         .collect();
-    let line = if flows.len() == 1 {
-        format!(
-            "{} is forbidden, but {}'s {} allows it via {}",
-            flows[0],
+    if let [one] = flows.as_slice() {
+        let line = format!(
+            "{one} is forbidden, but {}'s {} allows it via {}",
             g.namespace,
             g.wall,
             cause(g.cause)
-        )
-    } else {
-        format!(
-            "{}'s {} allows {} forbidden flows via {}: {}",
-            g.namespace,
-            g.wall,
-            flows.len(),
-            cause(g.cause),
-            flows.join("; ")
-        )
-    };
-    clip(&line, SUMMARY_MAX)
+        );
+        return vec![(false, clip(&line, SUMMARY_MAX))];
+    }
+    let head = format!(
+        "{}'s {} allows {} forbidden flows via {}:",
+        g.namespace,
+        g.wall,
+        flows.len(),
+        cause(g.cause)
+    );
+    let mut out = vec![(false, clip(&head, SUMMARY_MAX))];
+    out.extend(
+        flows
+            .iter()
+            .map(|f| (true, clip(&format!("{f} is forbidden"), SUMMARY_MAX))),
+    );
+    out
 }
 
 /// One log line's worth for a flow: `from -> to on ports`, bounded.
@@ -206,4 +229,113 @@ fn problem_advice(p: &Problem, policy: &str) -> String {
 /// The message for a request tierguard cannot judge.
 pub fn cannot_judge(kind: &str, object: &str, why: &Unjudgeable) -> String {
     format!("tierguard cannot judge {kind} {object}: {why}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::isolation::{Cause, End};
+    use crate::engine::policy::{Direction, RuleRef};
+    use crate::engine::ports::PortSet;
+    use crate::engine::tiers::Party;
+
+    fn breach(from: End) -> Breach {
+        let cause = Cause::Rule {
+            rule: RuleRef {
+                namespace: "backend".into(),
+                policy: "debug".into(),
+                direction: Direction::Ingress,
+                index: 0,
+            },
+            peer: None,
+        };
+        Breach {
+            namespace: "backend".into(),
+            tier: "backend".into(),
+            wall: Direction::Ingress,
+            from,
+            to: End::Tier {
+                tier: "backend".into(),
+                namespace: Some("backend".into()),
+            },
+            ports: PortSet::all(),
+            causes: vec![(cause, PortSet::all())],
+            notes: Vec::new(),
+            other: Party::External,
+        }
+    }
+
+    fn refusal(breaches: Vec<Breach>) -> Refusal {
+        Refusal {
+            kind: "NetworkPolicy".into(),
+            object: "backend/debug".into(),
+            delete: false,
+            problems: Vec::new(),
+            breaches,
+            policy: "three-tier".into(),
+        }
+    }
+
+    #[test]
+    fn one_flow_is_one_line_naming_flow_wall_and_rule() {
+        let r = refusal(vec![breach(End::External)]);
+        assert_eq!(
+            r.lines(),
+            [
+                "outside the cluster -> tier backend on all ports is forbidden, but backend's ingress \
+              allows it via backend/debug ingress[0] (no from/to: every peer)"
+            ]
+        );
+        assert!(r.message().starts_with(
+            "tierguard: NetworkPolicy backend/debug would open 1 forbidden flow:\n  - outside"
+        ));
+    }
+
+    #[test]
+    fn a_rule_opening_many_flows_is_one_entry_with_a_line_per_flow() {
+        let many: Vec<Breach> = (0..40)
+            .map(|i| {
+                breach(End::OtherNamespaces {
+                    examples: vec![format!("team-{i:02}-with-a-rather-long-namespace-name")],
+                })
+            })
+            .collect();
+        let r = refusal(many);
+        let lines = r.lines();
+        assert_eq!(lines.len(), 41);
+        assert!(
+            lines[0].starts_with(
+                "backend's ingress allows 40 forbidden flows via backend/debug ingress[0]"
+            ),
+            "{}",
+            lines[0]
+        );
+        assert!(lines.iter().all(|l| l.len() <= SUMMARY_MAX));
+        assert!(
+            r.message().contains("\n      namespace team-39-with"),
+            "{}",
+            r.message()
+        );
+        assert!(r.warnings().iter().all(|w| w.len() <= SUMMARY_MAX));
+    }
+
+    #[test]
+    fn problems_come_first_with_their_advice() {
+        let mut r = refusal(vec![breach(End::External)]);
+        r.problems.push(Problem::BaselineEdit {
+            object: "backend/tierguard-default-deny".into(),
+            delete: true,
+            user: "alice".into(),
+            policy: "three-tier".into(),
+        });
+        assert_eq!(
+            r.headline(),
+            "NetworkPolicy backend/debug is tierguard's baseline"
+        );
+        assert!(r.lines()[0].starts_with("deleting backend/tierguard-default-deny is refused"));
+        assert!(
+            r.advice()
+                .starts_with("Change the baseline in the isolation policy three-tier")
+        );
+    }
 }

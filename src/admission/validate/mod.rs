@@ -20,9 +20,9 @@ pub mod namespace;
 pub mod networkpolicy;
 pub mod pod;
 
-use super::Ctx;
 use super::outcome::Outcome;
 use super::request::{Kind, Request};
+use crate::admission::context::Ctx;
 use crate::engine::isolation::Cost;
 use crate::engine::state::State;
 use crate::report::Unjudgeable;

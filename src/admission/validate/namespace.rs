@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1 as corev1;
 use kube::core::admission::Operation;
 
 use super::verdict;
-use crate::admission::Ctx;
+use crate::admission::context::Ctx;
 use crate::admission::outcome::Outcome;
 use crate::admission::request::Request;
 use crate::engine::isolation::{NamespaceProblem, check_namespace_change};

@@ -7,22 +7,14 @@ use k8s_openapi::api::networking::v1 as netv1;
 use kube::core::admission::Operation;
 
 use super::verdict;
-use crate::admission::Ctx;
+use crate::admission::context::Ctx;
 use crate::admission::outcome::Outcome;
 use crate::admission::request::Request;
 use crate::engine::isolation::{Change, check_change};
 use crate::engine::state::State;
-use crate::model::baseline::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use crate::model::baseline::is_managed;
 use crate::report::kubectl::Refusal;
 use crate::report::{Problem, Unjudgeable};
-
-fn is_managed(np: &netv1::NetworkPolicy) -> bool {
-    np.metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(MANAGED_BY_LABEL))
-        .is_some_and(|v| v == MANAGED_BY_VALUE)
-}
 
 /// A change to a managed baseline policy by someone who may not make it.
 fn baseline_edit(ctx: &Ctx, req: &Request) -> Option<Problem> {

@@ -4,7 +4,7 @@
 
 use kube::core::admission::Operation;
 
-use crate::admission::Ctx;
+use crate::admission::context::Ctx;
 use crate::admission::outcome::Outcome;
 use crate::admission::request::Request;
 use crate::engine::state::State;
