@@ -246,10 +246,27 @@ fn benches(c: &mut Criterion) {
     let admitted = Change::ApplyPolicy(backend_to_database());
     let rejected = Change::ApplyPolicy(frontend_to_database());
     let elsewhere = Change::ApplyPolicy(team_create());
-    assert!(check_change(&iso, &state, &admitted).is_empty());
-    assert!(!check_change(&iso, &state, &rejected).is_empty());
-    assert!(check_change(&iso, &state, &elsewhere).is_empty());
-    assert!(Checker::new(&iso, &state).report().is_clean());
+    assert!(
+        check_change(&iso, &state, &admitted)
+            .expect("within the budget")
+            .is_empty()
+    );
+    assert!(
+        !check_change(&iso, &state, &rejected)
+            .expect("within the budget")
+            .is_empty()
+    );
+    assert!(
+        check_change(&iso, &state, &elsewhere)
+            .expect("within the budget")
+            .is_empty()
+    );
+    assert!(
+        Checker::new(&iso, &state)
+            .report()
+            .expect("within the budget")
+            .is_clean()
+    );
 
     // Other admissions, for comparison: a policy DELETE in a tier namespace
     // and Namespace CREATE/UPDATE (which apply the change to a clone of the
@@ -270,26 +287,51 @@ fn benches(c: &mut Criterion) {
             ("tierguard.io/tier", "backend"),
         ]),
     ));
-    assert!(!check_change(&iso, &state, &delete).is_empty());
-    assert!(check_change(&iso, &state, &ns_create).is_empty());
-    assert!(!check_change(&iso, &state, &ns_join).is_empty());
+    assert!(
+        !check_change(&iso, &state, &delete)
+            .expect("within the budget")
+            .is_empty()
+    );
+    assert!(
+        check_change(&iso, &state, &ns_create)
+            .expect("within the budget")
+            .is_empty()
+    );
+    assert!(
+        !check_change(&iso, &state, &ns_join)
+            .expect("within the budget")
+            .is_empty()
+    );
     let effective = isolationpolicy::parse(
         &THREE_TIER.replace("judge: walls", "judge: effective"),
         "three-tier (effective)",
     )
     .expect("policy");
     // Effective: frontend's own egress blocks the flow, so it is admitted.
-    assert!(check_change(&effective, &state, &rejected).is_empty());
+    assert!(
+        check_change(&effective, &state, &rejected)
+            .expect("within the budget")
+            .is_empty()
+    );
 
     let mut g = c.benchmark_group("isolation");
     g.bench_function("create database/allow-backend (admitted)", |b| {
-        b.iter(|| check_change(black_box(&iso), black_box(&state), black_box(&admitted)))
+        b.iter(|| {
+            check_change(black_box(&iso), black_box(&state), black_box(&admitted))
+                .expect("within the budget")
+        })
     });
     g.bench_function("create database/allow-frontend (rejected)", |b| {
-        b.iter(|| check_change(black_box(&iso), black_box(&state), black_box(&rejected)))
+        b.iter(|| {
+            check_change(black_box(&iso), black_box(&state), black_box(&rejected))
+                .expect("within the budget")
+        })
     });
     g.bench_function("create team-1234/allow-from-frontend (non-tier)", |b| {
-        b.iter(|| check_change(black_box(&iso), black_box(&state), black_box(&elsewhere)))
+        b.iter(|| {
+            check_change(black_box(&iso), black_box(&state), black_box(&elsewhere))
+                .expect("within the budget")
+        })
     });
     g.bench_function(
         "create database/allow-frontend (effective: admitted)",
@@ -300,20 +342,34 @@ fn benches(c: &mut Criterion) {
                     black_box(&state),
                     black_box(&rejected),
                 )
+                .expect("within the budget")
             })
         },
     );
     g.bench_function("delete database/tierguard-default-deny (rejected)", |b| {
-        b.iter(|| check_change(black_box(&iso), black_box(&state), black_box(&delete)))
+        b.iter(|| {
+            check_change(black_box(&iso), black_box(&state), black_box(&delete))
+                .expect("within the budget")
+        })
     });
     g.bench_function("create namespace team-new (non-tier)", |b| {
-        b.iter(|| check_change(black_box(&iso), black_box(&state), black_box(&ns_create)))
+        b.iter(|| {
+            check_change(black_box(&iso), black_box(&state), black_box(&ns_create))
+                .expect("within the budget")
+        })
     });
     g.bench_function("label team-0005 into tier backend (rejected)", |b| {
-        b.iter(|| check_change(black_box(&iso), black_box(&state), black_box(&ns_join)))
+        b.iter(|| {
+            check_change(black_box(&iso), black_box(&state), black_box(&ns_join))
+                .expect("within the budget")
+        })
     });
     g.bench_function("full report (3 tier namespaces)", |b| {
-        b.iter(|| Checker::new(black_box(&iso), black_box(&state)).report())
+        b.iter(|| {
+            Checker::new(black_box(&iso), black_box(&state))
+                .report()
+                .expect("within the budget")
+        })
     });
     // What a snapshot of the index and every "after" state cost: the maps
     // are persistent, so this must not grow with the cluster.

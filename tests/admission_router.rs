@@ -769,3 +769,72 @@ async fn readiness_follows_the_index_and_metrics_are_prometheus_text() {
     );
     assert!(text.trim_end().ends_with("# EOF"));
 }
+
+// === hostile input ===
+
+fn exists_selector(keys: usize) -> Value {
+    let exprs: Vec<Value> = (0..keys)
+        .map(|i| json!({"key": format!("k{i}"), "operator": "Exists"}))
+        .collect();
+    json!({"matchExpressions": exprs})
+}
+
+#[tokio::test]
+async fn a_selector_over_the_limit_is_refused_naming_field_and_limit() {
+    // Once a stack overflow that killed the process (6,000 keys).
+    let big = netpol(
+        "database",
+        "huge",
+        json!({"podSelector": exists_selector(6_000), "ingress": [{}]}),
+    );
+    let ctx = TestCtx::three_tier().build();
+    let r = post(
+        ctx.clone(),
+        "/validate",
+        Review::create(NP, "huge", big).ns("database").json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    let msg = r["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("exceeds tierguard's limits: spec.podSelector: Too many: 6000"),
+        "{msg}"
+    );
+    // The guard is still there and judging.
+    let r = post(
+        ctx,
+        "/validate",
+        Review::create(NP, "oops", frontend_to_database())
+            .ns("database")
+            .json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+}
+
+#[tokio::test]
+async fn many_requirements_on_one_key_are_refused_at_once() {
+    // Once 40,000 NotIn requirements pinned a worker for seconds.
+    let exprs: Vec<Value> = (0..40_000)
+        .map(|i| json!({"key": "app", "operator": "NotIn", "values": [i.to_string()]}))
+        .collect();
+    let np = netpol(
+        "database",
+        "notin",
+        json!({"podSelector": {"matchExpressions": exprs}, "ingress": [{}]}),
+    );
+    let r = post(
+        TestCtx::three_tier().build(),
+        "/validate",
+        Review::create(NP, "notin", np).ns("database").json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Too many: 40000"),
+        "{r}"
+    );
+}

@@ -510,7 +510,11 @@ fn brute_force(iso: &IsolationPolicy, state: &State) -> BTreeSet<Key> {
 
 fn symbolic(iso: &IsolationPolicy, state: &State) -> BTreeSet<Key> {
     let mut out = BTreeSet::new();
-    for f in Checker::new(iso, state).report().flows {
+    for f in Checker::new(iso, state)
+        .report()
+        .expect("within the budget")
+        .flows
+    {
         for proto in PROTOS {
             for port in PORTS {
                 if f.ports.contains(proto, port) {

@@ -60,7 +60,7 @@ fn an_allowed_flow_is_admitted() {
         "metadata: {name: backend-metrics, namespace: database}\nspec:\n  podSelector: {}\n  ingress: [{from: [{namespaceSelector: {matchLabels: {name: backend}}}], ports: [{port: 5432}]}]",
     );
     assert_eq!(
-        check_change(&iso, &state, &Change::ApplyPolicy(p)),
+        check_change(&iso, &state, &Change::ApplyPolicy(p)).expect("within the budget"),
         Vec::<Breach>::new()
     );
 }
@@ -71,7 +71,7 @@ fn a_forbidden_flow_is_named_with_the_rule_that_opens_it() {
     let p = policy(
         "metadata: {name: oops, namespace: database}\nspec:\n  podSelector: {matchLabels: {app: database}}\n  ingress:\n  - from: [{namespaceSelector: {matchLabels: {name: backend}}}]\n    ports: [{port: 5432}]\n  - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: frontend}}}]\n    ports: [{port: 5432}, {port: 22}]",
     );
-    let f = check_change(&iso, &state, &Change::ApplyPolicy(p));
+    let f = check_change(&iso, &state, &Change::ApplyPolicy(p)).expect("within the budget");
     assert_eq!(
         flows(&f),
         ["tier frontend -> tier database on TCP/22, TCP/5432 (ingress)"]
@@ -107,7 +107,7 @@ fn deleting_the_default_deny_opens_the_wall() {
         namespace: "backend".into(),
         name: "tierguard-default-deny".into(),
     };
-    let f = check_change(&iso, &state, &change);
+    let f = check_change(&iso, &state, &change).expect("within the budget");
     assert!(!f.is_empty());
     assert!(
         f.iter().all(|f| f.wall == Direction::Ingress),
@@ -130,11 +130,16 @@ fn narrowing_the_last_isolating_policy_opens_the_pods_it_no_longer_selects() {
     let (iso, mut state) = three_tier();
     state.delete_policy("database", "tierguard-default-deny");
     state.apply_policy(policy("metadata: {name: deny, namespace: database}\nspec: {podSelector: {}, policyTypes: [Ingress]}"));
-    assert!(Checker::new(&iso, &state).report().is_clean());
+    assert!(
+        Checker::new(&iso, &state)
+            .report()
+            .expect("within the budget")
+            .is_clean()
+    );
     let narrowed = policy(
         "metadata: {name: deny, namespace: database}\nspec: {podSelector: {matchLabels: {app: database}}, policyTypes: [Ingress]}",
     );
-    let f = check_change(&iso, &state, &Change::ApplyPolicy(narrowed));
+    let f = check_change(&iso, &state, &Change::ApplyPolicy(narrowed)).expect("within the budget");
     assert!(!f.is_empty());
     match &f[0].causes[0].0 {
         Cause::Unisolated { pods } => assert!(pods.contains("app"), "{pods}"),
@@ -150,7 +155,7 @@ fn a_change_that_opens_nothing_new_is_not_flagged() {
     // The same hole again, under another name: already open, nothing new.
     let again = policy(&hole.replace("name: hole", "name: hole-2"));
     assert_eq!(
-        check_change(&iso, &state, &Change::ApplyPolicy(again)),
+        check_change(&iso, &state, &Change::ApplyPolicy(again)).expect("within the budget"),
         Vec::<Breach>::new()
     );
     // Closing it is fine too.
@@ -158,7 +163,10 @@ fn a_change_that_opens_nothing_new_is_not_flagged() {
         namespace: "database".into(),
         name: "hole".into(),
     };
-    assert_eq!(check_change(&iso, &state, &close), Vec::<Breach>::new());
+    assert_eq!(
+        check_change(&iso, &state, &close).expect("within the budget"),
+        Vec::<Breach>::new()
+    );
 }
 
 #[test]
@@ -168,7 +176,7 @@ fn policies_outside_the_tiers_are_not_governed() {
         "metadata: {name: anything, namespace: playground}\nspec: {podSelector: {}, ingress: [{}], egress: [{}]}",
     );
     assert_eq!(
-        check_change(&iso, &state, &Change::ApplyPolicy(p)),
+        check_change(&iso, &state, &Change::ApplyPolicy(p)).expect("within the budget"),
         Vec::<Breach>::new()
     );
 }
@@ -181,14 +189,18 @@ fn joining_a_tier_is_judged() {
         "metadata: {name: open, namespace: legacy-db}\nspec: {podSelector: {}, ingress: [{}]}",
     ));
     assert!(
-        Checker::new(&iso, &state).report().is_clean(),
+        Checker::new(&iso, &state)
+            .report()
+            .expect("within the budget")
+            .is_clean(),
         "not a tier yet: not governed"
     );
     let relabel = Namespace::new(
         "legacy-db",
         BTreeMap::from([("tierguard.io/tier".to_string(), "database".to_string())]),
     );
-    let f = check_change(&iso, &state, &Change::ApplyNamespace(relabel));
+    let f =
+        check_change(&iso, &state, &Change::ApplyNamespace(relabel)).expect("within the budget");
     assert!(
         flows(&f).contains(
             &"tier frontend -> tier database (namespace legacy-db) on all ports (ingress)"
@@ -203,7 +215,7 @@ fn joining_a_tier_is_judged() {
         BTreeMap::from([("team".to_string(), "payments".to_string())]),
     );
     assert_eq!(
-        check_change(&iso, &state, &Change::ApplyNamespace(team)),
+        check_change(&iso, &state, &Change::ApplyNamespace(team)).expect("within the budget"),
         Vec::<Breach>::new()
     );
 }
@@ -215,7 +227,7 @@ fn a_namespace_that_claims_another_name_is_judged() {
         "reporting",
         BTreeMap::from([("name".to_string(), "backend".to_string())]),
     );
-    let f = check_change(&iso, &state, &Change::ApplyNamespace(liar));
+    let f = check_change(&iso, &state, &Change::ApplyNamespace(liar)).expect("within the budget");
     assert!(
         flows(&f).contains(
             &"namespace reporting (not in a tier) -> tier database on TCP/5432 (ingress)"
@@ -233,21 +245,22 @@ fn effective_mode_ignores_holes_the_other_end_blocks() {
     let p = policy(
         "metadata: {name: egress-db, namespace: frontend}\nspec: {podSelector: {}, policyTypes: [Egress], egress: [{to: [{namespaceSelector: {matchLabels: {name: database}}}], ports: [{port: 5432}]}]}",
     );
-    let walls = check_change(&iso, &state, &Change::ApplyPolicy(p.clone()));
+    let walls =
+        check_change(&iso, &state, &Change::ApplyPolicy(p.clone())).expect("within the budget");
     assert_eq!(
         flows(&walls),
         ["tier frontend -> tier database on TCP/5432 (egress)"]
     );
     iso.judge = Judge::Effective;
     assert_eq!(
-        check_change(&iso, &state, &Change::ApplyPolicy(p)),
+        check_change(&iso, &state, &Change::ApplyPolicy(p)).expect("within the budget"),
         Vec::<Breach>::new()
     );
     // ... but egress to a namespace nobody has created yet is open at its end.
     let p = policy(
         "metadata: {name: egress-any, namespace: frontend}\nspec: {podSelector: {}, policyTypes: [Egress], egress: [{ports: [{port: 5432}]}]}",
     );
-    let f = check_change(&iso, &state, &Change::ApplyPolicy(p));
+    let f = check_change(&iso, &state, &Change::ApplyPolicy(p)).expect("within the budget");
     assert!(
         flows(&f).contains(
             &"tier frontend -> any namespace outside the tiers on TCP/5432 (egress)".to_string()
@@ -270,15 +283,63 @@ fn effective_mode_judges_changes_at_the_other_end() {
     state.apply_policy(policy("metadata: {name: deny, namespace: monitoring}\nspec: {podSelector: {}, policyTypes: [Ingress, Egress]}"));
     state.apply_policy(policy("metadata: {name: from-monitoring, namespace: database}\nspec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}], ports: [{port: 5432}]}]}"));
     assert!(
-        Checker::new(&iso, &state).report().flows.is_empty(),
+        Checker::new(&iso, &state)
+            .report()
+            .expect("within the budget")
+            .flows
+            .is_empty(),
         "monitoring's egress blocks the hole"
     );
     let open = policy(
         "metadata: {name: allow-all-egress, namespace: monitoring}\nspec: {podSelector: {}, policyTypes: [Egress], egress: [{}]}",
     );
-    let f = check_change(&iso, &state, &Change::ApplyPolicy(open));
+    let f = check_change(&iso, &state, &Change::ApplyPolicy(open)).expect("within the budget");
     assert_eq!(
         flows(&f),
         ["namespace monitoring (not in a tier) -> tier database on TCP/5432 (ingress)"]
     );
+}
+
+/// Policies whose pod selectors encode random 3-SAT clauses near the phase
+/// transition, in a tier namespace without its default-deny: "is some pod
+/// selected by none of them?" is then hard, and must end in the budget.
+#[test]
+fn a_satisfiability_puzzle_is_answered_within_the_budget() {
+    let (iso, mut state) = three_tier();
+    state.delete_policy("database", "tierguard-default-deny");
+    let mut x: u64 = 7;
+    let mut next = || {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (x >> 33) as usize
+    };
+    for c in 0..119 {
+        let mut exprs = Vec::new();
+        let mut keys = Vec::new();
+        while exprs.len() < 3 {
+            let k = next() % 28;
+            if keys.contains(&k) {
+                continue;
+            }
+            keys.push(k);
+            let op = if next() % 2 == 0 { "In" } else { "NotIn" };
+            exprs.push(format!("{{key: x{k}, operator: {op}, values: [t]}}"));
+        }
+        state.apply_policy(policy(&format!(
+            "metadata: {{name: clause-{c}, namespace: database}}\nspec:\n  podSelector: {{matchExpressions: [{}]}}\n  ingress: []",
+            exprs.join(", ")
+        )));
+    }
+    let p = policy(
+        "metadata: {name: one-more, namespace: database}\nspec:\n  podSelector: {matchLabels: {app: x}}\n  ingress: []",
+    );
+    let started = std::time::Instant::now();
+    let answer = check_change(&iso, &state, &Change::ApplyPolicy(p));
+    assert!(
+        matches!(answer, Err(tierguard::engine::selector::Exhausted { .. })),
+        "{answer:?}"
+    );
+    // Not a timing assertion on speed, only that it ended: the budget did it.
+    eprintln!("answered in {:?}", started.elapsed());
 }

@@ -33,8 +33,16 @@ fuzz_target!(|data: &[u8]| {
     let Ok(iso) = isolationpolicy::parse(text, "fuzz") else {
         return;
     };
-    let report = Checker::new(&iso, &example_world().state).report();
-    for f in &report.flows {
-        let _ = f.to_string();
-    }
+    let Ok(report) = Checker::new(&iso, &example_world().state).report() else {
+        return;
+    };
+    let _ = tierguard::report::check::text(&tierguard::report::check::Findings {
+        policy: &iso.name,
+        mode: iso.mode,
+        judge: iso.judge,
+        relative: false,
+        flows: &report.flows,
+        namespaces: &report.namespaces,
+        skipped: 0,
+    });
 });

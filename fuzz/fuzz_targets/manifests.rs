@@ -14,6 +14,9 @@ use tierguard::engine::ports::Protocol;
 use tierguard::engine::reach::{Endpoint, evaluate};
 use tierguard::engine::tiers::IsolationPolicy;
 use tierguard::model::isolationpolicy;
+use tierguard::report::SUMMARY_MAX;
+use tierguard::report::check::{self, Findings};
+use tierguard::report::kubectl::Refusal;
 use tierguard::world::World;
 
 const THREE_TIER: &str = include_str!("../../policies/three-tier.yaml");
@@ -40,10 +43,30 @@ fuzz_target!(|data: &[u8]| {
     };
     let state = &world.state;
     for iso in policies() {
-        let report = Checker::new(iso, state).report();
-        for f in &report.flows {
-            let _ = (f.to_string(), f.summary());
-        }
+        // Over budget is an answer (the webhook refuses it), not a crash.
+        let Ok(report) = Checker::new(iso, state).report() else {
+            continue;
+        };
+        // Every renderer of the report: check text and JSON, kubectl lines.
+        let findings = Findings {
+            policy: &iso.name,
+            mode: iso.mode,
+            judge: iso.judge,
+            relative: false,
+            flows: &report.flows,
+            namespaces: &report.namespaces,
+            skipped: 0,
+        };
+        let _ = (check::text(&findings), check::json(&findings));
+        let refusal = Refusal {
+            kind: "NetworkPolicy".into(),
+            object: "fuzz/fuzz".into(),
+            delete: false,
+            problems: Vec::new(),
+            breaches: report.flows.clone(),
+            policy: iso.name.clone(),
+        };
+        assert!(refusal.lines().iter().all(|l| l.len() <= SUMMARY_MAX));
         // Re-applying (and deleting) a policy the state already holds.
         for p in state.policies().take(2) {
             let _ = check_change(iso, state, &Change::ApplyPolicy(Arc::clone(p)));

@@ -43,11 +43,11 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
         head.remove(&World::load(&args.without)?);
     }
     let (flows, namespaces) = if args.base.is_empty() {
-        let report = Checker::new(&iso, &head.state).report();
+        let report = Checker::new(&iso, &head.state).report()?;
         (report.flows, report.namespaces)
     } else {
         let base = World::load(&args.base)?;
-        let flows = diff(&iso, &base.state, &head.state);
+        let flows = diff(&iso, &base.state, &head.state)?;
         // Namespace problems the head adds.
         let before = namespace_problems(&iso, base.state.namespaces());
         let nss = namespace_problems(&iso, head.state.namespaces())

@@ -6,7 +6,7 @@
 //! ```text
 //!  text ──► documents (YAML/JSON splitter) ──► serde values
 //!  Namespace           ──► namespace::convert      ──► engine::state::Namespace
-//!  NetworkPolicy       ──► networkpolicy::convert  ──► engine::policy::Policy  (field-path errors)
+//!  NetworkPolicy       ──► limits::check, networkpolicy::convert ──► engine::policy::Policy  (field-path errors)
 //!  IsolationPolicy doc ──► isolationpolicy::parse  ──► engine::tiers::IsolationPolicy
 //!  engine::tiers::IsolationPolicy ──► baseline ──► the NetworkPolicies tierguard injects
 //! ```
@@ -17,5 +17,6 @@
 pub mod baseline;
 pub mod documents;
 pub mod isolationpolicy;
+pub mod limits;
 pub mod namespace;
 pub mod networkpolicy;

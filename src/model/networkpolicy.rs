@@ -24,6 +24,11 @@ pub fn convert(
     np: &netv1::NetworkPolicy,
     default_namespace: &str,
 ) -> Result<Policy, Vec<FieldError>> {
+    // Over tierguard's limits nothing else is looked at (docs/limits.md).
+    let over = super::limits::check(np);
+    if !over.is_empty() {
+        return Err(over);
+    }
     let mut errs = Errors::default();
     let meta = FieldPath::root("metadata");
     let name = np.metadata.name.clone().unwrap_or_default();

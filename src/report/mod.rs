@@ -89,6 +89,13 @@ pub enum Unjudgeable {
         /// Each error with its field path.
         errors: Vec<String>,
     },
+    /// The object is larger than tierguard judges.
+    OverLimit {
+        /// `Kind namespace/name`.
+        object: String,
+        /// Each limit exceeded, with its field path.
+        errors: Vec<String>,
+    },
     /// A kind the webhook does not judge.
     Kind {
         /// Its group.
@@ -115,6 +122,8 @@ pub enum Unjudgeable {
     },
     /// Too many judgements are already running.
     Busy,
+    /// Deciding the selector questions took more than the judgement's budget.
+    Exhausted(crate::engine::selector::Exhausted),
     /// The namespace of a pod is not in the index yet.
     NamespaceUnknown {
         /// The namespace.
@@ -140,6 +149,9 @@ impl std::fmt::Display for Unjudgeable {
             Unjudgeable::Invalid { object, errors } => {
                 write!(f, "{object} is invalid: {}", errors.join("; "))
             }
+            Unjudgeable::OverLimit { object, errors } => {
+                write!(f, "{object} exceeds tierguard's limits: {}", errors.join("; "))
+            }
             Unjudgeable::Kind { group, kind } => write!(
                 f,
                 "tierguard judges Namespaces, NetworkPolicies and Pods, not {group}/{kind}; check the webhook's rules"
@@ -153,6 +165,11 @@ impl std::fmt::Display for Unjudgeable {
                 "the judgement did not finish within {budget_ms} ms; retry, and report it if it persists"
             ),
             Unjudgeable::Failed { error } => write!(f, "the judgement failed: {error}"),
+            Unjudgeable::Exhausted(e) => write!(
+                f,
+                "{e}: simplify the podSelectors of the namespace's policies (fewer distinct label keys \
+                 across them) or keep its default-deny in place; see docs/limits.md"
+            ),
             Unjudgeable::Busy => f.write_str(
                 "tierguard is judging as many requests as it may at once; retry in a moment",
             ),

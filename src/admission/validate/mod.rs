@@ -45,7 +45,7 @@ pub fn review(ctx: &Ctx, req: &Request) -> Outcome {
 /// isolation policy's judgement makes it; a Pod is a lookup.
 pub fn cost(ctx: &Ctx, req: &Request) -> Cost {
     match req.kind {
-        Kind::Namespace => Cost::Cluster,
+        Kind::Namespace => Cost::of_namespace_change(),
         Kind::NetworkPolicy => Cost::of_policy_change(&ctx.policy),
         Kind::Pod | Kind::Other { .. } => Cost::Namespace,
     }

@@ -73,11 +73,15 @@ pub fn review(ctx: &Ctx, state: &State, req: &Request) -> Outcome {
         }));
     }
     let baseline = crate::model::baseline::engine_policies(iso, &ns.name);
+    let breaches = match check_namespace_change(iso, state, &ns, &baseline) {
+        Ok(b) => b,
+        Err(e) => return Outcome::cannot(Unjudgeable::Exhausted(e)),
+    };
     verdict(Refusal {
         kind: "Namespace".into(),
         object: ns.name.clone(),
         delete: false,
-        breaches: check_namespace_change(iso, state, &ns, &baseline),
+        breaches,
         problems,
         policy: iso.name.clone(),
     })

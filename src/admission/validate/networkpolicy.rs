@@ -65,6 +65,13 @@ pub fn review(ctx: &Ctx, state: &State, req: &Request) -> Outcome {
                 Ok(o) => o,
                 Err(error) => return Outcome::cannot(Unjudgeable::Unreadable { error }),
             };
+            let over = crate::model::limits::check(&np);
+            if !over.is_empty() {
+                return Outcome::cannot(Unjudgeable::OverLimit {
+                    object: format!("NetworkPolicy {}", req.object_key),
+                    errors: over.iter().map(ToString::to_string).collect(),
+                });
+            }
             match crate::model::networkpolicy::convert(&np, req.namespace()) {
                 Ok(p) => Change::ApplyPolicy(Arc::new(p)),
                 Err(errs) => {
@@ -82,9 +89,8 @@ pub fn review(ctx: &Ctx, state: &State, req: &Request) -> Outcome {
         Operation::Connect => return Outcome::Admit,
     };
     let delete = matches!(change, Change::DeletePolicy { .. });
-    verdict(refusal(
-        delete,
-        Vec::new(),
-        check_change(iso, state, &change),
-    ))
+    match check_change(iso, state, &change) {
+        Ok(breaches) => verdict(refusal(delete, Vec::new(), breaches)),
+        Err(e) => Outcome::cannot(Unjudgeable::Exhausted(e)),
+    }
 }

@@ -8,12 +8,14 @@ use super::reps::RepSpace;
 use super::walls::Breaches;
 use crate::engine::policy::{Direction, Peer, Policy};
 use crate::engine::ports::{PortSet, possible_ports};
-use crate::engine::selector::{FreeLabels, Selector, solve};
+use crate::engine::selector::{Exhausted, FreeLabels, Selector, satisfiable, solve};
 use crate::engine::state::Namespace;
 
 // === impl Checker: effective mode ===
 
 impl Checker<'_> {
+    /// In effective mode: can the other end (`other`, an existing namespace)
+    /// let through, towards tier namespace `ns`, any of `ports`? Over-approximates:
     /// `false` only when no rule and no unselected pod of `other` can.
     fn other_end_may_allow(
         &self,
@@ -21,9 +23,9 @@ impl Checker<'_> {
         ns: &Namespace,
         dir: Direction,
         ports: &PortSet,
-    ) -> bool {
+    ) -> Result<bool, Exhausted> {
         let Some(other_ns) = self.state.namespace(other) else {
-            return true;
+            return Ok(true);
         };
         let policies: Vec<&Policy> = self.state.policies_in(other).map(|p| p.as_ref()).collect();
         let opposite = match dir {
@@ -35,13 +37,13 @@ impl Checker<'_> {
             .filter(|p| p.rules(opposite).is_some())
             .collect();
         let selectors: Vec<&Selector> = isolating.iter().map(|p| &p.pod_selector).collect();
-        if solve(&[], &selectors, &FreeLabels).is_some() {
-            return true;
+        if solve(&[], &selectors, &FreeLabels, &self.budget)?.is_some() {
+            return Ok(true);
         }
         let wall_rep = self.existing_rep(ns);
         let mut may = PortSet::none();
         for pol in isolating {
-            if solve(&[&pol.pod_selector], &[], &FreeLabels).is_none() {
+            if !satisfiable(&[&pol.pod_selector], &FreeLabels) {
                 continue;
             }
             for rule in pol.rules(opposite).unwrap_or_default() {
@@ -49,9 +51,8 @@ impl Checker<'_> {
                     None => true,
                     Some(peers) => peers.iter().any(|p| match p {
                         Peer::Pods { namespaces, pods } => {
-                            let pods_ok = pods
-                                .as_ref()
-                                .is_none_or(|s| solve(&[s], &[], &FreeLabels).is_some());
+                            let pods_ok =
+                                pods.as_ref().is_none_or(|s| satisfiable(&[s], &FreeLabels));
                             let ns_ok = match namespaces {
                                 None => other_ns.name == ns.name,
                                 Some(sel) => {
@@ -59,7 +60,7 @@ impl Checker<'_> {
                                         rep: &wall_rep,
                                         tier_label: &self.iso.tier_label,
                                     };
-                                    solve(&[sel], &[], &space).is_some()
+                                    satisfiable(&[sel], &space)
                                 }
                             };
                             pods_ok && ns_ok
@@ -72,25 +73,37 @@ impl Checker<'_> {
                 }
             }
         }
-        !may.intersect(ports).is_empty()
+        Ok(!may.intersect(ports).is_empty())
     }
 
-    /// Every breach of every wall of one tier namespace, with `policies`
-    pub(super) fn keep_effective(&self, ns: &Namespace, dir: Direction, breaches: &mut Breaches) {
+    /// Drops the causes whose other end cannot let the connection through.
+    pub(super) fn keep_effective(
+        &self,
+        ns: &Namespace,
+        dir: Direction,
+        breaches: &mut Breaches,
+    ) -> Result<(), Exhausted> {
         for entry in breaches.values_mut() {
-            entry.causes.retain(|_, info| {
-                if info.open {
-                    return true;
+            let mut kept = std::collections::BTreeMap::new();
+            for (cause, info) in std::mem::take(&mut entry.causes) {
+                let mut keep = info.open;
+                for o in &info.others {
+                    if keep {
+                        break;
+                    }
+                    keep = self.other_end_may_allow(o, ns, dir, &info.ports)?;
                 }
-                info.others
-                    .iter()
-                    .any(|o| self.other_end_may_allow(o, ns, dir, &info.ports))
-            });
+                if keep {
+                    kept.insert(cause, info);
+                }
+            }
+            entry.causes = kept;
             entry.ports = entry
                 .causes
                 .values()
                 .fold(PortSet::none(), |acc, i| acc.union(&i.ports));
         }
         breaches.retain(|_, e| !e.ports.is_empty());
+        Ok(())
     }
 }

@@ -75,6 +75,7 @@ use std::sync::{Arc, OnceLock};
 
 use super::ipblock::IpSet;
 use super::policy::Policy;
+use super::selector::{Budget, Exhausted};
 use super::state::{NAME_LABEL, Namespace, State};
 use super::tiers::{IsolationPolicy, Judge};
 use reps::Rep;
@@ -107,6 +108,12 @@ pub enum Cost {
 }
 
 impl Cost {
+    /// What judging a namespace create or relabel costs: every tier
+    /// namespace may gain or lose it as a peer.
+    pub fn of_namespace_change() -> Cost {
+        Cost::Cluster
+    }
+
     /// What judging a NetworkPolicy create, update or delete costs: walls
     /// mode judges the policy's own namespace only.
     pub fn of_policy_change(iso: &IsolationPolicy) -> Cost {
@@ -121,7 +128,7 @@ impl Change {
     /// What judging this change under `iso` costs.
     pub fn cost(&self, iso: &IsolationPolicy) -> Cost {
         match self {
-            Change::ApplyNamespace(_) => Cost::Cluster,
+            Change::ApplyNamespace(_) => Cost::of_namespace_change(),
             Change::ApplyPolicy(_) | Change::DeletePolicy { .. } => Cost::of_policy_change(iso),
         }
     }
@@ -133,18 +140,46 @@ pub struct Checker<'a> {
     state: &'a State,
     cluster: Option<IpSet>,
     everything: OnceLock<Vec<Rep>>,
+    budget: Spend<'a>,
+}
+
+/// The budget a checker spends: its own, or one shared by the checkers of
+/// one judgement (a diff has two).
+enum Spend<'a> {
+    Own(Budget),
+    Shared(&'a Budget),
+}
+
+impl std::ops::Deref for Spend<'_> {
+    type Target = Budget;
+    fn deref(&self) -> &Budget {
+        match self {
+            Spend::Own(b) => b,
+            Spend::Shared(b) => b,
+        }
+    }
 }
 
 // === impl Checker ===
 
 impl<'a> Checker<'a> {
-    /// A checker over one state.
+    /// A checker over one state, with the default [`Budget`].
     pub fn new(iso: &'a IsolationPolicy, state: &'a State) -> Self {
+        Self::build(iso, state, Spend::Own(Budget::default()))
+    }
+
+    /// A checker that spends `budget`.
+    pub fn within(iso: &'a IsolationPolicy, state: &'a State, budget: &'a Budget) -> Self {
+        Self::build(iso, state, Spend::Shared(budget))
+    }
+
+    fn build(iso: &'a IsolationPolicy, state: &'a State, budget: Spend<'a>) -> Self {
         Self {
             iso,
             state,
             cluster: iso.cluster_addresses(),
             everything: OnceLock::new(),
+            budget,
         }
     }
 
@@ -174,8 +209,9 @@ impl<'a> Checker<'a> {
     }
 
     /// Every forbidden flow the state allows, and every namespace whose
-    /// protected labels are wrong.
-    pub fn report(&self) -> Report {
+    /// protected labels are wrong; [`Exhausted`] when deciding it would take
+    /// more than the budget.
+    pub fn report(&self) -> Result<Report, Exhausted> {
         let mut report = Report::default();
         for ns in self.tier_namespaces() {
             let policies: Vec<&Policy> = self
@@ -183,12 +219,12 @@ impl<'a> Checker<'a> {
                 .policies_in(&ns.name)
                 .map(|p| p.as_ref())
                 .collect();
-            for (dir, b) in self.namespace_breaches(ns, &policies) {
+            for (dir, b) in self.namespace_breaches(ns, &policies)? {
                 report.flows.extend(self.breaches(ns, dir, &b, None));
             }
         }
         report.namespaces = namespace_problems(self.iso, self.state.namespaces());
-        report
+        Ok(report)
     }
 }
 
@@ -220,14 +256,21 @@ pub fn namespace_problems<'n>(
 }
 
 /// The forbidden flows `change` opens in `state` (nothing already open is
-/// reported again).
-pub fn check_change(iso: &IsolationPolicy, state: &State, change: &Change) -> Vec<Breach> {
+/// reported again), within the default [`Budget`].
+pub fn check_change(
+    iso: &IsolationPolicy,
+    state: &State,
+    change: &Change,
+) -> Result<Vec<Breach>, Exhausted> {
+    let budget = Budget::default();
     match change {
-        Change::ApplyPolicy(p) => policy_change(iso, state, &p.namespace, Some(p), &p.name),
-        Change::DeletePolicy { namespace, name } => {
-            policy_change(iso, state, namespace, None, name)
+        Change::ApplyPolicy(p) => {
+            policy_change(iso, state, &p.namespace, Some(p), &p.name, &budget)
         }
-        Change::ApplyNamespace(ns) => diff(iso, state, &with_namespace(state, ns)),
+        Change::DeletePolicy { namespace, name } => {
+            policy_change(iso, state, namespace, None, name, &budget)
+        }
+        Change::ApplyNamespace(ns) => diff_within(iso, state, &with_namespace(state, ns), &budget),
     }
 }
 
@@ -241,7 +284,7 @@ pub fn check_namespace_change(
     state: &State,
     ns: &Namespace,
     baseline: &[Arc<Policy>],
-) -> Vec<Breach> {
+) -> Result<Vec<Breach>, Exhausted> {
     let mut after = with_namespace(state, ns);
     if iso.tier_of_namespace(&ns.name, &ns.labels).is_some() {
         for p in baseline {
@@ -268,7 +311,8 @@ fn policy_change(
     namespace: &str,
     new: Option<&Arc<Policy>>,
     name: &str,
-) -> Vec<Breach> {
+    budget: &Budget,
+) -> Result<Vec<Breach>, Exhausted> {
     if Cost::of_policy_change(iso) == Cost::Cluster {
         // In effective mode a policy also matters at the other end of a
         // connection: a change outside the tiers can turn a breach its own
@@ -281,50 +325,60 @@ fn policy_change(
                 after.delete_policy(namespace, name);
             }
         }
-        return diff(iso, state, &after);
+        return diff_within(iso, state, &after, budget);
     }
-    let checker = Checker::new(iso, state);
+    let checker = Checker::within(iso, state, budget);
     let Some(ns) = state.namespace(namespace) else {
         // A namespace no one has created yet holds no tier pods.
-        return Vec::new();
+        return Ok(Vec::new());
     };
     if checker.tier_of(ns).is_none() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let before: Vec<&Policy> = state.policies_in(namespace).map(|p| p.as_ref()).collect();
     let mut after: Vec<&Policy> = before.iter().copied().filter(|p| p.name != name).collect();
     if let Some(p) = new {
         after.push(p.as_ref());
     }
-    let a = checker.namespace_breaches(ns, &after);
+    let a = checker.namespace_breaches(ns, &after)?;
     if a.iter().all(|(_, b)| b.is_empty()) {
         // Nothing is breached after the change, so nothing is opened by it
         // (the usual case in a guarded cluster: half the work).
-        return Vec::new();
+        return Ok(Vec::new());
     }
-    let b = checker.namespace_breaches(ns, &before);
+    let b = checker.namespace_breaches(ns, &before)?;
     let mut out = Vec::new();
     for ((dir, after_b), (_, before_b)) in a.iter().zip(b.iter()) {
         out.extend(checker.breaches(ns, *dir, after_b, Some(before_b)));
     }
-    out
+    Ok(out)
 }
 
-/// The forbidden flows `head` allows that `base` does not.
-pub fn diff(iso: &IsolationPolicy, base: &State, head: &State) -> Vec<Breach> {
-    let cb = Checker::new(iso, base);
-    let ch = Checker::new(iso, head);
+/// The forbidden flows `head` allows that `base` does not, within the
+/// default [`Budget`].
+pub fn diff(iso: &IsolationPolicy, base: &State, head: &State) -> Result<Vec<Breach>, Exhausted> {
+    diff_within(iso, base, head, &Budget::default())
+}
+
+fn diff_within(
+    iso: &IsolationPolicy,
+    base: &State,
+    head: &State,
+    budget: &Budget,
+) -> Result<Vec<Breach>, Exhausted> {
+    let cb = Checker::within(iso, base, budget);
+    let ch = Checker::within(iso, head, budget);
     let mut out = Vec::new();
     for ns in ch.tier_namespaces() {
         let after: Vec<&Policy> = head.policies_in(&ns.name).map(|p| p.as_ref()).collect();
-        let a = ch.namespace_breaches(ns, &after);
+        let a = ch.namespace_breaches(ns, &after)?;
         if a.iter().all(|(_, b)| b.is_empty()) {
             continue;
         }
         let b = match base.namespace(&ns.name) {
             Some(bns) if cb.tier_of(bns) == ch.tier_of(ns) => {
                 let before: Vec<&Policy> = base.policies_in(&ns.name).map(|p| p.as_ref()).collect();
-                cb.namespace_breaches(bns, &before)
+                cb.namespace_breaches(bns, &before)?
             }
             // A namespace that joins a tier: everything it lets through is new.
             _ => Vec::new(),
@@ -334,5 +388,5 @@ pub fn diff(iso: &IsolationPolicy, base: &State, head: &State) -> Vec<Breach> {
             out.extend(ch.breaches(ns, *dir, after_b, before_b));
         }
     }
-    out
+    Ok(out)
 }

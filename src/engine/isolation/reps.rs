@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::Checker;
-use crate::engine::selector::{LabelSpace, LabelVal, Selector, solve};
+use crate::engine::selector::{LabelSpace, LabelVal, Selector, satisfiable};
 use crate::engine::state::{METADATA_NAME_LABEL, NAME_LABEL, Namespace};
 use crate::engine::tiers::{Judge, Party};
 
@@ -195,7 +195,7 @@ impl Checker<'_> {
                     rep,
                     tier_label: &self.iso.tier_label,
                 };
-                solve(&[sel], &[], &space).is_some()
+                satisfiable(&[sel], &space)
             })
             .collect()
     }

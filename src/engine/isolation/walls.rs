@@ -10,7 +10,9 @@ use super::{Breach, Cause, Checker, End, Note};
 use crate::engine::ipblock::IpBlock;
 use crate::engine::policy::{Direction, Peer, Policy};
 use crate::engine::ports::{PortSet, possible_ports};
-use crate::engine::selector::{FreeLabels, Selector, describe_witness, solve};
+use crate::engine::selector::{
+    Exhausted, FreeLabels, Selector, describe_witness, satisfiable, solve,
+};
 use crate::engine::state::{METADATA_NAME_LABEL, NAME_LABEL, Namespace};
 use crate::engine::tiers::{Judge, Party};
 
@@ -57,7 +59,7 @@ impl Checker<'_> {
         match peer {
             Peer::Pods { namespaces, pods } => {
                 if let Some(ps) = pods
-                    && solve(&[ps], &[], &FreeLabels).is_none()
+                    && !satisfiable(&[ps], &FreeLabels)
                 {
                     return (out, notes);
                 }
@@ -122,7 +124,12 @@ impl Checker<'_> {
     }
 
     /// The breaches of one wall of tier namespace `ns`, given its policies.
-    fn wall(&self, ns: &Namespace, policies: &[&Policy], dir: Direction) -> Breaches {
+    fn wall(
+        &self,
+        ns: &Namespace,
+        policies: &[&Policy],
+        dir: Direction,
+    ) -> Result<Breaches, Exhausted> {
         let mut breaches = Breaches::new();
         let wall_rep = self.existing_rep(ns);
         let me = wall_rep.party.clone();
@@ -164,7 +171,7 @@ impl Checker<'_> {
             .filter(|p| p.rules(dir).is_some())
             .collect();
         let selectors: Vec<&Selector> = isolating.iter().map(|p| &p.pod_selector).collect();
-        if let Some(w) = solve(&[], &selectors, &FreeLabels) {
+        if let Some(w) = solve(&[], &selectors, &FreeLabels, &self.budget)? {
             let cause = Cause::Unisolated {
                 pods: describe_witness(&w),
             };
@@ -173,7 +180,7 @@ impl Checker<'_> {
             }
         }
         for pol in isolating {
-            if solve(&[&pol.pod_selector], &[], &FreeLabels).is_none() {
+            if !satisfiable(&[&pol.pod_selector], &FreeLabels) {
                 continue;
             }
             for rule in pol.rules(dir).unwrap_or_default() {
@@ -210,27 +217,25 @@ impl Checker<'_> {
                 }
             }
         }
-        breaches
+        Ok(breaches)
     }
 
-    /// In effective mode: can the other end (`other`, an existing namespace)
-    /// let through, towards tier namespace `ns`, any of `ports`? Over-approximates:
+    /// Every breach of every wall of one tier namespace, with `policies`
     /// standing for its policies.
     pub(super) fn namespace_breaches(
         &self,
         ns: &Namespace,
         policies: &[&Policy],
-    ) -> Vec<(Direction, Breaches)> {
-        [Direction::Ingress, Direction::Egress]
-            .into_iter()
-            .map(|dir| {
-                let mut b = self.wall(ns, policies, dir);
-                if self.iso.judge == Judge::Effective {
-                    self.keep_effective(ns, dir, &mut b);
-                }
-                (dir, b)
-            })
-            .collect()
+    ) -> Result<Vec<(Direction, Breaches)>, Exhausted> {
+        let mut out = Vec::with_capacity(2);
+        for dir in [Direction::Ingress, Direction::Egress] {
+            let mut b = self.wall(ns, policies, dir)?;
+            if self.iso.judge == Judge::Effective {
+                self.keep_effective(ns, dir, &mut b)?;
+            }
+            out.push((dir, b));
+        }
+        Ok(out)
     }
 
     /// The breaches of one wall as values; with `only`, just the ports not
