@@ -838,3 +838,123 @@ async fn many_requirements_on_one_key_are_refused_at_once() {
         "{r}"
     );
 }
+
+// === nothing admitted unjudged ===
+
+fn refused_without_judgement(r: &Value) -> String {
+    assert_eq!(r["allowed"], false, "{r}");
+    let msg = r["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(msg.starts_with("tierguard cannot judge"), "{msg}");
+    msg
+}
+
+#[tokio::test]
+async fn a_namespace_update_without_its_old_object_is_not_admitted() {
+    // Leaving tier database: without oldObject the change cannot be seen.
+    let r = post(
+        TestCtx::three_tier().build(),
+        "/validate",
+        Review::update(
+            NS,
+            "database",
+            namespace("database", json!({"name": "database"})),
+            Value::Null,
+        )
+        .json(),
+    )
+    .await;
+    let msg = refused_without_judgement(&r);
+    assert!(msg.contains("the request has no old object"), "{msg}");
+}
+
+#[tokio::test]
+async fn deleting_a_baseline_policy_without_its_old_object_is_not_admitted() {
+    let r = post(
+        TestCtx::three_tier().build(),
+        "/validate",
+        Review::delete(NP, "tierguard-default-deny", Value::Null)
+            .ns("database")
+            .json(),
+    )
+    .await;
+    refused_without_judgement(&r);
+}
+
+#[tokio::test]
+async fn connect_on_a_network_policy_is_not_admitted() {
+    let r = post(
+        TestCtx::three_tier().build(),
+        "/validate",
+        Review::new(NP, "CONNECT", "p", Value::Null)
+            .ns("database")
+            .json(),
+    )
+    .await;
+    let msg = refused_without_judgement(&r);
+    assert!(
+        msg.contains("does not judge Connect on NetworkPolicy"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_review_from_the_api_server_is_answered_as_a_review() {
+    // A body over the limit whose first bytes carry the review's uid gets an
+    // AdmissionReview (HTTP 200, allowed: false), not a 413 that a webhook
+    // with failurePolicy Ignore would turn into an admission.
+    let ctx = TestCtx::three_tier().max_body(64 * 1024).build();
+    let mut review = Review::create(
+        NP,
+        "big",
+        netpol("database", "big", json!({"podSelector": {}})),
+    )
+    .ns("database")
+    .json();
+    review["request"]["object"]["metadata"]["annotations"] =
+        json!({"padding": "x".repeat(100_000)});
+    // The API server writes the request's uid first (its Go struct's order).
+    let mut request = review["request"].clone();
+    if let Some(m) = request.as_object_mut() {
+        m.remove("uid");
+    }
+    let rest = serde_json::to_string(&request).expect("json");
+    let body = format!(
+        r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"{UID}",{}}}"#,
+        &rest[1..]
+    )
+    .into_bytes();
+    let (status, bytes) = call(ctx.clone(), "/validate", body.clone()).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let v: Value = serde_json::from_slice(&bytes).expect("review");
+    assert_eq!(v["response"]["uid"], UID);
+    assert_eq!(v["response"]["allowed"], false);
+    assert!(
+        v["response"]["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("over 65536 bytes"),
+        "{v}"
+    );
+    // In audit mode: admitted, with a warning.
+    let audit = TestCtx::three_tier()
+        .mode(Mode::Audit)
+        .max_body(64 * 1024)
+        .build();
+    let (_, bytes) = call(audit, "/validate", body).await;
+    let v: Value = serde_json::from_slice(&bytes).expect("review");
+    assert_eq!(v["response"]["allowed"], true);
+    assert!(
+        v["response"]["warnings"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("cannot judge")
+    );
+}

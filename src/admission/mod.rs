@@ -21,8 +21,10 @@ pub mod pool;
 pub mod request;
 pub mod validate;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
+
+use http_body_util::BodyExt;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -34,6 +36,7 @@ use kube::core::admission::AdmissionResponse;
 use tracing::{Span, field, info, warn};
 
 use crate::engine::isolation::Cost;
+use crate::report::Unjudgeable;
 use crate::telemetry::labels;
 pub use context::Ctx;
 use outcome::VerdictLabel;
@@ -121,17 +124,25 @@ async fn handle(
 ) -> Response {
     let start = Instant::now();
     let deadline = ctx.deadline;
-    let work = serve(ctx.clone(), req, endpoint);
+    // The uid, once read: a request that overruns the deadline after that is
+    // still answered with an AdmissionReview, so a webhook whose
+    // failurePolicy is Ignore cannot let it through unjudged.
+    let uid = Arc::new(OnceLock::new());
+    let work = serve(ctx.clone(), req, endpoint, uid.clone());
     let resp = match tokio::time::timeout(deadline, work).await {
         Ok(r) => r,
-        Err(_) => (
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "tierguard: the request did not complete within {} ms",
-                deadline.as_millis()
-            ),
-        )
-            .into_response(),
+        Err(_) => {
+            let why = Unjudgeable::Deadline {
+                ms: deadline.as_millis(),
+            };
+            match uid.get() {
+                Some(uid) => outcome::unjudged(&ctx, uid, &why),
+                None => {
+                    warn!(reason = %why, "request without a readable review");
+                    (StatusCode::REQUEST_TIMEOUT, format!("tierguard: {why}\n")).into_response()
+                }
+            }
+        }
     };
     ctx.metrics.latency.observe(start.elapsed().as_secs_f64());
     resp
@@ -142,26 +153,54 @@ fn bad_request(e: BadRequest) -> Response {
     (e.status, format!("tierguard: {}\n", e.message)).into_response()
 }
 
-/// The body, or why it cannot be read; an over-long body is told apart by
-/// its error's type.
-async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, BadRequest> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let inner = e.into_inner();
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
-        while let Some(s) = source {
-            if s.is::<http_body_util::LengthLimitError>() {
-                return BadRequest {
-                    status: StatusCode::PAYLOAD_TOO_LARGE,
-                    message: format!("request body is over {limit} bytes"),
-                };
+/// Why a body could not be read.
+enum BodyError {
+    /// Over the limit; the review's uid when its first bytes name one.
+    TooLarge { uid: Option<String> },
+    /// The connection failed.
+    Read(String),
+}
+
+/// How far into a body the uid of an API server's review is looked for.
+const UID_PREFIX: usize = 4096;
+
+/// The `request.uid` of an AdmissionReview, from its first bytes. The API
+/// server writes `request` with `uid` first; anything else is not found.
+fn uid_in(prefix: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(&prefix[..prefix.len().min(UID_PREFIX)]).ok()?;
+    let after_request = &text[text.find("\"request\"")?..];
+    let after_uid = &after_request[after_request.find("\"uid\"")? + 5..];
+    let value = after_uid.trim_start().strip_prefix(':')?.trim_start();
+    let value = value.strip_prefix('"')?;
+    let uid = &value[..value.find('"')?];
+    let plausible = !uid.is_empty()
+        && uid.len() <= 128
+        && uid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    plausible.then(|| uid.to_string())
+}
+
+/// The body, up to `limit` bytes, in one buffer sized from Content-Length
+/// (never more than the limit), so a body costs its own size in memory.
+async fn read_body(
+    mut body: Body,
+    hint: Option<usize>,
+    limit: usize,
+) -> Result<Vec<u8>, BodyError> {
+    let mut buf = Vec::with_capacity(hint.unwrap_or(0).min(limit));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                if buf.len() < UID_PREFIX {
+                    let room = UID_PREFIX - buf.len();
+                    buf.extend_from_slice(&data[..data.len().min(room)]);
+                }
+                return Err(BodyError::TooLarge { uid: uid_in(&buf) });
             }
-            source = s.source();
+            buf.extend_from_slice(&data);
         }
-        BadRequest {
-            status: StatusCode::BAD_REQUEST,
-            message: format!("cannot read request body: {inner}"),
-        }
-    })
+    }
+    Ok(buf)
 }
 
 /// Reads the body, parses the review, judges it, and writes the response.
@@ -171,15 +210,45 @@ async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, BadReq
     fields(uid = field::Empty, kind = field::Empty, operation = field::Empty, object = field::Empty,
            user = field::Empty, dry_run = field::Empty, verdict = field::Empty, duration_us = field::Empty)
 )]
-async fn serve(ctx: Arc<Ctx>, req: axum::http::Request<Body>, endpoint: Endpoint) -> Response {
+async fn serve(
+    ctx: Arc<Ctx>,
+    req: axum::http::Request<Body>,
+    endpoint: Endpoint,
+    uid: Arc<OnceLock<String>>,
+) -> Response {
     let start = Instant::now();
-    let request = match read_body(req.into_body(), ctx.max_body)
-        .await
-        .and_then(|bytes| Request::parse(&bytes))
-    {
+    let hint = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let bytes = match read_body(req.into_body(), hint, ctx.max_body).await {
+        Ok(b) => b,
+        Err(BodyError::TooLarge { uid: Some(uid) }) => {
+            let why = Unjudgeable::TooLarge {
+                limit: ctx.max_body,
+            };
+            return outcome::unjudged(&ctx, &uid, &why);
+        }
+        Err(BodyError::TooLarge { uid: None }) => {
+            return bad_request(BadRequest {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                message: format!("request body is over {} bytes", ctx.max_body),
+            });
+        }
+        Err(BodyError::Read(e)) => {
+            return bad_request(BadRequest {
+                status: StatusCode::BAD_REQUEST,
+                message: format!("cannot read request body: {e}"),
+            });
+        }
+    };
+    let request = match Request::parse(&bytes) {
         Ok(r) => r,
         Err(e) => return bad_request(e),
     };
+    drop(bytes);
+    let _ = uid.set(request.inner.uid.clone());
     let span = Span::current();
     span.record("uid", request.inner.uid.as_str());
     span.record("kind", request.kind.name());

@@ -150,3 +150,38 @@ pub fn respond(ctx: &Ctx, req: &Request, outcome: Outcome) -> (AdmissionResponse
         }
     }
 }
+
+/// The answer to a request whose review could not be read in full (over
+/// the deadline or the size limit) but whose uid is known: refused in
+/// enforce mode, admitted with a warning in audit mode, as an
+/// AdmissionReview (HTTP 200), so that no webhook configuration admits it
+/// by its failure policy.
+pub fn unjudged(ctx: &Ctx, uid: &str, why: &Unjudgeable) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let reason = why.to_string();
+    warn!(reason = %reason, uid, "cannot judge an unreadable request");
+    let mut resp =
+        AdmissionResponse::invalid(format!("tierguard cannot judge this request: {reason}"));
+    resp.uid = uid.to_string();
+    let verdict = if ctx.policy.mode == Mode::Audit {
+        resp.allowed = true;
+        resp.result = Default::default();
+        resp.warnings = Some(vec![clip(
+            &format!("tierguard (audit) cannot judge this request: {reason}"),
+            SUMMARY_MAX,
+        )]);
+        VerdictLabel::Warned
+    } else {
+        VerdictLabel::Refused
+    };
+    ctx.metrics
+        .requests
+        .get_or_create(&labels(&[
+            ("kind", "unknown"),
+            ("operation", "unknown"),
+            ("verdict", verdict.as_str()),
+            ("endpoint", "unknown"),
+        ]))
+        .inc();
+    axum::Json(resp.into_review()).into_response()
+}

@@ -122,6 +122,16 @@ pub enum Unjudgeable {
     },
     /// Too many judgements are already running.
     Busy,
+    /// The request did not complete within the deadline.
+    Deadline {
+        /// The deadline in milliseconds.
+        ms: u128,
+    },
+    /// The request's body is over the limit.
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// Deciding the selector questions took more than the judgement's budget.
     Exhausted(crate::engine::selector::Exhausted),
     /// The namespace of a pod is not in the index yet.
@@ -170,6 +180,10 @@ impl std::fmt::Display for Unjudgeable {
                 "{e}: simplify the podSelectors of the namespace's policies (fewer distinct label keys \
                  across them) or keep its default-deny in place; see docs/limits.md"
             ),
+            Unjudgeable::Deadline { ms } => {
+                write!(f, "the request did not complete within {ms} ms")
+            }
+            Unjudgeable::TooLarge { limit } => write!(f, "the request body is over {limit} bytes"),
             Unjudgeable::Busy => f.write_str(
                 "tierguard is judging as many requests as it may at once; retry in a moment",
             ),

@@ -44,12 +44,16 @@ pub fn review(ctx: &Ctx, state: &State, req: &Request) -> Outcome {
         }));
     }
     let new_tier = ns.labels.get(&iso.tier_label).cloned();
+    // An UPDATE is judged against what it changes: without a readable old
+    // object a namespace leaving its tier could not be told apart.
     let old_tier = match req.operation() {
-        Operation::Update => req.old_object::<corev1::Namespace>().ok().and_then(|o| {
-            o.metadata
+        Operation::Update => match req.old_object::<corev1::Namespace>() {
+            Ok(o) => o
+                .metadata
                 .labels
-                .and_then(|l| l.get(&iso.tier_label).cloned())
-        }),
+                .and_then(|l| l.get(&iso.tier_label).cloned()),
+            Err(error) => return Outcome::cannot(Unjudgeable::Unreadable { error }),
+        },
         _ => None,
     };
     if new_tier != old_tier && !may_change_membership(ctx, req) {

@@ -16,29 +16,32 @@ use crate::model::baseline::is_managed;
 use crate::report::kubectl::Refusal;
 use crate::report::{Problem, Unjudgeable};
 
-/// A change to a managed baseline policy by someone who may not make it.
-fn baseline_edit(ctx: &Ctx, req: &Request) -> Option<Problem> {
+/// A change to a managed baseline policy by someone who may not make it;
+/// `Err` when the old object, needed to tell, cannot be read.
+fn baseline_edit(ctx: &Ctx, req: &Request) -> Result<Option<Problem>, Unjudgeable> {
     let iso = &ctx.policy;
     if !matches!(req.operation(), Operation::Update | Operation::Delete)
         || !iso.baseline_names().contains(&req.name())
     {
-        return None;
+        return Ok(None);
     }
-    let old = req.old_object::<netv1::NetworkPolicy>().ok()?;
+    let old = req
+        .old_object::<netv1::NetworkPolicy>()
+        .map_err(|error| Unjudgeable::Unreadable { error })?;
     if !is_managed(&old) || ctx.baseline_editors.contains(&req.user) {
-        return None;
+        return Ok(None);
     }
     let delete = *req.operation() == Operation::Delete;
     let unchanged = !delete
         && req
             .object::<netv1::NetworkPolicy>()
             .is_ok_and(|o| is_managed(&o) && o.spec == old.spec);
-    (!unchanged).then(|| Problem::BaselineEdit {
+    Ok((!unchanged).then(|| Problem::BaselineEdit {
         object: req.object_key.clone(),
         delete,
         user: req.user.clone(),
         policy: iso.name.clone(),
-    })
+    }))
 }
 
 /// Judges a NetworkPolicy request.
@@ -52,7 +55,11 @@ pub fn review(ctx: &Ctx, state: &State, req: &Request) -> Outcome {
         breaches,
         policy: iso.name.clone(),
     };
-    if let Some(p) = baseline_edit(ctx, req) {
+    let edit = match baseline_edit(ctx, req) {
+        Ok(e) => e,
+        Err(why) => return Outcome::cannot(why),
+    };
+    if let Some(p) = edit {
         return Outcome::Refuse(refusal(
             *req.operation() == Operation::Delete,
             vec![p],
@@ -86,7 +93,14 @@ pub fn review(ctx: &Ctx, state: &State, req: &Request) -> Outcome {
             namespace: req.namespace().to_string(),
             name: req.name().to_string(),
         },
-        Operation::Connect => return Outcome::Admit,
+        // The webhook's rules do not ask for CONNECT; if they ever do, it
+        // is not admitted unjudged.
+        Operation::Connect => {
+            return Outcome::cannot(Unjudgeable::Operation {
+                kind: "NetworkPolicy".into(),
+                operation: req.operation_name().into(),
+            });
+        }
     };
     let delete = matches!(change, Change::DeletePolicy { .. });
     match check_change(iso, state, &change) {
