@@ -44,7 +44,7 @@ say "starting tierguard serve on 127.0.0.1:$PORT (certificates from tierguard ce
 "$TG" certs --out "$DIR/certs" --host 127.0.0.1 >/dev/null
 "$TG" serve --kubeconfig "$KUBECONFIG" --tls-cert "$DIR/certs/tls.crt" --tls-key "$DIR/certs/tls.key" \
   --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$ADMIN" --policy policies/three-tier.yaml \
-  --log-format json > "$DIR/tierguard.log" 2>&1 &
+  --log-format json --drain-seconds 0 > "$DIR/tierguard.log" 2>&1 &
 SERVE_PID=$!
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$ADMIN/readyz" >/dev/null 2>&1 && break

@@ -25,15 +25,18 @@
 //!           warnings, audit annotations, grouped by cause
 //!
 //!  admission/ request ─► validate ─► outcome ─► AdmissionResponse + metrics
+//!  server (HTTPS, connection limits, drain) and admin (/healthz, /readyz, /metrics)
 //!  controller/ baseline injection under a Lease; cli/ the commands
 //! ```
 //!
 //! Dependencies point one way: `engine` imports nothing else of the crate;
 //! `model` and `report` import only `engine`; the edges (`admission`,
-//! `index`, `controller`, `cli`, `world`) use all three.
+//! `index`, `controller`, `cli`, `world`) use all three; `server` and `admin`
+//! know nothing of admission beyond the routers they serve.
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod admission;
 pub mod certs;
 pub mod cli;

@@ -61,6 +61,11 @@ pub struct Metrics {
     pub cert_reloads: Family<Labels, Counter>,
     /// Baseline reconciles, by result (applied, repaired, unchanged, failed).
     pub reconciles: Family<Labels, Counter>,
+    /// Webhook connections open now (each holds one of `--max-connections`).
+    pub connections_open: Gauge,
+    /// Webhook connections closed right after accept because
+    /// `--max-connections` were open.
+    pub connections_rejected: Counter,
 }
 
 impl Default for Metrics {
@@ -129,6 +134,18 @@ impl Metrics {
             "Baseline reconciles by result",
             reconciles.clone(),
         );
+        let connections_open = Gauge::default();
+        registry.register(
+            "connections_open",
+            "Webhook connections open now",
+            connections_open.clone(),
+        );
+        let connections_rejected = Counter::default();
+        registry.register(
+            "connections_rejected",
+            "Webhook connections closed at accept because --max-connections were open",
+            connections_rejected.clone(),
+        );
         Self {
             registry,
             requests,
@@ -140,6 +157,8 @@ impl Metrics {
             cert_expiry,
             cert_reloads,
             reconciles,
+            connections_open,
+            connections_rejected,
         }
     }
 

@@ -12,7 +12,8 @@ use axum::http::{Request, StatusCode};
 use common::*;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tierguard::admission::{Ctx, admin_router, router};
+use tierguard::admin::{self, AdminState};
+use tierguard::admission::{Ctx, router};
 use tierguard::engine::tiers::Mode;
 use tower::ServiceExt;
 
@@ -726,7 +727,12 @@ fn tokio_stream_from(
 #[tokio::test]
 async fn readiness_follows_the_index_and_metrics_are_prometheus_text() {
     let get = |c: Arc<Ctx>, path: &'static str| async move {
-        let resp = admin_router(c)
+        let state = AdminState {
+            index: c.index.clone(),
+            metrics: c.metrics.clone(),
+            shutdown: tokio_util::sync::CancellationToken::new(),
+        };
+        let resp = admin::router(Arc::new(state))
             .oneshot(Request::get(path).body(Body::empty()).expect("req"))
             .await
             .expect("infallible");

@@ -145,6 +145,8 @@ async fn rotation_by_symlink_swap_drops_no_request() {
         listener,
         tls,
         router(c.clone(), false),
+        tierguard::server::Limits::default(),
+        c.metrics.clone(),
         async {
             let _ = stop_rx.await;
         },

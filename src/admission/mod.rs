@@ -30,7 +30,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Json, Router};
 use kube::core::admission::AdmissionResponse;
 use tracing::{Span, field, info, warn};
@@ -70,41 +70,6 @@ pub fn router(ctx: Arc<Ctx>, noop: bool) -> Router {
         r = r.route("/noop", post(|s, r| handle(s, r, Endpoint::Noop)));
     }
     r.with_state(ctx)
-}
-
-/// The admin router (plain HTTP): `/healthz`, `/readyz`, `/metrics`.
-pub fn admin_router(ctx: Arc<Ctx>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            get(|State(ctx): State<Arc<Ctx>>| async move {
-                let synced = ctx.index.read().map(|i| i.is_synced()).unwrap_or(false);
-                if synced {
-                    (StatusCode::OK, "ready")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "index not synced")
-                }
-            }),
-        )
-        .route(
-            "/metrics",
-            get(|State(ctx): State<Arc<Ctx>>| async move {
-                match ctx.metrics.render() {
-                    Ok(text) => (
-                        StatusCode::OK,
-                        [(
-                            "content-type",
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        )],
-                        text,
-                    )
-                        .into_response(),
-                    Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-                }
-            }),
-        )
-        .with_state(ctx)
 }
 
 impl Endpoint {

@@ -4,9 +4,13 @@
 //!  --policy ──► IsolationPolicy (--mode overrides its mode)
 //!  kubeconfig / in-cluster ──► kube Client ──► watches ──► Index ◄── --world (offline)
 //!  --tls-cert/--tls-key ──► CertStore (polled reload) ──► :8443 /mutate /validate
-//!  :8080 /healthz /readyz /metrics (plain HTTP)
+//!  --max-connections, --*-timeout-seconds, --h2-* ──► server::Limits on every connection
+//!  :8080 /healthz /readyz /metrics (plain HTTP, admin.rs)
 //!  --controller ──► controller::lead (baseline controller while this replica holds the Lease)
-//!  SIGTERM ──► one shutdown token ──► both listeners drain, the leader releases its Lease
+//!  SIGTERM ──► one shutdown token ─┬─► /readyz 503 at once; the leader releases its Lease
+//!                                  └─► --drain-seconds still serving (a second signal skips it)
+//!                                      ─► the webhook listener stops, in-flight requests finish
+//!                                      ─► the admin listener stops ─► exit
 //! ```
 
 use std::collections::BTreeSet;
@@ -19,8 +23,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, ValueEnum};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::admin::{self, AdminState};
 use crate::admission::{self, Ctx, DEFAULT_MAX_BODY};
 use crate::controller::{self, leader};
 use crate::engine::tiers::Mode;
@@ -50,6 +56,9 @@ pub struct ServeArgs {
     /// Where the listeners bind.
     #[command(flatten)]
     pub listen: ListenArgs,
+    /// The webhook listener's connection limits and shutdown drain.
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// The serving certificate.
     #[command(flatten)]
     pub tls: TlsArgs,
@@ -76,6 +85,57 @@ pub struct ListenArgs {
     /// Address of the plain-HTTP admin listener (/healthz, /readyz, /metrics).
     #[arg(long, env = "TIERGUARD_ADMIN_LISTEN", default_value = "0.0.0.0:8080")]
     pub admin_listen: SocketAddr,
+}
+
+/// Bounds on the webhook listener's connections, and the drain on shutdown.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Webhook connections open at once; more are closed right after accept.
+    #[arg(long, env = "TIERGUARD_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Time a client has to finish the TLS handshake, in seconds.
+    #[arg(long, env = "TIERGUARD_HANDSHAKE_TIMEOUT_SECONDS", default_value_t = 5)]
+    pub handshake_timeout_seconds: u64,
+    /// Time a client has to send an HTTP/1 request head, in seconds.
+    #[arg(long, env = "TIERGUARD_HEADER_TIMEOUT_SECONDS", default_value_t = 5)]
+    pub header_timeout_seconds: u64,
+    /// Time a connection may stay without a request in flight (after the
+    /// handshake, between requests), in seconds; then it is closed.
+    #[arg(long, env = "TIERGUARD_IDLE_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub idle_timeout_seconds: u64,
+    /// How often HTTP/2 connections are pinged, in seconds.
+    #[arg(
+        long,
+        env = "TIERGUARD_H2_KEEPALIVE_INTERVAL_SECONDS",
+        default_value_t = 20
+    )]
+    pub h2_keepalive_interval_seconds: u64,
+    /// How long an HTTP/2 ping may go unanswered before the connection is
+    /// closed, in seconds.
+    #[arg(
+        long,
+        env = "TIERGUARD_H2_KEEPALIVE_TIMEOUT_SECONDS",
+        default_value_t = 10
+    )]
+    pub h2_keepalive_timeout_seconds: u64,
+    /// Concurrent streams on one HTTP/2 connection.
+    #[arg(
+        long,
+        env = "TIERGUARD_H2_MAX_CONCURRENT_STREAMS",
+        default_value_t = 100
+    )]
+    pub h2_max_concurrent_streams: u32,
+    /// Largest HTTP/2 header list, in bytes.
+    #[arg(
+        long,
+        env = "TIERGUARD_H2_MAX_HEADER_LIST_BYTES",
+        default_value_t = 16384
+    )]
+    pub h2_max_header_list_bytes: u32,
+    /// After SIGTERM, how long to keep serving with /readyz failing, so the
+    /// endpoints drop this replica before it stops accepting, in seconds.
+    #[arg(long, env = "TIERGUARD_DRAIN_SECONDS", default_value_t = 10)]
+    pub drain_seconds: u64,
 }
 
 /// The serving certificate and its reload.
@@ -184,6 +244,60 @@ pub struct LogArgs {
     pub log_format: LogFormat,
 }
 
+// === impl ServerArgs ===
+
+impl ServerArgs {
+    /// The connection limits these flags describe, refused when a limit is
+    /// zero (it would close every connection).
+    pub fn limits(&self) -> Result<server::Limits> {
+        for (flag, value) in [
+            ("--max-connections", self.max_connections as u64),
+            (
+                "--handshake-timeout-seconds",
+                self.handshake_timeout_seconds,
+            ),
+            ("--header-timeout-seconds", self.header_timeout_seconds),
+            ("--idle-timeout-seconds", self.idle_timeout_seconds),
+            (
+                "--h2-keepalive-interval-seconds",
+                self.h2_keepalive_interval_seconds,
+            ),
+            (
+                "--h2-keepalive-timeout-seconds",
+                self.h2_keepalive_timeout_seconds,
+            ),
+            (
+                "--h2-max-concurrent-streams",
+                u64::from(self.h2_max_concurrent_streams),
+            ),
+            (
+                "--h2-max-header-list-bytes",
+                u64::from(self.h2_max_header_list_bytes),
+            ),
+        ] {
+            if value == 0 {
+                bail!("{flag} must be at least 1");
+            }
+        }
+        Ok(server::Limits {
+            max_connections: self.max_connections,
+            handshake_timeout: Duration::from_secs(self.handshake_timeout_seconds),
+            header_read_timeout: Duration::from_secs(self.header_timeout_seconds),
+            idle_timeout: Duration::from_secs(self.idle_timeout_seconds),
+            h2_keep_alive_interval: Duration::from_secs(self.h2_keepalive_interval_seconds),
+            h2_keep_alive_timeout: Duration::from_secs(self.h2_keepalive_timeout_seconds),
+            h2_max_concurrent_streams: self.h2_max_concurrent_streams,
+            h2_max_header_list_size: self.h2_max_header_list_bytes,
+            drain_timeout: server::DRAIN_TIMEOUT,
+        })
+    }
+
+    /// How long to keep serving after SIGTERM.
+    pub fn drain(&self) -> Duration {
+        Duration::from_secs(self.drain_seconds)
+    }
+}
+
 // === impl ControllerArgs ===
 
 impl ControllerArgs {
@@ -269,6 +383,7 @@ async fn kube_client(args: &ClusterArgs) -> Result<kube::Client> {
 async fn serve(args: ServeArgs) -> Result<()> {
     let ServeArgs {
         listen,
+        server: server_args,
         tls,
         admission: adm,
         cluster,
@@ -276,6 +391,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         log: _,
     } = args;
     let election = ctrl.election()?;
+    let limits = server_args.limits()?;
     // The one shutdown signal, for the listeners and the leader loop alike.
     let shutdown = server::shutdown_token();
     let mut policy = super::load_policy(adm.policy.as_deref())?;
@@ -351,24 +467,42 @@ async fn serve(args: ServeArgs) -> Result<()> {
         metrics.clone(),
     ));
 
-    let admin_app = admission::admin_router(ctx.clone());
-    let admin_shutdown = shutdown.clone();
+    // /readyz fails from the first signal on; /healthz and /metrics stay
+    // up until the webhook listener has drained.
+    let admin_app = admin::router(Arc::new(AdminState {
+        index: index.clone(),
+        metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
+    }));
+    let admin_stop = CancellationToken::new();
+    let admin_stopped = admin_stop.clone();
     let admin_task = tokio::spawn(async move {
         if let Err(e) = axum::serve(admin, admin_app)
-            .with_graceful_shutdown(admin_shutdown.cancelled_owned())
+            .with_graceful_shutdown(admin_stopped.cancelled_owned())
             .await
         {
             warn!(error = %e, "admin listener failed");
         }
     });
-    server::serve_tls(
+    // Serve through the drain period; a second SIGTERM or Ctrl-C cuts it
+    // short (the signal is only listened for once the first has come).
+    let stop_accepting = server::after_drain(
+        shutdown.clone(),
+        server_args.drain(),
+        server::shutdown_signal(),
+    );
+    let served = server::serve_tls(
         listener,
         server_tls,
         admission::router(ctx, adm.bench_noop),
-        shutdown.clone().cancelled_owned(),
+        limits,
+        metrics.clone(),
+        stop_accepting,
     )
-    .await?;
+    .await;
+    admin_stop.cancel();
     let _ = admin_task.await;
+    served?;
     if let Some(leader) = leader
         && tokio::time::timeout(STEP_DOWN_TIMEOUT, leader)
             .await
@@ -420,6 +554,35 @@ mod tests {
         assert_eq!(
             args.controller.lease_timings().expect("valid"),
             (Duration::from_secs(30), Duration::from_secs(10))
+        );
+    }
+
+    #[test]
+    fn connection_limits_default_to_the_servers_and_refuse_zero() {
+        let args = parse(&[]);
+        assert_eq!(
+            args.server.limits().expect("valid"),
+            server::Limits::default()
+        );
+        assert_eq!(args.server.drain(), Duration::from_secs(10));
+        let args = parse(&["--max-connections", "8", "--idle-timeout-seconds", "3"]);
+        let limits = args.server.limits().expect("valid");
+        assert_eq!(
+            (limits.max_connections, limits.idle_timeout),
+            (8, Duration::from_secs(3))
+        );
+        let err = parse(&["--idle-timeout-seconds", "0"])
+            .server
+            .limits()
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("--idle-timeout-seconds must be at least 1"),
+            "{err}"
+        );
+        assert_eq!(
+            parse(&["--drain-seconds", "0"]).server.drain(),
+            Duration::ZERO
         );
     }
 
