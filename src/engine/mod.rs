@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!  names ── selector ── policy ◄── ports, ipblock, intervals
+//!               └── solve (satisfiability within a budget)
 //!                          │
 //!                        state (namespaces + policies, indexed)
 //!                        /    \
@@ -20,5 +21,6 @@ pub mod policy;
 pub mod ports;
 pub mod reach;
 pub mod selector;
+pub mod solve;
 pub mod state;
 pub mod tiers;
