@@ -66,7 +66,7 @@ impl Server {
     /// `shutdown` is cancelled — as `tierguard serve` does.
     async fn start(limits: Limits, drain: Duration) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let dir = tempdir();
+        let dir = common::tempdir("hygiene");
         let ca = Ca::new("tierguard test CA").expect("ca");
         let leaf = ca
             .issue(&["localhost".to_string()], (2031, 1, 1))
@@ -440,17 +440,4 @@ async fn shutdown_fails_readiness_at_once_serves_through_the_drain_then_refuses(
         "serve_tls returns once in-flight requests are done"
     );
     assert!(signalled.elapsed() >= drain);
-}
-
-fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "tierguard-hygiene-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    ));
-    std::fs::create_dir_all(&dir).expect("tempdir");
-    dir
 }

@@ -3,10 +3,11 @@
 //! atomic swap of the `..data` symlink) while requests keep flowing — with no
 //! failed request.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
@@ -15,11 +16,8 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls_pki_types::pem::PemObject;
 use serde_json::json;
-use tierguard::admission::{Ctx, DEFAULT_MAX_BODY, router};
+use tierguard::admission::{Ctx, router};
 use tierguard::certs::Ca;
-use tierguard::index::Index;
-use tierguard::model::isolationpolicy;
-use tierguard::telemetry::Metrics;
 use tierguard::tls::CertStore;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -45,17 +43,11 @@ fn write_secret_version(dir: &Path, version: &str, cert: &str, key: &str) {
 }
 
 fn ctx() -> Arc<Ctx> {
-    let policy = isolationpolicy::load_file(Path::new("policies/three-tier.yaml")).expect("policy");
-    Arc::new(Ctx {
-        policy,
-        index: Arc::new(RwLock::new(Index::preloaded(Default::default()))),
-        metrics: Arc::new(Metrics::new()),
-        deadline: Duration::from_secs(2),
-        max_body: DEFAULT_MAX_BODY,
-        baseline_editors: BTreeSet::new(),
-        pod_guard: false,
-        pool: tierguard::admission::pool::JudgePool::new(2),
-    })
+    common::TestCtx::three_tier()
+        .state(Default::default())
+        .no_editors()
+        .no_pod_guard()
+        .build()
 }
 
 fn review_body() -> Vec<u8> {
@@ -124,7 +116,7 @@ async fn send(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_by_symlink_swap_drops_no_request() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let dir = tempdir();
+    let dir = common::tempdir("tls");
     let ca = Ca::new("tierguard test CA").expect("ca");
     let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
     let first = ca.issue(&names, (2031, 1, 1)).expect("leaf 1");
@@ -247,7 +239,7 @@ async fn rotation_by_symlink_swap_drops_no_request() {
 #[test]
 fn bad_pem_is_a_clear_error() {
     let c = ctx();
-    let dir = tempdir();
+    let dir = common::tempdir("tls");
     std::fs::write(dir.join("tls.crt"), "not pem").expect("write");
     std::fs::write(dir.join("tls.key"), "not pem").expect("write");
     let err = CertStore::load(&dir.join("tls.crt"), &dir.join("tls.key"), &c.metrics)
@@ -268,7 +260,7 @@ fn bad_pem_is_a_clear_error() {
 #[test]
 fn a_chain_is_accepted() {
     let c = ctx();
-    let dir = tempdir();
+    let dir = common::tempdir("tls");
     let ca = Ca::new("root").expect("ca");
     let leaf = ca
         .issue(&["localhost".to_string()], (2030, 1, 1))
@@ -282,17 +274,4 @@ fn a_chain_is_accepted() {
     CertStore::load(&dir.join("tls.crt"), &dir.join("tls.key"), &c.metrics)
         .expect("a leaf followed by its CA loads");
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "tierguard-tls-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    ));
-    std::fs::create_dir_all(&dir).expect("tempdir");
-    dir
 }

@@ -280,3 +280,17 @@ pub fn namespace_no_labels(name: &str) -> Value {
 pub fn netpol(ns: &str, name: &str, spec: Value) -> Value {
     json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": ns, "uid": "x", "resourceVersion": "1"}, "spec": spec})
 }
+
+/// A fresh directory under the system's temporary directory.
+pub fn tempdir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "tierguard-{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    std::fs::create_dir_all(&dir).expect("tempdir");
+    dir
+}
