@@ -242,6 +242,18 @@ async fn a_tier_conflict_is_refused_even_for_admins() {
 
 // === network policies ===
 
+/// Posts the CREATE of `frontend_to_database()` in `database` to /validate.
+async fn post_oops(ctx: Arc<Ctx>) -> Value {
+    post(
+        ctx,
+        "/validate",
+        Review::create(NP, "oops", frontend_to_database())
+            .ns("database")
+            .json(),
+    )
+    .await
+}
+
 fn frontend_to_database() -> Value {
     netpol(
         "database",
@@ -256,14 +268,7 @@ fn frontend_to_database() -> Value {
 
 #[tokio::test]
 async fn a_policy_opening_a_forbidden_flow_is_refused_with_the_flow_and_rule() {
-    let r = post(
-        TestCtx::three_tier().build(),
-        "/validate",
-        Review::create(NP, "oops", frontend_to_database())
-            .ns("database")
-            .json(),
-    )
-    .await;
+    let r = post_oops(TestCtx::three_tier().build()).await;
     assert_eq!(r["allowed"], false);
     let msg = r["status"]["message"].as_str().expect("message");
     assert!(
@@ -285,28 +290,14 @@ async fn a_policy_opening_a_forbidden_flow_is_refused_with_the_flow_and_rule() {
 #[tokio::test]
 async fn effective_mode_is_judged_on_the_blocking_pool_with_its_own_semantics() {
     // Walls: the database wall lets frontend in, refused.
-    let refused = post(
-        TestCtx::three_tier().build(),
-        "/validate",
-        Review::create(NP, "oops", frontend_to_database())
-            .ns("database")
-            .json(),
-    )
-    .await;
+    let refused = post_oops(TestCtx::three_tier().build()).await;
     assert_eq!(refused["allowed"], false, "{refused}");
     // Effective: frontend's own egress policies block the flow, so nothing
     // is opened; the judgement runs off the request threads and answers.
     let c = TestCtx::three_tier()
         .policy(|p| p.judge = tierguard::engine::tiers::Judge::Effective)
         .build();
-    let admitted = post(
-        c,
-        "/validate",
-        Review::create(NP, "oops", frontend_to_database())
-            .ns("database")
-            .json(),
-    )
-    .await;
+    let admitted = post_oops(c).await;
     assert_eq!(admitted["allowed"], true, "{admitted}");
 }
 
@@ -479,14 +470,7 @@ async fn an_invalid_policy_is_refused_with_the_field_path() {
 #[tokio::test]
 async fn audit_mode_admits_with_warnings_and_annotations() {
     let c = TestCtx::three_tier().mode(Mode::Audit).build();
-    let r = post(
-        c.clone(),
-        "/validate",
-        Review::create(NP, "oops", frontend_to_database())
-            .ns("database")
-            .json(),
-    )
-    .await;
+    let r = post_oops(c.clone()).await;
     assert_eq!(r["allowed"], true);
     let warnings = r["warnings"].as_array().expect("warnings");
     assert_eq!(warnings.len(), 1);
@@ -511,14 +495,7 @@ async fn audit_mode_admits_with_warnings_and_annotations() {
 
 #[tokio::test]
 async fn an_unsynced_index_refuses_with_a_retriable_reason() {
-    let r = post(
-        TestCtx::three_tier().mode(Mode::Enforce).unsynced().build(),
-        "/validate",
-        Review::create(NP, "oops", frontend_to_database())
-            .ns("database")
-            .json(),
-    )
-    .await;
+    let r = post_oops(TestCtx::three_tier().mode(Mode::Enforce).unsynced().build()).await;
     assert_eq!(r["allowed"], false);
     assert_eq!(r["status"]["code"], 503);
     assert!(
@@ -528,14 +505,7 @@ async fn an_unsynced_index_refuses_with_a_retriable_reason() {
             .contains("not synced"),
         "{r}"
     );
-    let r = post(
-        TestCtx::three_tier().mode(Mode::Audit).unsynced().build(),
-        "/validate",
-        Review::create(NP, "oops", frontend_to_database())
-            .ns("database")
-            .json(),
-    )
-    .await;
+    let r = post_oops(TestCtx::three_tier().mode(Mode::Audit).unsynced().build()).await;
     assert_eq!(r["allowed"], true, "audit mode never refuses");
 }
 
@@ -758,14 +728,7 @@ async fn readiness_follows_the_index_and_metrics_are_prometheus_text() {
         StatusCode::OK
     );
     let c = TestCtx::three_tier().build();
-    let _ = post(
-        c.clone(),
-        "/validate",
-        Review::create(NP, "oops", frontend_to_database())
-            .ns("database")
-            .json(),
-    )
-    .await;
+    let _ = post_oops(c.clone()).await;
     let (status, text) = get(c, "/metrics").await;
     assert_eq!(status, StatusCode::OK);
     assert!(text.contains(r#"tierguard_admission_requests_total{kind="NetworkPolicy",operation="Create",verdict="refused",endpoint="validate"} 1"#), "{text}");
@@ -807,14 +770,7 @@ async fn a_selector_over_the_limit_is_refused_naming_field_and_limit() {
         "{msg}"
     );
     // The guard is still there and judging.
-    let r = post(
-        ctx,
-        "/validate",
-        Review::create(NP, "oops", frontend_to_database())
-            .ns("database")
-            .json(),
-    )
-    .await;
+    let r = post_oops(ctx).await;
     assert_eq!(r["allowed"], false, "{r}");
 }
 

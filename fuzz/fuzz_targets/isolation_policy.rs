@@ -36,13 +36,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(report) = Checker::new(&iso, &example_world().state).report() else {
         return;
     };
-    let _ = tierguard::report::check::text(&tierguard::report::check::Findings {
-        policy: &iso.name,
-        mode: iso.mode,
-        judge: iso.judge,
-        relative: false,
-        flows: &report.flows,
-        namespaces: &report.namespaces,
-        skipped: 0,
-    });
+    let _ = tierguard::report::check::text(&tierguard::report::check::Findings::of_report(
+        &iso, &report,
+    ));
 });

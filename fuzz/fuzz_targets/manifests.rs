@@ -48,15 +48,7 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         // Every renderer of the report: check text and JSON, kubectl lines.
-        let findings = Findings {
-            policy: &iso.name,
-            mode: iso.mode,
-            judge: iso.judge,
-            relative: false,
-            flows: &report.flows,
-            namespaces: &report.namespaces,
-            skipped: 0,
-        };
+        let findings = Findings::of_report(iso, &report);
         let _ = (check::text(&findings), check::json(&findings));
         let refusal = Refusal {
             kind: "NetworkPolicy".into(),

@@ -26,7 +26,23 @@ pub struct Findings<'a> {
     pub skipped: usize,
 }
 
-impl Findings<'_> {
+impl<'a> Findings<'a> {
+    /// The findings of a whole state's report (no base, nothing skipped).
+    pub fn of_report(
+        iso: &'a crate::engine::tiers::IsolationPolicy,
+        report: &'a crate::engine::isolation::Report,
+    ) -> Self {
+        Findings {
+            policy: &iso.name,
+            mode: iso.mode,
+            judge: iso.judge,
+            relative: false,
+            flows: &report.flows,
+            namespaces: &report.namespaces,
+            skipped: 0,
+        }
+    }
+
     /// True when nothing is wrong.
     pub fn is_clean(&self) -> bool {
         self.flows.is_empty() && self.namespaces.is_empty()
