@@ -5,7 +5,9 @@
 //!  /healthz  200 while the process runs (the liveness probe: shutdown included)
 //!  /readyz   503 "shutting down" from the first SIGTERM on (endpoints drop the
 //!            replica while it still serves its drain period),
-//!            503 "index not synced" until the watches have synced, else 200
+//!            503 "index not synced" until the watches have synced,
+//!            503 "index stale: …" while a watch has been failing for longer
+//!            than --index-stale-after, else 200
 //!  /metrics  Prometheus text (OpenMetrics)
 //! ```
 //!
@@ -45,15 +47,20 @@ pub fn router(state: Arc<AdminState>) -> Router {
         .with_state(state)
 }
 
-async fn readyz(State(state): State<Arc<AdminState>>) -> (StatusCode, &'static str) {
+async fn readyz(State(state): State<Arc<AdminState>>) -> (StatusCode, String) {
     if state.shutdown.is_cancelled() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down".into());
     }
-    let synced = state.index.read().map(|i| i.is_synced()).unwrap_or(false);
-    if synced {
-        (StatusCode::OK, "ready")
+    let index = state.index.read().unwrap_or_else(|e| e.into_inner());
+    if !index.is_synced() {
+        (StatusCode::SERVICE_UNAVAILABLE, "index not synced".into())
+    } else if let Some(stale) = index.stale() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("index stale: {stale}"),
+        )
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "index not synced")
+        (StatusCode::OK, "ready".into())
     }
 }
 

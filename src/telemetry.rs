@@ -55,6 +55,11 @@ pub struct Metrics {
     pub index_objects: Family<Labels, Gauge>,
     /// Objects the index could not read (invalid by tierguard's validation), by kind.
     pub index_rejected: Family<Labels, Counter>,
+    /// Stored objects tierguard cannot read now, by kind (changes in their
+    /// namespace are "cannot judge").
+    pub index_unreadable: Family<Labels, Gauge>,
+    /// 1 while a watch has been failing past `--index-stale-after`.
+    pub index_stale: Gauge,
     /// The serving certificate's expiry, as a Unix timestamp.
     pub cert_expiry: Gauge<f64, AtomicU64>,
     /// Certificate reloads, by result.
@@ -116,6 +121,18 @@ impl Metrics {
             "Objects the index could not read, by kind",
             index_rejected.clone(),
         );
+        let index_unreadable = Family::<Labels, Gauge>::default();
+        registry.register(
+            "index_unreadable",
+            "Stored objects tierguard cannot read now, by kind; changes in their namespace are not judged",
+            index_unreadable.clone(),
+        );
+        let index_stale = Gauge::default();
+        registry.register(
+            "index_stale",
+            "1 while a watch has been failing for longer than --index-stale-after",
+            index_stale.clone(),
+        );
         let cert_expiry = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "certificate_expiry_timestamp_seconds",
@@ -154,6 +171,8 @@ impl Metrics {
             index_synced,
             index_objects,
             index_rejected,
+            index_unreadable,
+            index_stale,
             cert_expiry,
             cert_reloads,
             reconciles,

@@ -920,3 +920,175 @@ async fn an_oversized_review_from_the_api_server_is_answered_as_a_review() {
             .contains("cannot judge")
     );
 }
+
+// === what the index does not know ===
+
+#[tokio::test]
+async fn a_stale_index_refuses_in_enforce_and_fails_readiness() {
+    use std::time::{Duration, Instant};
+    use tierguard::index::Watched;
+    let ctx = TestCtx::three_tier().build();
+    {
+        let mut index = ctx.index.write().expect("index");
+        // Failing every 30 s (kube's longest backoff) for the last 120 s.
+        let now = Instant::now();
+        for ago in [120, 90, 60, 30, 0] {
+            let at = now.checked_sub(Duration::from_secs(ago)).expect("uptime");
+            index.watch_failed(Watched::NetworkPolicy, at);
+        }
+    }
+    let r = post(
+        ctx.clone(),
+        "/validate",
+        Review::create(
+            NP,
+            "fine",
+            netpol("database", "fine", json!({"podSelector": {}})),
+        )
+        .ns("database")
+        .json(),
+    )
+    .await;
+    let msg = refused_without_judgement(&r);
+    assert!(
+        msg.contains("NetworkPolicy watch has been failing for 120 s"),
+        "{msg}"
+    );
+    assert_eq!(r["status"]["code"], 503, "retriable");
+    let state = AdminState {
+        index: ctx.index.clone(),
+        metrics: ctx.metrics.clone(),
+        shutdown: tokio_util::sync::CancellationToken::new(),
+    };
+    let resp = admin::router(Arc::new(state))
+        .oneshot(Request::get("/readyz").body(Body::empty()).expect("req"))
+        .await
+        .expect("infallible");
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    assert!(
+        String::from_utf8_lossy(&body).contains("index stale"),
+        "{body:?}"
+    );
+    // An event of the kind: fresh again.
+    ctx.index
+        .write()
+        .expect("index")
+        .watch_ok(Watched::NetworkPolicy);
+    let r = post(
+        ctx,
+        "/validate",
+        Review::create(
+            NP,
+            "fine",
+            netpol("database", "fine", json!({"podSelector": {}})),
+        )
+        .ns("database")
+        .json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], true, "{r}");
+}
+
+#[tokio::test]
+async fn unreadable_stored_policies_make_their_namespace_unjudgeable() {
+    let ctx = TestCtx::three_tier().build();
+    // Stored while tierguard was down: over its limit of requirements.
+    let huge: k8s_openapi::api::networking::v1::NetworkPolicy = serde_json::from_value(netpol(
+        "database",
+        "huge",
+        json!({"podSelector": exists_selector(300)}),
+    ))
+    .expect("np");
+    assert!(
+        ctx.index
+            .write()
+            .expect("index")
+            .apply_policy(&huge)
+            .is_err()
+    );
+    let create = |ns: &str, name: &str| {
+        Review::create(NP, name, netpol(ns, name, json!({"podSelector": {}})))
+            .ns(ns)
+            .json()
+    };
+    let r = post(ctx.clone(), "/validate", create("database", "fine")).await;
+    let msg = refused_without_judgement(&r);
+    assert!(
+        msg.contains(
+            "namespace database holds NetworkPolicies tierguard cannot read (huge; first:"
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("spec.podSelector: Too many: 300"), "{msg}");
+    // Relabelling the namespace is not judged either.
+    let r = post(
+        ctx.clone(),
+        "/validate",
+        Review::update(
+            NS,
+            "database",
+            namespace("database", json!({"name": "database", "x": "y"})),
+            namespace("database", json!({"name": "database"})),
+        )
+        .json(),
+    )
+    .await;
+    refused_without_judgement(&r);
+    // Other namespaces are judged as before.
+    let r = post(ctx.clone(), "/validate", create("backend", "fine")).await;
+    assert_eq!(r["allowed"], true, "{r}");
+    // Replacing or deleting the unreadable policy itself is judged.
+    let r = post(ctx.clone(), "/validate", create("database", "huge")).await;
+    assert_eq!(r["allowed"], true, "{r}");
+    let r = post(
+        ctx.clone(),
+        "/validate",
+        Review::delete(
+            NP,
+            "huge",
+            netpol("database", "huge", json!({"podSelector": {}})),
+        )
+        .ns("database")
+        .json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], true, "{r}");
+    // Audit mode admits with the reason.
+    let audit = TestCtx::three_tier().mode(Mode::Audit).build();
+    assert!(
+        audit
+            .index
+            .write()
+            .expect("index")
+            .apply_policy(&huge)
+            .is_err()
+    );
+    let r = post(audit, "/validate", create("database", "fine")).await;
+    assert_eq!(r["allowed"], true, "{r}");
+    assert!(r["warnings"].to_string().contains("cannot read"), "{r}");
+}
+
+#[tokio::test]
+async fn a_body_stalling_after_its_uid_is_answered_as_a_review() {
+    let c = TestCtx::three_tier()
+        .deadline(std::time::Duration::from_millis(200))
+        .build();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(1);
+    let head = format!(
+        r#"{{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{{"uid":"{UID}","kind":"#
+    );
+    tx.send(Ok(head.into_bytes())).await.expect("send");
+    let body = Body::from_stream(tokio_stream_from(rx));
+    let resp = router(c, false)
+        .oneshot(Request::post("/validate").body(body).expect("request"))
+        .await
+        .expect("infallible");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).expect("review");
+    assert_eq!(v["response"]["uid"], UID);
+    let msg = refused_without_judgement(&v["response"]);
+    assert!(msg.contains("did not complete within 200 ms"), "{msg}");
+    drop(tx);
+}

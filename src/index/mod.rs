@@ -11,6 +11,13 @@
 //! Only what the isolation check needs is kept: namespace names and labels,
 //! validated policies. Pods are never cached, so memory is bounded by the
 //! number of namespaces and policies.
+//!
+//! The index also knows what it does not know, so judgements fail closed:
+//! - policies the API server stored but tierguard cannot read (over its
+//!   limits, or invalid to it) are kept by name per namespace
+//!   ([`Index::unreadable_in`]); changes in that namespace are "cannot judge";
+//! - a watch that keeps failing makes the index stale ([`Index::stale`]):
+//!   `/readyz` fails and judgements refuse until it recovers.
 
 mod watch;
 
@@ -18,6 +25,7 @@ pub use watch::{publish, run_watches};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1 as corev1;
 use k8s_openapi::api::networking::v1 as netv1;
@@ -28,12 +36,96 @@ use crate::engine::state::State;
 /// The index shared by watches and handlers.
 pub type SharedIndex = Arc<RwLock<Index>>;
 
-/// Namespaces and policies, and whether their initial lists have synced.
-#[derive(Debug, Default)]
+/// How long a watch may keep failing before the index is stale, unless
+/// `serve --index-stale-after` says otherwise.
+pub const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// How long a failing watch may go without reporting another error before
+/// it counts as recovered. kube's watcher retries with backoff up to 30 s
+/// (with jitter) and reports every failed attempt, but reports nothing when
+/// a resumed watch succeeds and nothing changes; a failing watch therefore
+/// reports again within this window, a recovered one does not.
+pub const RECOVERED_AFTER_QUIET: Duration = Duration::from_secs(45);
+
+/// The kinds the index watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watched {
+    /// core/v1 Namespace.
+    Namespace,
+    /// networking.k8s.io/v1 NetworkPolicy.
+    NetworkPolicy,
+}
+
+impl Watched {
+    /// The kind's name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Watched::Namespace => "Namespace",
+            Watched::NetworkPolicy => "NetworkPolicy",
+        }
+    }
+
+    fn slot(self) -> usize {
+        match self {
+            Watched::Namespace => 0,
+            Watched::NetworkPolicy => 1,
+        }
+    }
+}
+
+/// A streak of watch failures not yet followed by a success.
+#[derive(Clone, Copy, Debug, Default)]
+struct Health {
+    /// The first failure of the streak.
+    failing_since: Option<Instant>,
+    /// The latest failure.
+    last_failure: Option<Instant>,
+}
+
+/// Why the index is stale: a watch has been failing for longer than the bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stale {
+    /// The kind whose watch fails.
+    pub kind: Watched,
+    /// How long it has been failing.
+    pub failing_for: Duration,
+}
+
+impl std::fmt::Display for Stale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the {} watch has been failing for {} s",
+            self.kind.as_str(),
+            self.failing_for.as_secs()
+        )
+    }
+}
+
+/// Namespaces and policies, whether their initial lists have synced, the
+/// policies that could not be read and the watches' health.
+#[derive(Debug)]
 pub struct Index {
     state: State,
     namespaces_synced: bool,
     policies_synced: bool,
+    /// namespace → policy name → why it cannot be read.
+    unreadable: BTreeMap<String, BTreeMap<String, String>>,
+    health: [Health; 2],
+    stale_after: Duration,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Self {
+            state: State::default(),
+            namespaces_synced: false,
+            policies_synced: false,
+            unreadable: BTreeMap::new(),
+            health: [Health::default(); 2],
+            stale_after: DEFAULT_STALE_AFTER,
+        }
+    }
 }
 
 // === impl Index ===
@@ -50,6 +142,73 @@ impl Index {
             state,
             namespaces_synced: true,
             policies_synced: true,
+            ..Self::default()
+        }
+    }
+
+    /// Sets how long a watch may keep failing before the index is stale.
+    pub fn with_stale_after(mut self, bound: Duration) -> Self {
+        self.stale_after = bound;
+        self
+    }
+
+    /// Records a failed watch attempt of `kind` at `at`.
+    pub fn watch_failed(&mut self, kind: Watched, at: Instant) {
+        let h = &mut self.health[kind.slot()];
+        let recovered = h
+            .last_failure
+            .is_some_and(|last| at.saturating_duration_since(last) >= RECOVERED_AFTER_QUIET);
+        if h.failing_since.is_none() || recovered {
+            h.failing_since = Some(at);
+        }
+        h.last_failure = Some(at);
+    }
+
+    /// Records an event of `kind`: its watch works.
+    pub fn watch_ok(&mut self, kind: Watched) {
+        self.health[kind.slot()] = Health::default();
+    }
+
+    /// The stale watch, if one has been failing for longer than the bound
+    /// at `now` (and has not gone quiet since, see [`RECOVERED_AFTER_QUIET`]).
+    pub fn stale_at(&self, now: Instant) -> Option<Stale> {
+        [Watched::Namespace, Watched::NetworkPolicy]
+            .into_iter()
+            .find_map(|kind| {
+                let h = self.health[kind.slot()];
+                let (since, last) = (h.failing_since?, h.last_failure?);
+                let failing_for = now.saturating_duration_since(since);
+                let quiet = now.saturating_duration_since(last);
+                (failing_for >= self.stale_after && quiet < RECOVERED_AFTER_QUIET)
+                    .then_some(Stale { kind, failing_for })
+            })
+    }
+
+    /// [`Index::stale_at`] now.
+    pub fn stale(&self) -> Option<Stale> {
+        self.stale_at(Instant::now())
+    }
+
+    /// The policies of `namespace` tierguard cannot read, with why, by name.
+    pub fn unreadable_in(&self, namespace: &str) -> impl Iterator<Item = (&str, &str)> {
+        self.unreadable
+            .get(namespace)
+            .into_iter()
+            .flatten()
+            .map(|(n, e)| (n.as_str(), e.as_str()))
+    }
+
+    /// How many stored policies tierguard cannot read.
+    pub fn unreadable_count(&self) -> usize {
+        self.unreadable.values().map(BTreeMap::len).sum()
+    }
+
+    fn forget_unreadable(&mut self, namespace: &str, name: &str) {
+        if let Some(m) = self.unreadable.get_mut(namespace) {
+            m.remove(name);
+            if m.is_empty() {
+                self.unreadable.remove(namespace);
+            }
         }
     }
 
@@ -88,18 +247,25 @@ impl Index {
     }
 
     /// Adds or replaces a policy. A policy tierguard cannot validate (the API
-    /// server accepted it, so this means the two disagree) is removed from
-    /// the index and reported.
+    /// server accepted it, so this means the two disagree, or it is over
+    /// tierguard's limits) is removed from the judged state, remembered as
+    /// unreadable in its namespace, and reported.
     pub fn apply_policy(&mut self, np: &netv1::NetworkPolicy) -> Result<(), Vec<FieldError>> {
+        let ns = np.metadata.namespace.as_deref().unwrap_or_default();
+        let name = np.metadata.name.as_deref().unwrap_or_default();
         match crate::model::networkpolicy::convert(np, crate::world::DEFAULT_NAMESPACE) {
             Ok(p) => {
+                self.forget_unreadable(ns, name);
                 self.state.apply_policy(Arc::new(p));
                 Ok(())
             }
             Err(e) => {
-                if let (Some(ns), Some(name)) = (&np.metadata.namespace, &np.metadata.name) {
-                    self.state.delete_policy(ns, name);
-                }
+                self.state.delete_policy(ns, name);
+                let why = e.first().map(ToString::to_string).unwrap_or_default();
+                self.unreadable
+                    .entry(ns.to_string())
+                    .or_default()
+                    .insert(name.to_string(), crate::report::clip(&why, 200));
                 Err(e)
             }
         }
@@ -107,6 +273,7 @@ impl Index {
 
     /// Removes a policy.
     pub fn delete_policy(&mut self, namespace: &str, name: &str) {
+        self.forget_unreadable(namespace, name);
         self.state.delete_policy(namespace, name);
     }
 
@@ -124,6 +291,7 @@ impl Index {
         for (ns, name) in old {
             self.state.delete_policy(&ns, &name);
         }
+        self.unreadable.clear();
         let mut rejected = BTreeMap::new();
         for np in all {
             if let Err(e) = self.apply_policy(np) {
@@ -233,5 +401,75 @@ mod tests {
         idx.delete_policy("b", "q");
         idx.delete_namespace("b");
         assert_eq!(idx.counts(), (0, 0));
+    }
+
+    #[test]
+    fn a_watch_failing_past_the_bound_makes_the_index_stale_until_it_recovers() {
+        let bound = Duration::from_secs(60);
+        let mut idx = Index::new().with_stale_after(bound);
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(idx.stale_at(t0), None);
+        // Failures every 30 s (kube's longest backoff): stale once 60 s have passed.
+        for s in [0, 1, 3, 7, 15, 31, 59] {
+            idx.watch_failed(Watched::NetworkPolicy, at(s));
+        }
+        assert_eq!(idx.stale_at(at(59)), None, "not yet past the bound");
+        idx.watch_failed(Watched::NetworkPolicy, at(61));
+        assert_eq!(
+            idx.stale_at(at(61)),
+            Some(Stale {
+                kind: Watched::NetworkPolicy,
+                failing_for: Duration::from_secs(61)
+            })
+        );
+        // The other kind's success does not clear this one.
+        idx.watch_ok(Watched::Namespace);
+        assert!(idx.stale_at(at(62)).is_some());
+        // An event of the kind clears it at once.
+        idx.watch_ok(Watched::NetworkPolicy);
+        assert_eq!(idx.stale_at(at(62)), None);
+        // A resumed watch reports nothing: quiet for 45 s counts as recovered,
+        // and a failure after that starts a new streak.
+        idx.watch_failed(Watched::Namespace, at(100));
+        idx.watch_failed(Watched::Namespace, at(170));
+        assert!(
+            idx.stale_at(at(171)).is_none(),
+            "quiet from 100 to 170: a new streak"
+        );
+        idx.watch_failed(Watched::Namespace, at(200));
+        idx.watch_failed(Watched::Namespace, at(230));
+        assert!(idx.stale_at(at(231)).is_some(), "failing since 170");
+        assert!(idx.stale_at(at(276)).is_none(), "quiet since 230");
+    }
+
+    #[test]
+    fn unreadable_policies_are_remembered_per_namespace_until_fixed_or_deleted() {
+        let mut idx = Index::new();
+        assert!(idx.apply_policy(&np("a", "bad", "not-a-cidr")).is_err());
+        assert!(idx.apply_policy(&np("a", "worse", "10.0.0.0/33")).is_err());
+        assert!(idx.apply_policy(&np("b", "good", "10.0.0.0/8")).is_ok());
+        let names: Vec<&str> = idx.unreadable_in("a").map(|(n, _)| n).collect();
+        assert_eq!(names, ["bad", "worse"]);
+        assert!(
+            idx.unreadable_in("a").all(|(_, why)| why.contains("cidr")),
+            "{:?}",
+            idx.unreadable_in("a").collect::<Vec<_>>()
+        );
+        assert_eq!(idx.unreadable_in("b").count(), 0);
+        assert_eq!(idx.unreadable_count(), 2);
+        // Fixed: readable again.
+        assert!(idx.apply_policy(&np("a", "bad", "10.1.0.0/16")).is_ok());
+        // Deleted.
+        idx.delete_policy("a", "worse");
+        assert_eq!(idx.unreadable_count(), 0);
+        // A readable policy that turns unreadable leaves the judged state.
+        assert!(idx.apply_policy(&np("b", "good", "nonsense")).is_err());
+        assert_eq!(idx.counts().1, 1, "only a/bad is judged");
+        // A full list starts over.
+        let rejected = idx.reset_policies(&[np("c", "x", "bad")]);
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(idx.unreadable_count(), 1);
+        assert_eq!(idx.unreadable_in("c").count(), 1);
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Result;
 use futures::StreamExt;
@@ -13,7 +14,7 @@ use kube::{Api, Client};
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
-use super::{Index, SharedIndex};
+use super::{Index, SharedIndex, Watched};
 use crate::engine::field::FieldError;
 use crate::telemetry::{Metrics, labels};
 
@@ -27,11 +28,17 @@ pub async fn run_watches(client: Client, index: SharedIndex, metrics: Arc<Metric
     Ok(())
 }
 
-/// Records the index's size and sync state in the metrics.
+/// Records the index's size, sync state, unreadable objects and staleness
+/// in the metrics.
 pub fn publish(index: &SharedIndex, metrics: &Metrics) {
     let idx = index.read().unwrap_or_else(|e| e.into_inner());
     let (ns, np) = idx.counts();
     metrics.index_synced.set(i64::from(idx.is_synced()));
+    metrics.index_stale.set(i64::from(idx.stale().is_some()));
+    metrics
+        .index_unreadable
+        .get_or_create(&labels(&[("kind", "NetworkPolicy")]))
+        .set(i64::try_from(idx.unreadable_count()).unwrap_or(i64::MAX));
     metrics
         .index_objects
         .get_or_create(&labels(&[("kind", "Namespace")]))
@@ -46,8 +53,10 @@ pub fn publish(index: &SharedIndex, metrics: &Metrics) {
 trait Indexed:
     kube::Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static
 {
+    /// Which kind it is.
+    const WATCHED: Watched;
     /// `Namespace`, `NetworkPolicy`.
-    const KIND: &'static str;
+    const KIND: &'static str = Self::WATCHED.as_str();
     /// Replaces every object of the kind; returns those that cannot be read.
     fn reset(index: &mut Index, all: &[Self]) -> BTreeMap<String, Vec<FieldError>>;
     /// Adds or replaces one object.
@@ -57,7 +66,7 @@ trait Indexed:
 }
 
 impl Indexed for corev1::Namespace {
-    const KIND: &'static str = "Namespace";
+    const WATCHED: Watched = Watched::Namespace;
     fn reset(index: &mut Index, all: &[Self]) -> BTreeMap<String, Vec<FieldError>> {
         index.reset_namespaces(all);
         BTreeMap::new()
@@ -74,7 +83,7 @@ impl Indexed for corev1::Namespace {
 }
 
 impl Indexed for netv1::NetworkPolicy {
-    const KIND: &'static str = "NetworkPolicy";
+    const WATCHED: Watched = Watched::NetworkPolicy;
     fn reset(index: &mut Index, all: &[Self]) -> BTreeMap<String, Vec<FieldError>> {
         index.reset_policies(all)
     }
@@ -90,13 +99,17 @@ impl Indexed for netv1::NetworkPolicy {
 
 /// Keeps one kind of the index current: the initial list replaces what the
 /// index holds, then each event applies; metrics are published after every
-/// change.
+/// change. Every event marks the watch healthy, every error records a
+/// failure (a streak of them past the bound makes the index stale).
 async fn watch<K: Indexed>(client: Client, index: SharedIndex, metrics: Arc<Metrics>) {
     let api: Api<K> = Api::all(client);
     let mut stream = watcher(api).boxed();
     let mut initial = Vec::new();
     let write = || index.write().unwrap_or_else(|e| e.into_inner());
     while let Some(event) = stream.next().await {
+        if event.is_ok() {
+            write().watch_ok(K::WATCHED);
+        }
         let rejected = match event {
             Ok(Event::Init) => {
                 initial.clear();
@@ -121,7 +134,9 @@ async fn watch<K: Indexed>(client: Client, index: SharedIndex, metrics: Arc<Metr
                 BTreeMap::new()
             }
             Err(e) => {
-                warn!(kind = K::KIND, error = %e, "watch failed; retrying with backoff");
+                write().watch_failed(K::WATCHED, Instant::now());
+                warn!(kind = K::KIND, error = %crate::report::clip(&e.to_string(), 512), "watch failed; retrying with backoff");
+                publish(&index, &metrics);
                 continue;
             }
         };
@@ -130,7 +145,14 @@ async fn watch<K: Indexed>(client: Client, index: SharedIndex, metrics: Arc<Metr
                 .index_rejected
                 .get_or_create(&labels(&[("kind", K::KIND)]))
                 .inc();
-            warn!(kind = K::KIND, %object, errors = ?errs, "cannot read the object; it is left out of the index");
+            let first = errs.first().map(ToString::to_string).unwrap_or_default();
+            warn!(
+                kind = K::KIND,
+                object = %crate::report::clip(object, 256),
+                errors = errs.len(),
+                first = %crate::report::clip(&first, 512),
+                "cannot read the object; changes in its namespace are not judged until it is fixed or deleted"
+            );
         }
         publish(&index, &metrics);
     }

@@ -75,6 +75,26 @@ pub enum Problem {
 pub enum Unjudgeable {
     /// The index has not synced yet.
     NotSynced,
+    /// A watch has been failing for longer than `--index-stale-after`: the
+    /// index may be out of date.
+    Stale {
+        /// The kind whose watch fails.
+        kind: String,
+        /// For how many seconds.
+        secs: u64,
+    },
+    /// Stored policies of the namespace cannot be read by tierguard, so it
+    /// does not know what the namespace's pods may reach.
+    UnreadablePolicies {
+        /// The namespace.
+        namespace: String,
+        /// Their names (at most a few).
+        policies: Vec<String>,
+        /// How many there are.
+        count: usize,
+        /// Why the first cannot be read.
+        error: String,
+    },
     /// The request's object (or old object) is missing or unreadable.
     Unreadable {
         /// What was read and why it failed.
@@ -154,6 +174,32 @@ impl std::fmt::Display for Unjudgeable {
             Unjudgeable::NotSynced => f.write_str(
                 "tierguard is starting and has not synced namespaces and network policies yet; retry in a few seconds",
             ),
+            Unjudgeable::Stale { kind, secs } => write!(
+                f,
+                "tierguard's {kind} watch has been failing for {secs} s, so its view of the cluster \
+                 may be out of date; it judges again once the watch recovers (check its logs and its \
+                 access to the API server)"
+            ),
+            Unjudgeable::UnreadablePolicies {
+                namespace,
+                policies,
+                count,
+                error,
+            } => {
+                let more = count.saturating_sub(policies.len());
+                let more = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                write!(
+                    f,
+                    "namespace {namespace} holds NetworkPolicies tierguard cannot read ({}{more}; \
+                     first: {error}), so it cannot tell what the namespace's pods may reach; fix or \
+                     delete them (changes to those policies themselves are judged)",
+                    policies.join(", ")
+                )
+            }
             Unjudgeable::Unreadable { error } => f.write_str(error),
             Unjudgeable::Nameless => f.write_str("the namespace has no metadata.name"),
             Unjudgeable::Invalid { object, errors } => {

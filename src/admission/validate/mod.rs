@@ -25,14 +25,15 @@ use super::request::{Kind, Request};
 use crate::admission::context::Ctx;
 use crate::engine::isolation::Cost;
 use crate::engine::state::State;
+use crate::index::Index;
 use crate::report::Unjudgeable;
 
 /// Judges one request.
 pub fn review(ctx: &Ctx, req: &Request) -> Outcome {
     match &req.kind {
-        Kind::Namespace => with_index(ctx, |state| namespace::review(ctx, state, req)),
-        Kind::NetworkPolicy => with_index(ctx, |state| networkpolicy::review(ctx, state, req)),
-        Kind::Pod => with_index(ctx, |state| pod::review(ctx, state, req)),
+        Kind::Namespace => with_index(ctx, req, |state| namespace::review(ctx, state, req)),
+        Kind::NetworkPolicy => with_index(ctx, req, |state| networkpolicy::review(ctx, state, req)),
+        Kind::Pod => with_index(ctx, req, |state| pod::review(ctx, state, req)),
         Kind::Other { group, kind } => Outcome::cannot(Unjudgeable::Kind {
             group: group.clone(),
             kind: kind.clone(),
@@ -55,15 +56,52 @@ pub fn cost(ctx: &Ctx, req: &Request) -> Cost {
 /// the snapshot (a clone of persistent maps: a few reference counts), so
 /// watch updates never wait for a judgement and a judgement sees one
 /// consistent state.
-fn with_index(ctx: &Ctx, f: impl FnOnce(&State) -> Outcome) -> Outcome {
+///
+/// It fails closed on what the index does not know: not synced yet, a watch
+/// failing past its bound (stale), or, for a Namespace or NetworkPolicy
+/// change, stored policies of that namespace tierguard cannot read (a change
+/// to such a policy itself is judged: it replaces or removes it).
+fn with_index(ctx: &Ctx, req: &Request, f: impl FnOnce(&State) -> Outcome) -> Outcome {
     let snapshot = {
         let index = ctx.index.read().unwrap_or_else(|e| e.into_inner());
         if !index.is_synced() {
             return Outcome::retry(Unjudgeable::NotSynced);
         }
+        if let Some(stale) = index.stale() {
+            return Outcome::retry(Unjudgeable::Stale {
+                kind: stale.kind.as_str().into(),
+                secs: stale.failing_for.as_secs(),
+            });
+        }
+        let (namespace, itself) = match req.kind {
+            Kind::Namespace => (req.name(), None),
+            Kind::NetworkPolicy => (req.namespace(), Some(req.name())),
+            Kind::Pod | Kind::Other { .. } => ("", None),
+        };
+        if let Some(why) = unreadable(&index, namespace, itself) {
+            return Outcome::cannot(why);
+        }
         index.state().clone()
     };
     f(&snapshot)
+}
+
+/// The unreadable policies of `namespace` other than `itself`, if any.
+fn unreadable(index: &Index, namespace: &str, itself: Option<&str>) -> Option<Unjudgeable> {
+    if namespace.is_empty() {
+        return None;
+    }
+    let others: Vec<(&str, &str)> = index
+        .unreadable_in(namespace)
+        .filter(|(name, _)| Some(*name) != itself)
+        .collect();
+    let (_, error) = others.first()?;
+    Some(Unjudgeable::UnreadablePolicies {
+        namespace: namespace.to_string(),
+        policies: others.iter().take(3).map(|(n, _)| n.to_string()).collect(),
+        count: others.len(),
+        error: error.to_string(),
+    })
 }
 
 /// Refuses with `refusal` when it holds a problem or a flow, else admits.

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::admin::{self, AdminState};
-use crate::admission::{self, Ctx, DEFAULT_MAX_BODY};
+use crate::admission::{self, BodyBudget, Ctx, DEFAULT_MAX_BODY, DEFAULT_MAX_INFLIGHT_BODY};
 use crate::controller::{self, leader};
 use crate::engine::tiers::Mode;
 use crate::index::{Index, SharedIndex};
@@ -167,6 +167,10 @@ pub struct AdmissionArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "TIERGUARD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY)]
     pub max_body_bytes: usize,
+    /// Request bodies held in memory at once, summed over requests (at least
+    /// --max-body-bytes); a body that would exceed it waits within its deadline.
+    #[arg(long, env = "TIERGUARD_MAX_INFLIGHT_BODY_BYTES", default_value_t = DEFAULT_MAX_INFLIGHT_BODY)]
+    pub max_inflight_body_bytes: usize,
     /// The guard's own user: it may change managed baseline policies.
     #[arg(
         long,
@@ -198,6 +202,15 @@ pub struct ClusterArgs {
     /// for benchmarks and offline trials).
     #[arg(long, env = "TIERGUARD_WORLD")]
     pub world: Vec<PathBuf>,
+    /// Seconds a watch may keep failing before the index counts as stale:
+    /// `/readyz` fails and judgements are "cannot judge" (refused in enforce
+    /// mode) until the watch recovers.
+    #[arg(
+        long,
+        env = "TIERGUARD_INDEX_STALE_AFTER_SECONDS",
+        default_value_t = 60
+    )]
+    pub index_stale_after_seconds: u64,
 }
 
 /// The baseline controller and the Lease that elects the replica running it.
@@ -406,7 +419,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let server_tls = certs.server_config()?;
 
     let index: SharedIndex = if cluster.world.is_empty() {
-        Arc::new(RwLock::new(Index::new()))
+        Arc::new(RwLock::new(Index::new().with_stale_after(
+            Duration::from_secs(cluster.index_stale_after_seconds),
+        )))
     } else {
         let world = World::load(&cluster.world)?;
         Arc::new(RwLock::new(Index::preloaded(world.state)))
@@ -424,6 +439,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         baseline_editors: editors,
         pod_guard: adm.pod_guard,
         pool: admission::pool::JudgePool::per_core(),
+        bodies: BodyBudget::new(adm.max_inflight_body_bytes, adm.max_body_bytes),
     });
 
     let listener = TcpListener::bind(listen.listen)
