@@ -32,19 +32,21 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use kube::core::admission::AdmissionResponse;
 use tracing::{Span, field, info, warn};
 
 use crate::engine::isolation::Cost;
 use crate::report::Unjudgeable;
 use crate::telemetry::labels;
-pub use context::Ctx;
+pub use context::{BodyBudget, Ctx};
 use outcome::VerdictLabel;
 use pool::judge_budget;
 use request::{BadRequest, Request};
 
 /// Default limit on a request body (the API server sends at most 3 MiB objects).
 pub const DEFAULT_MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// The default bound on request bodies held at once (`--max-inflight-body-bytes`).
+pub const DEFAULT_MAX_INFLIGHT_BODY: usize = 32 * 1024 * 1024;
 /// Default per-request deadline in milliseconds, well under the webhook
 /// timeout (5 s).
 pub const DEFAULT_DEADLINE_MS: u64 = 2_000;
@@ -130,11 +132,21 @@ enum BodyError {
 const UID_PREFIX: usize = 4096;
 
 /// The `request.uid` of an AdmissionReview, from its first bytes. The API
-/// server writes `request` with `uid` first; anything else is not found.
+/// server writes `request` with `uid` as its first field; anything else
+/// (another `uid` deeper in the object, say) is not taken for it.
 fn uid_in(prefix: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(&prefix[..prefix.len().min(UID_PREFIX)]).ok()?;
-    let after_request = &text[text.find("\"request\"")?..];
-    let after_uid = &after_request[after_request.find("\"uid\"")? + 5..];
+    let prefix = &prefix[..prefix.len().min(UID_PREFIX)];
+    // A prefix may end inside a UTF-8 sequence: only its valid part counts.
+    let text = match std::str::from_utf8(prefix) {
+        Ok(t) => t,
+        Err(e) => std::str::from_utf8(&prefix[..e.valid_up_to()]).ok()?,
+    };
+    let after_request = &text[text.find("\"request\"")? + 9..];
+    let open = after_request.trim_start().strip_prefix(':')?.trim_start();
+    let after_uid = open
+        .strip_prefix('{')?
+        .trim_start()
+        .strip_prefix("\"uid\"")?;
     let value = after_uid.trim_start().strip_prefix(':')?.trim_start();
     let value = value.strip_prefix('"')?;
     let uid = &value[..value.find('"')?];
@@ -146,26 +158,67 @@ fn uid_in(prefix: &[u8]) -> Option<String> {
 
 /// The body, up to `limit` bytes, in one buffer sized from Content-Length
 /// (never more than the limit), so a body costs its own size in memory.
+/// Once the first bytes name the review's uid it is put in `seen`, so a body
+/// that stalls after it and runs into the deadline is still answered as an
+/// AdmissionReview.
+///
+/// The bytes beyond the first [`UID_PREFIX`] are taken from `budget` as
+/// they arrive (waiting while it is spent); the permit returned holds them
+/// until it is dropped, after the response.
 async fn read_body(
     mut body: Body,
     hint: Option<usize>,
     limit: usize,
-) -> Result<Vec<u8>, BodyError> {
-    let mut buf = Vec::with_capacity(hint.unwrap_or(0).min(limit));
+    seen: &OnceLock<String>,
+    budget: &context::BodyBudget,
+) -> Result<(Vec<u8>, Option<tokio::sync::OwnedSemaphorePermit>), BodyError> {
+    let mut held = None;
+    let mut held_kib: u32 = 0;
+    let want = hint.unwrap_or(0).min(limit);
+    // Only the uid's prefix is allocated before the budget is taken.
+    let mut buf = Vec::with_capacity(want.min(UID_PREFIX));
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| BodyError::Read(e.to_string()))?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > limit {
-                if buf.len() < UID_PREFIX {
-                    let room = UID_PREFIX - buf.len();
-                    buf.extend_from_slice(&data[..data.len().min(room)]);
-                }
-                return Err(BodyError::TooLarge { uid: uid_in(&buf) });
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if buf.len() + data.len() > limit {
+            if buf.len() < UID_PREFIX {
+                let room = UID_PREFIX - buf.len();
+                buf.extend_from_slice(&data[..data.len().min(room)]);
             }
-            buf.extend_from_slice(&data);
+            return Err(BodyError::TooLarge { uid: uid_in(&buf) });
         }
+        // The prefix first, so the uid is known before any wait below.
+        let head = data.len().min(UID_PREFIX.saturating_sub(buf.len()));
+        if head > 0 {
+            buf.extend_from_slice(&data[..head]);
+            if seen.get().is_none()
+                && let Some(uid) = uid_in(&buf)
+            {
+                let _ = seen.set(uid);
+            }
+        }
+        let rest = &data[head..];
+        if rest.is_empty() {
+            continue;
+        }
+        // Take the body's size (as Content-Length announces it, or as it
+        // grows) from the budget before holding it.
+        let kib = kib_beyond_prefix((buf.len() + rest.len()).max(want));
+        if kib > held_kib {
+            budget.take(kib - held_kib, &mut held).await;
+            held_kib = kib;
+            buf.reserve_exact(want.saturating_sub(buf.len()));
+        }
+        buf.extend_from_slice(rest);
     }
-    Ok(buf)
+    Ok((buf, held))
+}
+
+/// KiB of a body of `len` bytes beyond its first [`UID_PREFIX`] bytes.
+fn kib_beyond_prefix(len: usize) -> u32 {
+    u32::try_from(len.saturating_sub(UID_PREFIX).div_ceil(1024)).unwrap_or(u32::MAX)
 }
 
 /// Reads the body, parses the review, judges it, and writes the response.
@@ -187,27 +240,28 @@ async fn serve(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
-    let bytes = match read_body(req.into_body(), hint, ctx.max_body).await {
-        Ok(b) => b,
-        Err(BodyError::TooLarge { uid: Some(uid) }) => {
-            let why = Unjudgeable::TooLarge {
-                limit: ctx.max_body,
-            };
-            return outcome::unjudged(&ctx, &uid, &why);
-        }
-        Err(BodyError::TooLarge { uid: None }) => {
-            return bad_request(BadRequest {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                message: format!("request body is over {} bytes", ctx.max_body),
-            });
-        }
-        Err(BodyError::Read(e)) => {
-            return bad_request(BadRequest {
-                status: StatusCode::BAD_REQUEST,
-                message: format!("cannot read request body: {e}"),
-            });
-        }
-    };
+    let (bytes, _held) =
+        match read_body(req.into_body(), hint, ctx.max_body, &uid, &ctx.bodies).await {
+            Ok(b) => b,
+            Err(BodyError::TooLarge { uid: Some(uid) }) => {
+                let why = Unjudgeable::TooLarge {
+                    limit: ctx.max_body,
+                };
+                return outcome::unjudged(&ctx, &uid, &why);
+            }
+            Err(BodyError::TooLarge { uid: None }) => {
+                return bad_request(BadRequest {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    message: format!("request body is over {} bytes", ctx.max_body),
+                });
+            }
+            Err(BodyError::Read(e)) => {
+                return bad_request(BadRequest {
+                    status: StatusCode::BAD_REQUEST,
+                    message: format!("cannot read request body: {e}"),
+                });
+            }
+        };
     let request = match Request::parse(&bytes) {
         Ok(r) => r,
         Err(e) => return bad_request(e),
@@ -225,7 +279,7 @@ async fn serve(
     let request = Arc::new(request);
 
     let (response, verdict) = match endpoint {
-        Endpoint::Noop => (AdmissionResponse::from(&request.inner), VerdictLabel::Noop),
+        Endpoint::Noop => (request.response(), VerdictLabel::Noop),
         Endpoint::Mutate => outcome::respond(&ctx, &request, mutate::review(&request)),
         Endpoint::Validate => {
             let judged = match validate::cost(&ctx, &request) {
@@ -257,4 +311,28 @@ async fn serve(
         .inc();
     info!("admission request judged");
     Json(response.into_review()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uid_in;
+
+    #[test]
+    fn the_uid_is_read_only_as_the_first_field_of_request() {
+        let ok = br#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request": { "uid" : "0a-1B","kind":{}}}"#;
+        assert_eq!(uid_in(ok).as_deref(), Some("0a-1B"));
+        // A uid elsewhere (inside the object) is not the review's.
+        let deep = br#"{"request":{"object":{"metadata":{"uid":"not-it"}},"uid":"real"}}"#;
+        assert_eq!(uid_in(deep), None);
+        // Not plausible as a uid: quotes, spaces, too long.
+        assert_eq!(uid_in(br#"{"request":{"uid":"a b"}}"#), None);
+        let long = format!(r#"{{"request":{{"uid":"{}"}}}}"#, "a".repeat(129));
+        assert_eq!(uid_in(long.as_bytes()), None);
+        // A prefix cut inside a UTF-8 sequence still yields the uid before it.
+        let mut cut = br#"{"request":{"uid":"u1","x":""#.to_vec();
+        cut.push(0xE2);
+        assert_eq!(uid_in(&cut).as_deref(), Some("u1"));
+        // Not yet complete.
+        assert_eq!(uid_in(br#"{"request":{"uid":"u1"#), None);
+    }
 }

@@ -21,14 +21,14 @@ pub fn review(req: &Request) -> Outcome {
     {
         return Outcome::Admit;
     }
-    let Some(obj) = req.raw_object() else {
+    let Some(meta) = req.object_meta() else {
         return Outcome::Admit;
     };
-    let name = obj.metadata.name.as_deref().unwrap_or(req.name());
+    let name = meta.name.as_deref().unwrap_or(req.name());
     if name.is_empty() {
         return Outcome::Admit;
     }
-    match name_label_patch(obj.metadata.labels.as_ref(), name) {
+    match name_label_patch(meta.labels.as_ref(), name) {
         Some(patch) => Outcome::Patch(patch),
         None => Outcome::Admit,
     }

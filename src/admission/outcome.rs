@@ -89,7 +89,7 @@ impl VerdictLabel {
 
 /// The response for `outcome`, and its verdict label.
 pub fn respond(ctx: &Ctx, req: &Request, outcome: Outcome) -> (AdmissionResponse, VerdictLabel) {
-    let resp = AdmissionResponse::from(&req.inner);
+    let resp = req.response();
     let audit = ctx.policy.mode == Mode::Audit;
     match outcome {
         Outcome::Admit => (resp, VerdictLabel::Allowed),

@@ -1,21 +1,29 @@
 //! An AdmissionReview body, parsed once into a typed [`Request`].
 //!
 //! ```text
-//!  bytes ─► AdmissionReview<DynamicObject> ─► checks (version, request, uid)
+//!  bytes ─► Review { request: Wire { uid, kind, operation, user, object: raw JSON, … } }
+//!        ─► checks (version, request, uid)
 //!        ─► Request { kind: Kind (matched on group and kind), operation, user, dry_run, objects }
 //! ```
 //!
-//! Objects keep their parsed form: a resource is read from it with
-//! [`typed`], which deserializes its fields from the parsed JSON by
-//! reference and names the failing field.
+//! Memory stays proportional to what tierguard reads, whatever the body
+//! holds: the review's fields tierguard does not use (`options`,
+//! `requestKind`, unknown ones) are skipped without being built, and the
+//! objects are kept as their raw JSON text (one copy of their bytes), read
+//! into typed resources on demand by [`Request::object`], which names the
+//! failing field. A body of a few MiB of `[0,0,…]` therefore costs its own
+//! size, not the ~30 bytes per element a parsed JSON tree would.
 
 use axum::http::StatusCode;
+use k8s_openapi::api::authentication::v1::UserInfo;
 use k8s_openapi::api::core::v1 as corev1;
 use k8s_openapi::api::networking::v1 as netv1;
-use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionReview, Operation};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::TypeMeta;
+use kube::core::admission::{AdmissionResponse, Operation};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// The API version tierguard speaks.
 pub const ADMISSION_V1: &str = "admission.k8s.io/v1";
@@ -62,6 +70,61 @@ impl Kind {
     }
 }
 
+/// The envelope: `apiVersion`, `kind` and the request; anything else
+/// (`response`, unknown fields) is skipped unbuilt.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Review {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    request: Option<Wire>,
+}
+
+/// The group and kind of the object.
+#[derive(Debug, Default, Deserialize)]
+pub struct GroupKind {
+    /// The API group (empty for core).
+    #[serde(default)]
+    pub group: String,
+    /// The kind.
+    #[serde(default)]
+    pub kind: String,
+}
+
+/// The fields of an AdmissionReview's `request` that tierguard reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Wire {
+    /// The request's uid, copied into the response.
+    #[serde(default)]
+    pub uid: String,
+    /// The object's group and kind.
+    pub kind: GroupKind,
+    /// The object's name.
+    #[serde(default)]
+    pub name: String,
+    /// Its namespace (none for cluster-scoped objects).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// CREATE, UPDATE, DELETE or CONNECT.
+    pub operation: Operation,
+    /// Who asks.
+    #[serde(default)]
+    pub user_info: UserInfo,
+    /// The new object, as raw JSON.
+    #[serde(default)]
+    pub object: Option<Box<RawValue>>,
+    /// The old object (UPDATE, DELETE), as raw JSON.
+    #[serde(default)]
+    pub old_object: Option<Box<RawValue>>,
+    /// True for a dry run.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
 /// A request as the handlers see it.
 #[derive(Debug)]
 pub struct Request {
@@ -74,7 +137,7 @@ pub struct Request {
     /// `namespace/name` or `name`.
     pub object_key: String,
     /// The review's request, for the response (uid) and the objects.
-    pub inner: AdmissionRequest<DynamicObject>,
+    pub inner: Wire,
 }
 
 /// Why a body is not a request tierguard can answer.
@@ -96,17 +159,17 @@ fn bad(message: impl Into<String>) -> BadRequest {
 impl Request {
     /// Parses a body into a request.
     pub fn parse(bytes: &[u8]) -> Result<Request, BadRequest> {
-        let review: AdmissionReview<DynamicObject> = serde_json::from_slice(bytes)
+        let review: Review = serde_json::from_slice(bytes)
             .map_err(|e| bad(format!("malformed AdmissionReview: {e}")))?;
-        if review.types.api_version != ADMISSION_V1 || review.types.kind != "AdmissionReview" {
+        if review.api_version != ADMISSION_V1 || review.kind != "AdmissionReview" {
             return Err(bad(format!(
                 "expected apiVersion {ADMISSION_V1} kind AdmissionReview, got {} {}",
-                review.types.api_version, review.types.kind
+                review.api_version, review.kind
             )));
         }
-        let inner: AdmissionRequest<DynamicObject> = review
-            .try_into()
-            .map_err(|_| bad("AdmissionReview has no request"))?;
+        let inner = review
+            .request
+            .ok_or_else(|| bad("AdmissionReview has no request"))?;
         if inner.uid.is_empty() {
             return Err(bad("AdmissionReview request has no uid"));
         }
@@ -121,6 +184,11 @@ impl Request {
             object_key,
             inner,
         })
+    }
+
+    /// An admitting response to this request (its uid, `admission.k8s.io/v1`).
+    pub fn response(&self) -> AdmissionResponse {
+        response_for(&self.inner.uid)
     }
 
     /// The operation.
@@ -155,71 +223,110 @@ impl Request {
 
     /// The new object as a typed resource.
     pub fn object<T: FromObject>(&self) -> Result<T, String> {
-        typed(self.inner.object.as_ref(), "object")
+        typed(self.inner.object.as_deref(), "object")
     }
 
     /// The old object as a typed resource.
     pub fn old_object<T: FromObject>(&self) -> Result<T, String> {
-        typed(self.inner.old_object.as_ref(), "old object")
+        typed(self.inner.old_object.as_deref(), "old object")
     }
 
-    /// The new object as parsed, if any.
-    pub fn raw_object(&self) -> Option<&DynamicObject> {
-        self.inner.object.as_ref()
+    /// The new object's metadata, if it has a readable one.
+    pub fn object_meta(&self) -> Option<ObjectMeta> {
+        #[derive(Deserialize)]
+        struct Meta {
+            #[serde(default)]
+            metadata: ObjectMeta,
+        }
+        let raw = self.inner.object.as_deref()?;
+        serde_json::from_str::<Option<Meta>>(raw.get())
+            .ok()
+            .flatten()
+            .map(|m| m.metadata)
     }
 }
 
-/// A resource tierguard reads from a request's object.
-///
-/// The AdmissionReview is parsed once: its object arrives as a
-/// [`DynamicObject`] whose metadata is already typed and whose other fields
-/// are parsed JSON. A resource takes the metadata as it is and deserializes
-/// its other fields straight from that JSON, by reference, rather than
-/// writing the object back out and parsing it again.
+/// An admitting response with `uid`, as `admission.k8s.io/v1`.
+pub fn response_for(uid: &str) -> AdmissionResponse {
+    let mut resp = AdmissionResponse::invalid("");
+    resp.types = TypeMeta {
+        api_version: ADMISSION_V1.into(),
+        kind: "AdmissionReview".into(),
+    };
+    resp.uid = uid.to_string();
+    resp.allowed = true;
+    resp.result = Default::default();
+    resp
+}
+
+/// A resource tierguard reads from a request's object: the fields it needs,
+/// deserialized straight from the object's raw JSON through its
+/// [`FromObject::Shape`] (`apiVersion`, `kind` and unknown fields are
+/// skipped unbuilt).
 pub trait FromObject: Sized {
-    /// The resource, or the path and reason of the field that cannot be read.
-    fn from_object(obj: &DynamicObject) -> Result<Self, String>;
+    /// What is deserialized.
+    type Shape: DeserializeOwned;
+    /// The resource from its shape.
+    fn from_shape(shape: Self::Shape) -> Self;
 }
 
-/// Field `key` of `obj` (absent or null: `None`), with the field path in the
-/// error.
-fn field<T: DeserializeOwned>(obj: &DynamicObject, key: &str) -> Result<Option<T>, String> {
-    match obj.data.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => serde_path_to_error::deserialize(v).map(Some).map_err(|e| {
-            let path = e.path().to_string();
-            if path == "." {
-                format!("{key}: {}", e.inner())
-            } else {
-                format!("{key}.{path}: {}", e.inner())
-            }
-        }),
-    }
+/// A Namespace as tierguard reads it.
+#[derive(Deserialize)]
+pub struct NamespaceShape {
+    #[serde(default)]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: Option<corev1::NamespaceSpec>,
+    #[serde(default)]
+    status: Option<corev1::NamespaceStatus>,
 }
 
 impl FromObject for corev1::Namespace {
-    fn from_object(obj: &DynamicObject) -> Result<Self, String> {
-        Ok(Self {
-            metadata: obj.metadata.clone(),
-            spec: field(obj, "spec")?,
-            status: field(obj, "status")?,
-        })
+    type Shape = NamespaceShape;
+    fn from_shape(n: NamespaceShape) -> Self {
+        Self {
+            metadata: n.metadata,
+            spec: n.spec,
+            status: n.status,
+        }
     }
 }
 
+/// A NetworkPolicy as tierguard reads it.
+#[derive(Deserialize)]
+pub struct NetworkPolicyShape {
+    #[serde(default)]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: Option<netv1::NetworkPolicySpec>,
+}
+
 impl FromObject for netv1::NetworkPolicy {
-    fn from_object(obj: &DynamicObject) -> Result<Self, String> {
-        Ok(Self {
-            metadata: obj.metadata.clone(),
-            spec: field(obj, "spec")?,
-        })
+    type Shape = NetworkPolicyShape;
+    fn from_shape(n: NetworkPolicyShape) -> Self {
+        Self {
+            metadata: n.metadata,
+            spec: n.spec,
+        }
     }
 }
 
 /// The request's object (or old object) as a typed resource.
-pub fn typed<T: FromObject>(obj: Option<&DynamicObject>, what: &str) -> Result<T, String> {
-    let obj = obj.ok_or_else(|| format!("the request has no {what}"))?;
-    T::from_object(obj).map_err(|e| format!("cannot read the {what}: {e}"))
+pub fn typed<T: FromObject>(raw: Option<&RawValue>, what: &str) -> Result<T, String> {
+    let raw = raw.ok_or_else(|| format!("the request has no {what}"))?;
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    match serde_path_to_error::deserialize::<_, Option<T::Shape>>(&mut de) {
+        Ok(Some(t)) => Ok(T::from_shape(t)),
+        Ok(None) => Err(format!("the request has no {what}")),
+        Err(e) => {
+            let path = e.path().to_string();
+            Err(if path == "." || path.is_empty() {
+                format!("cannot read the {what}: {}", e.inner())
+            } else {
+                format!("cannot read the {what}: {path}: {}", e.inner())
+            })
+        }
+    }
 }
 
 #[cfg(test)]

@@ -56,6 +56,7 @@ pub struct TestCtx {
     pod_guard: bool,
     deadline: Duration,
     max_body: usize,
+    inflight: usize,
 }
 
 impl TestCtx {
@@ -68,6 +69,7 @@ impl TestCtx {
             pod_guard: true,
             deadline: Duration::from_secs(2),
             max_body: DEFAULT_MAX_BODY,
+            inflight: tierguard::admission::DEFAULT_MAX_INFLIGHT_BODY,
         }
     }
 
@@ -119,6 +121,12 @@ impl TestCtx {
         self
     }
 
+    /// Another bound on bodies held at once.
+    pub fn inflight(mut self, n: usize) -> Self {
+        self.inflight = n;
+        self
+    }
+
     /// The context.
     pub fn build(self) -> Arc<Ctx> {
         let index = match self.state {
@@ -134,6 +142,7 @@ impl TestCtx {
             baseline_editors: self.editors,
             pod_guard: self.pod_guard,
             pool: JudgePool::new(2),
+            bodies: tierguard::admission::BodyBudget::new(self.inflight, self.max_body),
         })
     }
 }
