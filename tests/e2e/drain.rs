@@ -12,16 +12,16 @@
 
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
-use crate::harness::{Cluster, Replica};
 use crate::haproxy::{self, Haproxy};
+use crate::harness::{Cluster, Replica};
 
 /// Concurrent clients creating NetworkPolicies.
 const CLIENTS: usize = 16;
@@ -150,7 +150,11 @@ fn rolling_update_drops_no_admission() {
     let mut b = c.start_replica("b", &extra);
     let lb = Haproxy::start(&haproxy_bin, &c.dir, &[&a, &b]);
     let ns = c.kubectl(&["create", "namespace", "load"]);
-    assert!(ns.status.success(), "{}", String::from_utf8_lossy(&ns.stderr));
+    assert!(
+        ns.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ns.stderr)
+    );
 
     // Point the webhooks at haproxy; once the replicas answer, the API
     // server uses the new configuration and the cluster's own webhook can go.
@@ -158,7 +162,10 @@ fn rolling_update_drops_no_admission() {
     let answered = |r: &Replica| r.admissions_answered().unwrap_or(0);
     c.eventually(30, "the API server calling the replicas", || {
         let probe = serde_json::to_string(&policy("probe")).expect("json");
-        let _ = c.kubectl_stdin(&["create", "--dry-run=server", "-n", "load", "-f", "-"], &probe);
+        let _ = c.kubectl_stdin(
+            &["create", "--dry-run=server", "-n", "load", "-f", "-"],
+            &probe,
+        );
         answered(&a) + answered(&b) > 0
     });
     c.stop_webhook();
@@ -204,6 +211,7 @@ fn rolling_update_drops_no_admission() {
         (&mut b, &mut a)
     };
     let victim_before = before_a.max(before_b);
+    let other_before = before_a.min(before_b);
     let pid = victim.pid().expect("victim running");
     *sigterm_at.lock().expect("sigterm") = Some(Instant::now());
     let sigterm = Instant::now();
@@ -226,12 +234,13 @@ fn rolling_update_drops_no_admission() {
     });
     let load_time = load_start.elapsed();
     let call_errors = apiserver_webhook_call_errors(&c);
+    eprintln!("[drain] haproxy: {}", lb.sessions(&c.dir));
 
     let t = tally.lock().expect("tally");
     let sent = t.admitted + t.refused + t.failed.len() as u64;
     eprintln!(
         "[drain] --drain-seconds {drain}: setup {:.1}s; {sent} creates in {:.1}s ({:.0}/s, {CLIENTS} clients): \
-         {} admitted, {} refused, {} failed; replica {} (answered {victim_before} before SIGTERM) exited {:?} \
+         {} admitted, {} refused, {} failed; replica {} (answered {victim_before} before SIGTERM, the other {}) exited {:?} \
          after {:.2}s (grace {}s); replica {} answered {} after that exit; kube-apiserver webhook call errors: {call_errors}",
         setup.as_secs_f64(),
         load_time.as_secs_f64(),
@@ -240,6 +249,7 @@ fn rolling_update_drops_no_admission() {
         t.refused,
         t.failed.len(),
         victim.name,
+        other_before,
         status,
         exited_after.as_secs_f64(),
         grace.as_secs(),

@@ -1,5 +1,5 @@
 //! haproxy as the Service in front of tierguard's replicas: `mode tcp` (TLS
-//! passes through), round robin, each replica health-checked on its admin
+//! passes through), a random replica per connection (as kube-proxy picks), each replica health-checked on its admin
 //! port's `/readyz` every 100 ms, out after one failure, back after two
 //! successes — a faster kube-proxy with endpoints driven by readiness.
 //!
@@ -45,8 +45,11 @@ fn config(port: u16, replicas: &[&Replica]) -> String {
     let mut cfg = format!(
         "global\n\
          \x20 maxconn 4096\n\
+         \x20 log stderr format raw local0\n\
          defaults\n\
          \x20 mode tcp\n\
+         \x20 log global\n\
+         \x20 option tcplog\n\
          \x20 timeout connect 1s\n\
          \x20 timeout client 60s\n\
          \x20 timeout server 60s\n\
@@ -58,7 +61,7 @@ fn config(port: u16, replicas: &[&Replica]) -> String {
          \x20 bind 127.0.0.1:{port}\n\
          \x20 default_backend tierguard\n\
          backend tierguard\n\
-         \x20 balance roundrobin\n\
+         \x20 balance random\n\
          \x20 option httpchk GET /readyz\n"
     );
     for r in replicas {
@@ -105,6 +108,28 @@ impl Haproxy {
             std::thread::sleep(Duration::from_millis(50));
         }
         haproxy
+    }
+}
+
+impl Haproxy {
+    /// From the log of closed sessions: how many each server carried, and
+    /// how many ended at connect (`SC`: the server refused or reset it, or
+    /// no server was up).
+    pub fn sessions(&self, dir: &Path) -> String {
+        let log = std::fs::read_to_string(dir.join("haproxy.log")).unwrap_or_default();
+        let mut per_server = std::collections::BTreeMap::<String, u64>::new();
+        let mut failed_connect = 0;
+        for line in log.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let Some(server) = words.iter().find_map(|w| w.strip_prefix("tierguard/")) else {
+                continue;
+            };
+            *per_server.entry(server.to_string()).or_default() += 1;
+            if words.iter().any(|w| w.starts_with("SC") && w.len() == 2) {
+                failed_connect += 1;
+            }
+        }
+        format!("closed sessions per server {per_server:?}, {failed_connect} failed at connect")
     }
 }
 
