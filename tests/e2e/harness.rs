@@ -36,7 +36,7 @@ pub struct Cluster {
     serve_args: Vec<String>,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -184,14 +184,46 @@ impl Cluster {
 
     /// Starts `tierguard serve` and waits until it is ready.
     pub fn start_webhook(&mut self) {
-        let log = std::fs::File::create(self.dir.join("tierguard.log")).expect("log file");
+        let log = self.dir.join("tierguard.log");
+        let child = self.spawn_serve(self.webhook_port, self.admin_port, &log, &[]);
+        self.webhook = Some(child);
+        wait_ready(self.admin_port, &log);
+    }
+
+    /// Starts one more `tierguard serve` replica on fresh ports, with the
+    /// cluster's certificate, kubeconfig and serve flags plus `extra`, and
+    /// waits until it is ready. It is killed when the [`Replica`] drops.
+    pub fn start_replica(&self, name: &str, extra: &[&str]) -> Replica {
+        let webhook_port = free_port();
+        let admin_port = free_port();
+        let log = self.dir.join(format!("tierguard-{name}.log"));
+        let child = self.spawn_serve(webhook_port, admin_port, &log, extra);
+        let replica = Replica {
+            name: name.to_string(),
+            child: Some(child),
+            webhook_port,
+            admin_port,
+            log: log.clone(),
+        };
+        wait_ready(admin_port, &log);
+        replica
+    }
+
+    fn spawn_serve(
+        &self,
+        webhook_port: u16,
+        admin_port: u16,
+        log: &std::path::Path,
+        extra: &[&str],
+    ) -> Child {
+        let log = std::fs::File::create(log).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tierguard"));
         cmd.current_dir(REPO)
             .arg("serve")
             .arg("--listen")
-            .arg(format!("127.0.0.1:{}", self.webhook_port))
+            .arg(format!("127.0.0.1:{webhook_port}"))
             .arg("--admin-listen")
-            .arg(format!("127.0.0.1:{}", self.admin_port))
+            .arg(format!("127.0.0.1:{admin_port}"))
             .arg("--tls-cert")
             .arg(self.tls_dir.join("tls.crt"))
             .arg("--tls-key")
@@ -203,34 +235,11 @@ impl Cluster {
             .arg("--log-format")
             .arg("json")
             .args(&self.serve_args)
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
-        self.webhook = Some(cmd.spawn().expect("tierguard serve starts"));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ready = std::net::TcpStream::connect(("127.0.0.1", self.admin_port))
-                .ok()
-                .and_then(|mut s| {
-                    use std::io::{Read, Write};
-                    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-                    s.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                        .ok()?;
-                    let mut buf = String::new();
-                    s.read_to_string(&mut buf).ok()?;
-                    Some(buf.starts_with("HTTP/1.1 200"))
-                })
-                .unwrap_or(false);
-            if ready {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "tierguard did not become ready; log:\n{}",
-                std::fs::read_to_string(self.dir.join("tierguard.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        cmd.spawn().expect("tierguard serve starts")
     }
 
     /// Stops `tierguard serve`.
@@ -245,6 +254,12 @@ impl Cluster {
     /// each `clientConfig.service` replaced by a URL on loopback and the
     /// test CA as `caBundle`.
     fn register(&self) {
+        self.register_at(self.webhook_port);
+    }
+
+    /// [`Cluster::register`] with the webhooks' URLs on `port` (a load
+    /// balancer in front of replicas, say).
+    pub fn register_at(&self, port: u16) {
         let ca = base64::engine::general_purpose::STANDARD.encode(self.ca.cert_pem());
         let text = std::fs::read_to_string(format!("{REPO}/deploy/base/webhooks.yaml"))
             .expect("deploy/base/webhooks.yaml");
@@ -261,8 +276,7 @@ impl Cluster {
                         let path = rest.split(',').next().unwrap_or_default();
                         let indent = &line[..line.len() - trimmed.len()];
                         format!(
-                            "{indent}url: \"https://127.0.0.1:{}{path}\"\n{indent}caBundle: {ca}\n",
-                            self.webhook_port
+                            "{indent}url: \"https://127.0.0.1:{port}{path}\"\n{indent}caBundle: {ca}\n"
                         )
                     }
                     None => format!("{line}\n"),
@@ -352,6 +366,89 @@ impl Drop for Cluster {
                 "[e2e] kept {} for inspection (logs of etcd, kube-apiserver, tierguard)",
                 self.dir.display()
             );
+        }
+    }
+}
+
+/// Polls `GET /readyz` on `admin_port` until it answers 200, for up to 30 s;
+/// panics with the log at `log` otherwise.
+fn wait_ready(admin_port: u16, log: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while readyz(admin_port) != Some(200) {
+        assert!(
+            Instant::now() < deadline,
+            "tierguard did not become ready; log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// GET `path` on the plain-HTTP admin listener at `port`: the status and
+/// the body, or `None` when nothing answers.
+pub fn admin_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    let status = buf.split(' ').nth(1)?.parse().ok()?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+    Some((status, body))
+}
+
+/// The status `/readyz` answers on `admin_port`.
+pub fn readyz(admin_port: u16) -> Option<u16> {
+    admin_get(admin_port, "/readyz").map(|(status, _)| status)
+}
+
+/// One more `tierguard serve` of a [`Cluster`] (see
+/// [`Cluster::start_replica`]); killed on drop unless it has exited.
+pub struct Replica {
+    pub name: String,
+    pub child: Option<Child>,
+    pub webhook_port: u16,
+    pub admin_port: u16,
+    pub log: PathBuf,
+}
+
+impl Replica {
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The sum of `tierguard_admission_requests_total` on its `/metrics`:
+    /// the admission requests it has answered.
+    pub fn admissions_answered(&self) -> Option<u64> {
+        let (status, body) = admin_get(self.admin_port, "/metrics")?;
+        if status != 200 {
+            return None;
+        }
+        let total = body
+            .lines()
+            .filter(|l| l.starts_with("tierguard_admission_requests_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+        Some(total as u64)
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 }

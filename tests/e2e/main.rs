@@ -1,6 +1,8 @@
 //! tierguard on a real kube-apiserver, driven by kubectl as a user would.
 //! See `harness.rs` for what runs; each test owns its control plane.
 
+mod drain;
+mod haproxy;
 mod harness;
 
 use std::sync::Mutex;
