@@ -233,6 +233,11 @@ impl Cluster {
         }
     }
 
+    /// Adds flags for the next [`Cluster::start_webhook`].
+    pub fn add_serve_args(&mut self, args: &[&str]) {
+        self.serve_args.extend(args.iter().map(|s| s.to_string()));
+    }
+
     /// Stops `tierguard serve`.
     pub fn stop_webhook(&mut self) {
         if let Some(mut c) = self.webhook.take() {
