@@ -66,6 +66,10 @@ pub struct Metrics {
     pub cert_reloads: Family<Labels, Counter>,
     /// Baseline reconciles, by result (applied, repaired, unchanged, failed).
     pub reconciles: Family<Labels, Counter>,
+    /// What the baseline controller found slipped past the Namespace
+    /// webhooks, by finding (name-label-reset, unjudged-join-reported,
+    /// unjudged-join-undone).
+    pub defence: Family<Labels, Counter>,
     /// Webhook connections open now (each holds one of `--max-connections`).
     pub connections_open: Gauge,
     /// Webhook connections closed right after accept because
@@ -151,6 +155,13 @@ impl Metrics {
             "Baseline reconciles by result",
             reconciles.clone(),
         );
+        let defence = Family::<Labels, Counter>::default();
+        registry.register(
+            "defence",
+            "What the baseline controller found past the failurePolicy-Ignore Namespace webhooks, by finding: \
+             name-label-reset, unjudged-join-reported, unjudged-join-undone",
+            defence.clone(),
+        );
         let connections_open = Gauge::default();
         registry.register(
             "connections_open",
@@ -176,6 +187,7 @@ impl Metrics {
             cert_expiry,
             cert_reloads,
             reconciles,
+            defence,
             connections_open,
             connections_rejected,
         }

@@ -128,6 +128,173 @@ async fn mutation_adds_the_name_label_minimally() {
     assert!(r.get("patch").is_none());
 }
 
+/// The patch /mutate answers for a Namespace `obj` (CREATE), or `None`.
+async fn mutation_of(obj: Value) -> Option<Value> {
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let r = post(
+        TestCtx::three_tier().build(),
+        "/mutate",
+        Review::create(NS, &name, obj).json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], true, "{r}");
+    patch_of(&r)
+}
+
+#[tokio::test]
+async fn mutation_stamps_the_label_made_tier() {
+    let joined = namespace(
+        "analytics",
+        json!({"name": "analytics", "tierguard.io/tier": "backend"}),
+    );
+    // No annotations: the map is created with only the stamp.
+    assert_eq!(
+        mutation_of(joined.clone()).await,
+        Some(json!([{"op": "add", "path": "/metadata/annotations",
+                     "value": {"tierguard.io/admitted-tier": "backend"}}]))
+    );
+    // Other annotations: only the stamp is added (RFC 6901 escaping).
+    let mut annotated = joined.clone();
+    annotated["metadata"]["annotations"] = json!({"team": "a"});
+    assert_eq!(
+        mutation_of(annotated).await,
+        Some(
+            json!([{"op": "add", "path": "/metadata/annotations/tierguard.io~1admitted-tier",
+                     "value": "backend"}])
+        )
+    );
+    // A stamp of another tier (a copied annotation) is overwritten.
+    assert_eq!(
+        mutation_of(stamped(joined.clone(), "frontend")).await,
+        Some(
+            json!([{"op": "add", "path": "/metadata/annotations/tierguard.io~1admitted-tier",
+                     "value": "backend"}])
+        )
+    );
+    // Stamped right (reinvocation): no patch.
+    assert_eq!(mutation_of(stamped(joined, "backend")).await, None);
+    // In no label-made tier: no stamp, and a stale one is removed. A tier by
+    // name is the policy's decision, not a join: no stamp either.
+    assert_eq!(
+        mutation_of(namespace("shop", json!({"name": "shop"}))).await,
+        None
+    );
+    let remove = Some(json!([{"op": "remove",
+                              "path": "/metadata/annotations/tierguard.io~1admitted-tier"}]));
+    assert_eq!(
+        mutation_of(stamped(
+            namespace("shop", json!({"name": "shop"})),
+            "backend"
+        ))
+        .await,
+        remove
+    );
+    assert_eq!(
+        mutation_of(stamped(
+            namespace(
+                "backend",
+                json!({"name": "backend", "tierguard.io/tier": "backend"})
+            ),
+            "backend"
+        ))
+        .await,
+        remove
+    );
+    // A label naming no tier is no join.
+    assert_eq!(
+        mutation_of(namespace(
+            "shop",
+            json!({"name": "shop", "tierguard.io/tier": "nope"})
+        ))
+        .await,
+        None
+    );
+}
+
+#[tokio::test]
+async fn mutation_is_idempotent_on_reinvocation() {
+    // Both patches at once, applied, then mutated again: nothing more.
+    for obj in [
+        json!({"apiVersion": "v1", "kind": "Namespace",
+               "metadata": {"name": "analytics", "labels": {"tierguard.io/tier": "backend"}}}),
+        stamped(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "analytics"}}),
+            "frontend",
+        ),
+        namespace_no_labels("analytics"),
+    ] {
+        let patch = mutation_of(obj.clone()).await.expect("a patch");
+        let mut patched = obj.clone();
+        let ops: json_patch::Patch = serde_json::from_value(patch.clone()).expect("a JSON patch");
+        json_patch::patch(&mut patched, &ops).expect("the patch applies");
+        assert_eq!(
+            patched["metadata"]["labels"]["name"], "analytics",
+            "{patch}"
+        );
+        assert_eq!(mutation_of(patched.clone()).await, None, "{patched}");
+    }
+}
+
+#[tokio::test]
+async fn a_stamp_that_disagrees_with_the_tier_is_refused() {
+    // Past mutation (the object as sent, not as mutated): a join with no
+    // stamp, a copied stamp of another tier, a stamp on no tier.
+    for (obj, stamp, tier) in [
+        (
+            namespace(
+                "analytics",
+                json!({"name": "analytics", "tierguard.io/tier": "backend"}),
+            ),
+            "<absent>",
+            "backend",
+        ),
+        (
+            stamped(
+                namespace(
+                    "analytics",
+                    json!({"name": "analytics", "tierguard.io/tier": "backend"}),
+                ),
+                "frontend",
+            ),
+            "frontend",
+            "backend",
+        ),
+        (
+            stamped(
+                namespace("analytics", json!({"name": "analytics"})),
+                "backend",
+            ),
+            "backend",
+            "none",
+        ),
+    ] {
+        let r = post(
+            TestCtx::three_tier().build(),
+            "/validate",
+            Review::new(NS, "CREATE", "analytics", obj)
+                .by("admin")
+                .groups(&["system:masters"])
+                .json(),
+        )
+        .await;
+        assert_eq!(r["allowed"], false, "{r}");
+        let msg = r["status"]["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains(&format!(
+                "annotation tierguard.io/admitted-tier={stamp} does not match the tier its label places it in ({tier})"
+            )),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("Leave the tierguard.io/admitted-tier annotation to tierguard"),
+            "{msg}"
+        );
+    }
+}
+
 // === namespaces ===
 
 #[tokio::test]
@@ -163,9 +330,13 @@ async fn a_lying_name_label_is_refused() {
 
 #[tokio::test]
 async fn joining_a_tier_needs_membership_rights() {
-    let obj = namespace(
-        "analytics",
-        json!({"name": "analytics", "tierguard.io/tier": "backend"}),
+    // Stamped, as mutation leaves it.
+    let obj = stamped(
+        namespace(
+            "analytics",
+            json!({"name": "analytics", "tierguard.io/tier": "backend"}),
+        ),
+        "backend",
     );
     let old = namespace("analytics", json!({"name": "analytics"}));
     let r = post(

@@ -4,7 +4,7 @@
 //! ```text
 //!  body ─(limit, deadline)─► request::Request::parse ─► Request (kind, operation, user, objects)
 //!                                  │ 4xx on malformed input
-//!      /mutate   ─► mutate::review   (Namespace: add name=<namespace>)  ─► Outcome
+//!      /mutate   ─► mutate::review   (Namespace: name=<namespace>, tier stamp) ─► Outcome
 //!      /validate ─► validate::review (Namespace, NetworkPolicy, Pod)    ─► Outcome
 //!                     │ judged against a snapshot of the index (O(1) clone);
 //!                     │ where the engine's cost says: in place (one namespace)
@@ -280,7 +280,7 @@ async fn serve(
 
     let (response, verdict) = match endpoint {
         Endpoint::Noop => (request.response(), VerdictLabel::Noop),
-        Endpoint::Mutate => outcome::respond(&ctx, &request, mutate::review(&request)),
+        Endpoint::Mutate => outcome::respond(&ctx, &request, mutate::review(&ctx.policy, &request)),
         Endpoint::Validate => {
             let judged = match validate::cost(&ctx, &request) {
                 // Bounded by the request's own namespace: tens of

@@ -4,7 +4,12 @@
 //! ```text
 //!  watch Namespaces ──────────────────────┐
 //!  watch NetworkPolicies (managed-by=tierguard) ─► namespace ─► reconcile(ns)
-//!      reconcile: not a tier namespace ─► nothing (a namespace that leaves its
+//!      reconcile: defence (what slipped past the failurePolicy-Ignore Namespace webhooks):
+//!                   name label missing or lying ─► reset to the name (every namespace)
+//!                   label-made tier ≠ tier stamp ─► warn; with --undo-unjudged-joins
+//!                        restore the tier label to the stamp (none: remove it) first,
+//!                        then reconcile the namespace as it now is
+//!                 not a tier namespace ─► nothing (a namespace that leaves its
 //!                                        tier keeps its policies)
 //!                 missing ─► server-side apply (field manager "tierguard")
 //!                 drifted (spec or labels edited) ─► replace with the baseline
@@ -35,6 +40,8 @@ use kube::{Api, Client, ResourceExt};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn};
 
+use crate::admission::mutate::admitted_tier;
+use crate::engine::state::{ADMITTED_TIER_ANNOTATION, NAME_LABEL};
 use crate::engine::tiers::IsolationPolicy;
 use crate::model::baseline::baseline_policies;
 use crate::model::baseline::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, is_managed};
@@ -68,6 +75,10 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Delete the managed baseline of a namespace that leaves its tier.
     pub remove_on_leave: bool,
+    /// Undo a tier join nobody judged (a label-made tier that differs from
+    /// the namespace's tier stamp): restore the tier label to the stamped
+    /// tier, or remove it when there is no stamp. Off: only report it.
+    pub undo_unjudged_joins: bool,
     /// Consecutive failures per namespace, for exponential backoff.
     pub failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
 }
@@ -142,6 +153,7 @@ pub async fn reconcile(ns: Arc<corev1::Namespace>, ctx: Arc<Context>) -> Result<
     if ns.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    let ns = defend(ns, &ctx).await?;
     let name = ns.name_any();
     let api: Api<netv1::NetworkPolicy> = Api::namespaced(ctx.client.clone(), &name);
     if !is_tier(&ctx.policy, &ns) {
@@ -165,6 +177,147 @@ pub async fn reconcile(ns: Arc<corev1::Namespace>, ctx: Arc<Context>) -> Result<
         .unwrap_or_else(|e| e.into_inner())
         .remove(&name);
     Ok(Action::requeue(RESYNC))
+}
+
+/// The longest value a defence log line carries: a label value's limit
+/// (annotations are unbounded, and a user writes them).
+const LOG_VALUE_MAX: usize = 63;
+
+/// `s`, cut to [`LOG_VALUE_MAX`] characters (marked with `…`).
+fn bounded(s: &str) -> String {
+    match s.char_indices().nth(LOG_VALUE_MAX) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_string(),
+    }
+}
+
+/// What slipped past the Namespace webhooks (failurePolicy Ignore) while
+/// tierguard was down, and what the controller does about it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Findings {
+    /// The `name` label when it is missing (`Some(None)`) or lies
+    /// (`Some(Some(value))`); `None` when it is right.
+    pub name_label: Option<Option<String>>,
+    /// A tier join nobody judged: the namespace's label-made tier and its
+    /// stamp (`None`: absent), which differ.
+    pub unjudged_join: Option<(String, Option<String>)>,
+}
+
+impl Findings {
+    /// What is wrong with `ns` under `policy`.
+    pub fn of(policy: &IsolationPolicy, ns: &corev1::Namespace) -> Self {
+        let name = ns.name_any();
+        let labels = ns.metadata.labels.as_ref();
+        let name_label = match labels.and_then(|l| l.get(NAME_LABEL)) {
+            Some(v) if *v == name => None,
+            other => Some(other.cloned()),
+        };
+        let stamp = ns
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(ADMITTED_TIER_ANNOTATION))
+            .cloned();
+        // Only a join counts: a namespace in no label-made tier that still
+        // carries a stamp has left its tier (or its tier is gone), which
+        // opens nothing to it.
+        let unjudged_join = admitted_tier(policy, &name, labels)
+            .filter(|tier| stamp.as_ref() != Some(tier))
+            .map(|tier| (tier, stamp));
+        Self {
+            name_label,
+            unjudged_join,
+        }
+    }
+
+    /// The JSON merge patch that repairs what `undo` asks for (the name
+    /// label always; the tier label when `undo` is set), or `None` when
+    /// nothing is to change. It carries the observed resourceVersion, so a
+    /// namespace changed since is not overwritten (the reconcile fails and
+    /// retries on the new object).
+    pub fn repair(
+        &self,
+        policy: &IsolationPolicy,
+        ns: &corev1::Namespace,
+        undo: bool,
+    ) -> Option<serde_json::Value> {
+        let mut labels = serde_json::Map::new();
+        if self.name_label.is_some() {
+            labels.insert(NAME_LABEL.into(), ns.name_any().into());
+        }
+        if undo && let Some((_, stamp)) = &self.unjudged_join {
+            // A stamp that names no tier of the policy cannot be restored
+            // (it may not even be a valid label value): no stamp.
+            let restore = stamp
+                .as_deref()
+                .filter(|s| policy.tier_index(s).is_some())
+                .map(|s| serde_json::Value::String(s.to_string()))
+                .unwrap_or(serde_json::Value::Null);
+            labels.insert(policy.tier_label.clone(), restore);
+        }
+        if labels.is_empty() {
+            return None;
+        }
+        let mut metadata = serde_json::json!({ "labels": labels });
+        if let Some(rv) = &ns.metadata.resource_version {
+            metadata["resourceVersion"] = rv.clone().into();
+        }
+        Some(serde_json::json!({ "metadata": metadata }))
+    }
+}
+
+/// Finds what slipped past the Namespace webhooks and repairs it (see
+/// [`Findings`]): returns the namespace as it now is.
+async fn defend(
+    ns: Arc<corev1::Namespace>,
+    ctx: &Context,
+) -> Result<Arc<corev1::Namespace>, Error> {
+    let findings = Findings::of(&ctx.policy, &ns);
+    let count = |finding: &str| {
+        ctx.metrics
+            .defence
+            .get_or_create(&labels(&[("finding", finding)]))
+            .inc();
+    };
+    if let Some((tier, stamp)) = &findings.unjudged_join {
+        warn!(
+            namespace = %ns.name_any(),
+            tier = %bounded(tier),
+            stamp = %stamp.as_deref().map(bounded).unwrap_or_else(|| "<none>".into()),
+            undo = ctx.undo_unjudged_joins,
+            "tier join nobody judged: the namespace's tier label differs from its admitted-tier stamp"
+        );
+        count("unjudged-join-reported");
+    }
+    let Some(patch) = findings.repair(&ctx.policy, &ns, ctx.undo_unjudged_joins) else {
+        return Ok(ns);
+    };
+    let api: Api<corev1::Namespace> = Api::all(ctx.client.clone());
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    let now = api
+        .patch(&ns.name_any(), &params, &Patch::Merge(&patch))
+        .await?;
+    if let Some(was) = &findings.name_label {
+        info!(
+            was = %was.as_deref().map(bounded).unwrap_or_else(|| "<none>".into()),
+            "name label reset to the namespace's name"
+        );
+        count("name-label-reset");
+    }
+    if ctx.undo_unjudged_joins
+        && let Some((tier, stamp)) = &findings.unjudged_join
+    {
+        info!(
+            tier = %bounded(tier),
+            restored = %stamp.as_deref().map(bounded).unwrap_or_else(|| "<none>".into()),
+            "unjudged tier join undone"
+        );
+        count("unjudged-join-undone");
+    }
+    Ok(Arc::new(now))
 }
 
 /// Deletes the managed baseline policies of a namespace outside the tiers.

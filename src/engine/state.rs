@@ -21,6 +21,12 @@ pub const METADATA_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 /// The `name` label tierguard keeps equal to the namespace's name.
 pub const NAME_LABEL: &str = "name";
 
+/// The annotation tierguard's mutating webhook keeps equal to the tier a
+/// namespace is in by its tier label (absent when it is in none): the tier
+/// join that was judged. The baseline controller reports (or undoes) a
+/// label-made tier that differs from it, a join nobody judged.
+pub const ADMITTED_TIER_ANNOTATION: &str = "tierguard.io/admitted-tier";
+
 /// A namespace and its labels (always including [`METADATA_NAME_LABEL`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Namespace {

@@ -206,6 +206,16 @@ impl IsolationPolicy {
             .unwrap_or_else(|_| self.tier_by_name(name))
     }
 
+    /// The tier a namespace is in by its tier label alone, a join a user
+    /// made: `None` when its name places it in a tier (the policy's own
+    /// decision, whatever its label says) or its label names no tier.
+    pub fn tier_by_label(&self, name: &str, labels: &Labels) -> Option<usize> {
+        if self.tier_by_name(name).is_some() {
+            return None;
+        }
+        self.tier_of_namespace(name, labels)
+    }
+
     /// The tier whose `namespaces` list this namespace by name.
     pub fn tier_by_name(&self, namespace: &str) -> Option<usize> {
         self.tiers

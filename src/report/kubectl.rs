@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use super::{Group, Problem, SUMMARY_MAX, Unjudgeable, by_cause, cause, clip, flow};
 use crate::engine::isolation::{Breach, NamespaceProblem};
-use crate::engine::state::NAME_LABEL;
+use crate::engine::state::{ADMITTED_TIER_ANNOTATION, NAME_LABEL};
 
 /// A refused (or, in audit mode, warned) change, as values.
 #[derive(Clone, Debug)]
@@ -197,6 +197,16 @@ fn problem_line(p: &Problem) -> String {
             from.as_deref().unwrap_or("none"),
             to.as_deref().unwrap_or("none"),
         ),
+        Problem::AdmittedTier {
+            namespace,
+            stamp,
+            tier,
+        } => format!(
+            "namespace {namespace}: annotation {ADMITTED_TIER_ANNOTATION}={} does not match the tier its label places it in ({}); \
+             tierguard's mutating webhook keeps the two equal, and this request bypassed it",
+            stamp.as_deref().unwrap_or("<absent>"),
+            tier.as_deref().unwrap_or("none"),
+        ),
         Problem::BaselineEdit {
             object,
             delete,
@@ -220,6 +230,9 @@ fn problem_advice(p: &Problem, policy: &str) -> String {
         Problem::Membership { .. } => {
             format!("Ask a user listed in spec.membership of {policy} to change tiers.")
         }
+        Problem::AdmittedTier { .. } => format!(
+            "Leave the {ADMITTED_TIER_ANNOTATION} annotation to tierguard (its mutating webhook sets it to the namespace's label-made tier)."
+        ),
         Problem::BaselineEdit { .. } => format!(
             "Change the baseline in the isolation policy {policy} (spec.baseline); tierguard applies it to every tier namespace."
         ),

@@ -57,6 +57,17 @@ pub enum Problem {
         /// The isolation policy's name.
         policy: String,
     },
+    /// A namespace's tier stamp (`tierguard.io/admitted-tier`) is not the
+    /// tier its label places it in: the request bypassed tierguard's
+    /// mutating webhook, which keeps the two equal.
+    AdmittedTier {
+        /// The namespace.
+        namespace: String,
+        /// The stamp (`None`: absent).
+        stamp: Option<String>,
+        /// The tier its label places it in (`None`: none).
+        tier: Option<String>,
+    },
     /// A user who is no baseline editor changes or deletes a baseline policy.
     BaselineEdit {
         /// `namespace/name`.

@@ -280,6 +280,13 @@ pub fn namespace(name: &str, labels: Value) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})
 }
 
+/// `obj` with the tier stamp (`tierguard.io/admitted-tier`) `tier`, as
+/// tierguard's mutating webhook leaves it.
+pub fn stamped(mut obj: Value, tier: &str) -> Value {
+    obj["metadata"]["annotations"] = json!({ "tierguard.io/admitted-tier": tier });
+    obj
+}
+
 /// A Namespace object without labels.
 pub fn namespace_no_labels(name: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})

@@ -242,6 +242,11 @@ impl Cluster {
         cmd.spawn().expect("tierguard serve starts")
     }
 
+    /// Adds flags for the next [`Cluster::start_webhook`].
+    pub fn add_serve_args(&mut self, args: &[&str]) {
+        self.serve_args.extend(args.iter().map(|s| s.to_string()));
+    }
+
     /// Stops `tierguard serve`.
     pub fn stop_webhook(&mut self) {
         if let Some(mut c) = self.webhook.take() {

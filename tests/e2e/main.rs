@@ -210,7 +210,44 @@ fn enforce_mode_end_to_end() {
         );
     });
 
+    s.run("h. what slipped past while tierguard was down is found: a lying name label is reset, an unjudged tier join undone", || {
+        // Joins judged through the webhook carry their stamp.
+        assert_eq!(annotation(&c, "payments", "tierguard.io/admitted-tier"), "backend");
+        assert_eq!(annotation(&c, "reports", "tierguard.io/admitted-tier"), "database");
+        c.stop_webhook();
+        expect_ok(&said(c.kubectl(&["create", "namespace", "slipped"])), "create slipped while down");
+        expect_ok(
+            &said(c.kubectl(&["label", "namespace", "slipped", "tierguard.io/tier=backend", "name=backend", "--overwrite"])),
+            "join a tier and lie about the name while down",
+        );
+        c.add_serve_args(&["--undo-unjudged-joins"]);
+        c.start_webhook();
+        // The killed replica's Lease runs out first (15 s).
+        c.eventually(90, "slipped's name label reset", || label(&c, "slipped", "name") == "slipped");
+        c.eventually(30, "slipped's tier label removed", || label(&c, "slipped", "tierguard.io/tier").is_empty());
+        // Judged joins are left alone.
+        assert_eq!(label(&c, "payments", "tierguard.io/tier"), "backend");
+        assert_eq!(label(&c, "reports", "tierguard.io/tier"), "database");
+        let log = c.webhook_log();
+        assert!(log.contains("tier join nobody judged"), "no warning for the unjudged join");
+        assert!(log.contains("unjudged tier join undone"), "no log line for the undo");
+    });
+
     s.finish(&c);
+}
+
+fn annotation(c: &Cluster, ns: &str, key: &str) -> String {
+    said(c.kubectl(&[
+        "get",
+        "namespace",
+        ns,
+        "-o",
+        &format!(
+            "jsonpath={{.metadata.annotations.{}}}",
+            key.replace('.', "\\.")
+        ),
+    ]))
+    .stdout
 }
 
 #[test]

@@ -1,17 +1,20 @@
 //! Namespace CREATE and UPDATE: a truthful `name` label, tier membership
 //! changed only by `spec.membership`, one tier at most, and no forbidden
 //! flow opened by the new labels (with the baseline assumed in place for a
-//! namespace that is, or becomes, a tier namespace).
+//! namespace that is, or becomes, a tier namespace), and a tier stamp
+//! (`tierguard.io/admitted-tier`) equal to the tier its label places it in
+//! (mutation sets it; a disagreeing stamp means mutation was bypassed).
 
 use k8s_openapi::api::core::v1 as corev1;
 use kube::core::admission::Operation;
 
 use super::verdict;
 use crate::admission::context::Ctx;
+use crate::admission::mutate::admitted_tier;
 use crate::admission::outcome::Outcome;
 use crate::admission::request::Request;
 use crate::engine::isolation::{NamespaceProblem, check_namespace_change};
-use crate::engine::state::{NAME_LABEL, State};
+use crate::engine::state::{ADMITTED_TIER_ANNOTATION, NAME_LABEL, State};
 use crate::report::kubectl::Refusal;
 use crate::report::{Problem, Unjudgeable};
 
@@ -42,6 +45,22 @@ pub fn review(ctx: &Ctx, state: &State, req: &Request) -> Outcome {
             namespace: ns.name.clone(),
             value: v.clone(),
         }));
+    }
+    // Mutation ran first and made the stamp equal the label-made tier; a
+    // stamp that disagrees was set past it.
+    let stamp = obj
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(ADMITTED_TIER_ANNOTATION))
+        .cloned();
+    let tier = admitted_tier(iso, &ns.name, obj.metadata.labels.as_ref());
+    if stamp != tier {
+        problems.push(Problem::AdmittedTier {
+            namespace: ns.name.clone(),
+            stamp,
+            tier,
+        });
     }
     let new_tier = ns.labels.get(&iso.tier_label).cloned();
     // An UPDATE is judged against what it changes: without a readable old

@@ -222,6 +222,15 @@ pub struct ControllerArgs {
     /// Delete the managed baseline of a namespace that leaves its tier (default: keep it).
     #[arg(long, env = "TIERGUARD_REMOVE_BASELINE_ON_LEAVE")]
     pub remove_baseline_on_leave: bool,
+    /// Undo tier joins nobody judged (a namespace whose tier label differs
+    /// from its tierguard.io/admitted-tier stamp, e.g. labelled while the
+    /// webhook was down): restore the stamped tier, or remove the tier
+    /// label when there is no stamp (default: only report them). Turn it
+    /// on only once the namespaces labelled into a tier before tierguard was
+    /// installed are stamped: they have no stamp, so they are reported (and
+    /// would be taken out of their tier).
+    #[arg(long, env = "TIERGUARD_UNDO_UNJUDGED_JOINS")]
+    pub undo_unjudged_joins: bool,
     /// Namespace of the leader-election Lease.
     #[arg(
         long,
@@ -469,6 +478,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 policy: ctx.policy.clone(),
                 metrics: metrics.clone(),
                 remove_on_leave: ctrl.remove_baseline_on_leave,
+                undo_unjudged_joins: ctrl.undo_unjudged_joins,
                 failures: Default::default(),
             });
             leader = Some(tokio::spawn(controller::lead(
