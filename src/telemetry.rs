@@ -208,3 +208,78 @@ pub fn labels(pairs: &[(&str, &str)]) -> Labels {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
+
+/// A bound on how many lines one call site logs per second, so a flood of
+/// bad or refused requests cannot flood the log: past `per_second` lines in
+/// one second the rest are counted, and the next line written says how
+/// many were suppressed.
+///
+/// ```
+/// use tierguard::telemetry::LogLimiter;
+/// static LIMIT: LogLimiter = LogLimiter::new(2);
+/// let written = (0..10).filter(|_| LIMIT.allow().is_some()).count();
+/// assert_eq!(written, 2);
+/// ```
+#[derive(Debug)]
+pub struct LogLimiter {
+    per_second: u32,
+    /// The second (since the process's first use of a limiter) counted in.
+    window: AtomicU64,
+    count: std::sync::atomic::AtomicU32,
+    suppressed: AtomicU64,
+}
+
+fn process_second() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs()
+}
+
+impl LogLimiter {
+    /// At most `per_second` lines per second.
+    pub const fn new(per_second: u32) -> Self {
+        Self {
+            per_second,
+            window: AtomicU64::new(0),
+            count: std::sync::atomic::AtomicU32::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines suppressed since the last line written)` when a line may
+    /// be written now, `None` when it is to be suppressed.
+    pub fn allow(&self) -> Option<u64> {
+        self.allow_at(process_second())
+    }
+
+    /// [`LogLimiter::allow`] in second `now`.
+    pub fn allow_at(&self, now: u64) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let w = self.window.load(Relaxed);
+        if w != now && self.window.compare_exchange(w, now, Relaxed, Relaxed).is_ok() {
+            self.count.store(0, Relaxed);
+        }
+        if self.count.fetch_add(1, Relaxed) < self.per_second {
+            Some(self.suppressed.swap(0, Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Relaxed);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod limiter_tests {
+    use super::LogLimiter;
+
+    #[test]
+    fn lines_past_the_rate_are_counted_and_reported_with_the_next_line() {
+        let l = LogLimiter::new(3);
+        let second0: Vec<Option<u64>> = (0..5).map(|_| l.allow_at(7)).collect();
+        assert_eq!(second0, [Some(0), Some(0), Some(0), None, None]);
+        assert_eq!(l.allow_at(8), Some(2), "the next second reports the two");
+        assert_eq!(l.allow_at(8), Some(0));
+    }
+}

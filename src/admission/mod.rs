@@ -36,7 +36,7 @@ use tracing::{Span, field, info, warn};
 
 use crate::engine::isolation::Cost;
 use crate::report::Unjudgeable;
-use crate::telemetry::labels;
+use crate::telemetry::{LogLimiter, labels};
 pub use context::{BodyBudget, Ctx};
 use outcome::VerdictLabel;
 use pool::judge_budget;
@@ -105,7 +105,10 @@ async fn handle(
             match uid.get() {
                 Some(uid) => outcome::unjudged(&ctx, uid, &why),
                 None => {
-                    warn!(reason = %why, "request without a readable review");
+                    static LIMIT: LogLimiter = LogLimiter::new(20);
+                    if let Some(suppressed) = LIMIT.allow() {
+                        warn!(reason = %why, suppressed, "request without a readable review");
+                    }
                     (StatusCode::REQUEST_TIMEOUT, format!("tierguard: {why}\n")).into_response()
                 }
             }
@@ -116,7 +119,10 @@ async fn handle(
 }
 
 fn bad_request(e: BadRequest) -> Response {
-    warn!(status = e.status.as_u16(), error = %e.message, "bad admission request");
+    static LIMIT: LogLimiter = LogLimiter::new(20);
+    if let Some(suppressed) = LIMIT.allow() {
+        warn!(status = e.status.as_u16(), error = %crate::report::clip(&e.message, 512), suppressed, "bad admission request");
+    }
     (e.status, format!("tierguard: {}\n", e.message)).into_response()
 }
 
@@ -269,11 +275,13 @@ async fn serve(
     drop(bytes);
     let _ = uid.set(request.inner.uid.clone());
     let span = Span::current();
-    span.record("uid", request.inner.uid.as_str());
+    span.record("uid", crate::report::clip(&request.inner.uid, 128).as_str());
     span.record("kind", request.kind.name());
     span.record("operation", request.operation_name());
-    span.record("object", request.object_key.as_str());
-    span.record("user", request.user.as_str());
+    // Bounded: a request from anything but the API server may carry a name
+    // or user of megabytes.
+    span.record("object", crate::report::clip(&request.object_key, 300).as_str());
+    span.record("user", crate::report::clip(&request.user, 300).as_str());
     span.record("dry_run", request.dry_run());
     // Shared with the judgement, which may run on the blocking pool.
     let request = Arc::new(request);

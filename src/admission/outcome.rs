@@ -21,7 +21,7 @@ use super::request::Request;
 use crate::engine::tiers::Mode;
 use crate::report::kubectl::{Refusal, cannot_judge, flow_summary};
 use crate::report::{SUMMARY_MAX, Unjudgeable, clip, metric_class};
-use crate::telemetry::labels;
+use crate::telemetry::{LogLimiter, labels};
 
 /// What a review decided.
 #[derive(Debug)]
@@ -103,7 +103,10 @@ pub fn respond(ctx: &Ctx, req: &Request, outcome: Outcome) -> (AdmissionResponse
         Outcome::CannotJudge { why, retriable } => {
             let msg = cannot_judge(req.kind.name(), &req.object_key, &why);
             let reason = why.to_string();
-            warn!(reason = %clip(&reason, SUMMARY_MAX), retriable, "cannot judge");
+            static LIMIT: LogLimiter = LogLimiter::new(50);
+            if let Some(suppressed) = LIMIT.allow() {
+                warn!(reason = %clip(&reason, SUMMARY_MAX), retriable, suppressed, "cannot judge");
+            }
             if audit {
                 let mut r = resp;
                 r.warnings = Some(vec![clip(&msg, SUMMARY_MAX)]);
@@ -126,11 +129,17 @@ pub fn respond(ctx: &Ctx, req: &Request, outcome: Outcome) -> (AdmissionResponse
                     .violations
                     .get_or_create(&labels(&[("from", &from), ("to", &to), ("mode", mode)]))
                     .inc();
-                warn!(flow = %flow_summary(b), wall_namespace = %b.namespace, direction = %b.wall,
-                      dry_run = req.dry_run(), audit, "forbidden flow");
+                static LIMIT: LogLimiter = LogLimiter::new(200);
+                if let Some(suppressed) = LIMIT.allow() {
+                    warn!(flow = %flow_summary(b), wall_namespace = %b.namespace, direction = %b.wall,
+                          dry_run = req.dry_run(), audit, suppressed, "forbidden flow");
+                }
             }
             for line in refusal.lines().iter().take(refusal.problems.len()) {
-                warn!(problem = %line, dry_run = req.dry_run(), audit, "forbidden change");
+                static LIMIT: LogLimiter = LogLimiter::new(100);
+                if let Some(suppressed) = LIMIT.allow() {
+                    warn!(problem = %clip(line, SUMMARY_MAX), dry_run = req.dry_run(), audit, suppressed, "forbidden change");
+                }
             }
             let verdict = if audit {
                 VerdictLabel::Warned
@@ -159,7 +168,10 @@ pub fn respond(ctx: &Ctx, req: &Request, outcome: Outcome) -> (AdmissionResponse
 pub fn unjudged(ctx: &Ctx, uid: &str, why: &Unjudgeable) -> axum::response::Response {
     use axum::response::IntoResponse;
     let reason = why.to_string();
-    warn!(reason = %reason, uid, "cannot judge an unreadable request");
+    static LIMIT: LogLimiter = LogLimiter::new(20);
+    if let Some(suppressed) = LIMIT.allow() {
+        warn!(reason = %clip(&reason, SUMMARY_MAX), uid, suppressed, "cannot judge an unreadable request");
+    }
     let mut resp =
         AdmissionResponse::invalid(format!("tierguard cannot judge this request: {reason}"));
     resp.uid = uid.to_string();
