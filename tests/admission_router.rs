@@ -504,7 +504,9 @@ async fn unexpected_kinds_share_one_metric_label() {
         let r = post(
             c.clone(),
             "/validate",
-            Review::create(("example.com", "v1", kind), "x", obj).ns("frontend").json(),
+            Review::create(("example.com", "v1", kind), "x", obj)
+                .ns("frontend")
+                .json(),
         )
         .await;
         assert_eq!(r["allowed"], false, "an unexpected kind is not judged: {r}");
