@@ -630,8 +630,12 @@ struct Built {
     json: Option<Value>,
     /// Certain to be unreadable or invalid as a NetworkPolicy.
     bad_policy: bool,
-    /// Certain to be unreadable as a Namespace, or nameless.
+    /// Certain to be unreadable as a Namespace, or nameless (a new object
+    /// must name its namespace).
     bad_namespace: bool,
+    /// Certain to be unreadable as a Namespace (an old object needs only to
+    /// be read: its tier label is all that is used).
+    unreadable_namespace: bool,
 }
 
 impl Obj {
@@ -641,11 +645,13 @@ impl Obj {
                 json: None,
                 bad_policy: true,
                 bad_namespace: true,
+                unreadable_namespace: true,
             },
             Obj::Null => Built {
                 json: Some(Value::Null),
                 bad_policy: true,
                 bad_namespace: true,
+                unreadable_namespace: true,
             },
             Obj::NetworkPolicy { meta, spec } => {
                 let (meta, _) = meta.json(request_name);
@@ -698,6 +704,7 @@ impl Obj {
                     json: Some(Value::Object(o)),
                     bad_policy: flaw != Flaw::None,
                     bad_namespace: false,
+                    unreadable_namespace: false,
                 }
             }
             Obj::Namespace {
@@ -715,6 +722,7 @@ impl Obj {
                                       "metadata": meta, "spec": spec})),
                     bad_policy: false,
                     bad_namespace: *spec_not_an_object || !named,
+                    unreadable_namespace: *spec_not_an_object,
                 }
             }
             Obj::Pod { meta, ports } => {
@@ -728,6 +736,7 @@ impl Obj {
                         "spec": {"containers": [{"name": "c", "image": "i", "ports": ports}]}})),
                     bad_policy: false,
                     bad_namespace: false,
+                    unreadable_namespace: false,
                 }
             }
         }
@@ -947,7 +956,7 @@ fn must_refuse(case: &Case) -> Option<&'static str> {
         KindChoice::Namespace if writes && case.object.bad_namespace => {
             Some("an unreadable Namespace")
         }
-        KindChoice::Namespace if case.operation == Update && case.old.bad_namespace => {
+        KindChoice::Namespace if case.operation == Update && case.old.unreadable_namespace => {
             Some("a Namespace UPDATE without a readable old object")
         }
         _ => None,
