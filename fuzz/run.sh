@@ -1,15 +1,24 @@
 #!/usr/bin/env bash
-# Fuzzes tierguard's two untrusted inputs: Kubernetes manifests and the
-# isolation policy. Usage: fuzz/run.sh [SECONDS]   (per target; default 600)
+# Fuzzes tierguard's untrusted inputs: Kubernetes manifests and the
+# isolation policy (text targets), and structure-aware AdmissionReviews
+# through the router and selectors through the engine.
+# Usage: fuzz/run.sh [SECONDS]   (per target; default 600)
+#   TARGETS="admission selectors" fuzz/run.sh   which targets (default: the
+#                                               two text targets, as before)
+#   RUNS=10000000 fuzz/run.sh                   an exact execution count per
+#                                               target instead of a time limit
+#   MAX_LEN=...   longest input (default 8192; 65536 for admission)
 #
 # Needs a nightly toolchain (`rustup toolchain install nightly`). Corpora are
 # seeded from examples/ and policies/ into fuzz/corpus/<target>/ (git-ignored);
 # crashes land in fuzz/artifacts/<target>/ and the logs in fuzz/logs/.
-# Set JOBS=2 to run both targets at the same time (one core each).
+# Set JOBS=2 to run the targets at the same time (one core each).
 set -euo pipefail
 
 SECONDS_PER_TARGET="${1:-600}"
-MAX_LEN="${MAX_LEN:-8192}"
+TARGETS="${TARGETS:-manifests isolation_policy}"
+RUNS="${RUNS:-}"
+MAX_LEN="${MAX_LEN:-}"
 TIMEOUT="${TIMEOUT:-10}" # seconds per input before libFuzzer reports a timeout
 JOBS="${JOBS:-1}"
 
@@ -59,7 +68,12 @@ sed '/^  cluster:/,/serviceCIDRs/d' "$base" >corpus/isolation_policy/seed-no-cid
 sed 's/to: cluster-dns/to: anywhere/; /namespace: kube-system/d; /podLabels:/d' "$base" >corpus/isolation_policy/seed-dns-anywhere.yaml
 sed 's/to: cluster-dns/to: none/; /namespace: kube-system/d; /podLabels:/d' "$base" >corpus/isolation_policy/seed-dns-none.yaml
 
-mkdir -p logs artifacts/manifests artifacts/isolation_policy
+# admission and selectors: structure-aware (arbitrary bytes decoded by the
+# `arbitrary` crate); libFuzzer starts them from an empty corpus.
+mkdir -p corpus/admission corpus/selectors
+
+mkdir -p logs
+for t in $TARGETS; do mkdir -p "artifacts/$t"; done
 # Build once (release, debug assertions, AddressSanitizer: cargo-fuzz's
 # defaults), then run the binaries directly, as `cargo fuzz run` does: an edit
 # to src/ during a run does not trigger rebuilds.
@@ -68,26 +82,38 @@ host="$(rustc +nightly -vV | sed -n 's/^host: //p')"
 bin="target/$host/release"
 
 run() {
-    local target="$1"
-    echo "== $target: ${SECONDS_PER_TARGET}s, log fuzz/logs/$target.log"
+    local target="$1" len="$MAX_LEN" limit dict=()
+    if [ -z "$len" ]; then
+        if [ "$target" = admission ]; then len=65536; else len=8192; fi
+    fi
+    if [ -n "$RUNS" ]; then
+        limit=(-runs="$RUNS")
+        echo "== $target: $RUNS runs, log fuzz/logs/$target.log"
+    else
+        limit=(-max_total_time="$SECONDS_PER_TARGET")
+        echo "== $target: ${SECONDS_PER_TARGET}s, log fuzz/logs/$target.log"
+    fi
+    # The dictionary is YAML text: it helps only the text targets.
+    case "$target" in manifests | isolation_policy) dict=(-dict=tierguard.dict) ;; esac
+    local rc=0
     "$bin/$target" -artifact_prefix="artifacts/$target/" \
-        -max_total_time="$SECONDS_PER_TARGET" -max_len="$MAX_LEN" \
-        -timeout="$TIMEOUT" -dict=tierguard.dict -print_final_stats=1 \
-        "corpus/$target" >"logs/$target.log" 2>&1
-    local rc=$?
+        "${limit[@]}" -max_len="$len" -timeout="$TIMEOUT" \
+        -rss_limit_mb="${RSS_LIMIT_MB:-2048}" "${dict[@]}" -print_final_stats=1 \
+        "corpus/$target" >"logs/$target.log" 2>&1 || rc=$?
     tail -n 20 "logs/$target.log"
     return $rc
 }
 
 status=0
 if [ "$JOBS" -ge 2 ]; then
-    run manifests & p1=$!
-    run isolation_policy & p2=$!
-    wait "$p1" || status=1
-    wait "$p2" || status=1
+    pids=()
+    for t in $TARGETS; do
+        run "$t" &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p" || status=1; done
 else
-    run manifests || status=1
-    run isolation_policy || status=1
+    for t in $TARGETS; do run "$t" || status=1; done
 fi
 ls -l artifacts/*/ 2>/dev/null || true
 exit "$status"

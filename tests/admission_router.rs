@@ -662,6 +662,39 @@ async fn audit_mode_admits_with_warnings_and_annotations() {
     assert!(metrics.contains(r#"verdict="warned""#), "{metrics}");
 }
 
+/// Found by fuzz/fuzz_targets/admission.rs (the metrics grew past 256 KiB):
+/// the `kind` label named an unexpected request's kind as its body spelt
+/// it, so each distinct kind kept a time series for the life of the process.
+#[tokio::test]
+async fn unexpected_kinds_share_one_metric_label() {
+    let c = TestCtx::three_tier().build();
+    for i in 0..50 {
+        let kind = format!("Fuzzed{i}");
+        let kind: &'static str = Box::leak(kind.into_boxed_str());
+        let obj = json!({"apiVersion": "example.com/v1", "kind": kind, "metadata": {"name": "x"}});
+        let r = post(
+            c.clone(),
+            "/validate",
+            Review::create(("example.com", "v1", kind), "x", obj)
+                .ns("frontend")
+                .json(),
+        )
+        .await;
+        assert_eq!(r["allowed"], false, "an unexpected kind is not judged: {r}");
+    }
+    let metrics = c.metrics.render().expect("metrics");
+    assert!(!metrics.contains("Fuzzed"), "{metrics}");
+    let series = metrics
+        .lines()
+        .filter(|l| l.starts_with("tierguard_admission_requests_total{"))
+        .count();
+    assert_eq!(series, 1, "{metrics}");
+    assert!(
+        metrics.contains(r#"tierguard_admission_requests_total{kind="other",operation="Create",verdict="refused",endpoint="validate"} 50"#),
+        "{metrics}"
+    );
+}
+
 // === not synced, pods ===
 
 #[tokio::test]

@@ -311,7 +311,7 @@ async fn serve(
     ctx.metrics
         .requests
         .get_or_create(&labels(&[
-            ("kind", request.kind.name()),
+            ("kind", request.kind.metric_label()),
             ("operation", request.operation_name()),
             ("verdict", verdict.as_str()),
             ("endpoint", endpoint.as_str()),

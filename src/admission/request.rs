@@ -68,6 +68,19 @@ impl Kind {
             Kind::Other { kind, .. } => kind,
         }
     }
+
+    /// The kind as a metric label: one of four values. The group and kind of
+    /// an unexpected request come from its body, so naming them in a label
+    /// would add a time series, kept for the life of the process, per
+    /// distinct body (logs name them instead).
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Kind::Namespace => "Namespace",
+            Kind::NetworkPolicy => "NetworkPolicy",
+            Kind::Pod => "Pod",
+            Kind::Other { .. } => "other",
+        }
+    }
 }
 
 /// The envelope: `apiVersion`, `kind` and the request; anything else
