@@ -9,8 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CLIENTS="${1:-8}"
 ROUNDS="${2:-5}"
-bin=target/release/tierguard
-loadgen=target/release/examples/loadgen
+out="${CARGO_TARGET_DIR:-target}"
+bin="$out/release/tierguard"
+loadgen="$out/release/examples/loadgen"
 [ -x "$bin" ] && [ -x "$loadgen" ] || { echo "build first: cargo build --release --examples --bin tierguard" >&2; exit 2; }
 
 dir="$(mktemp -d)"

@@ -4,6 +4,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc returns freed memory to the system promptly, where glibc's
+/// per-thread arenas kept tens of MiB after a burst of large requests
+/// (docs/limits.md, "Memory").
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // One process-wide TLS provider (ring) for the webhook and the kube client.
     let _ = rustls::crypto::ring::default_provider().install_default();
