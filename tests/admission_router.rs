@@ -1072,26 +1072,10 @@ async fn an_oversized_review_from_the_api_server_is_answered_as_a_review() {
     // AdmissionReview (HTTP 200, allowed: false), not a 413 that a webhook
     // with failurePolicy Ignore would turn into an admission.
     let ctx = TestCtx::three_tier().max_body(64 * 1024).build();
-    let mut review = Review::create(
-        NP,
-        "big",
-        netpol("database", "big", json!({"podSelector": {}})),
-    )
-    .ns("database")
-    .json();
+    let mut review = deny_all_create("database", "big").json();
     review["request"]["object"]["metadata"]["annotations"] =
         json!({"padding": "x".repeat(100_000)});
-    // The API server writes the request's uid first (its Go struct's order).
-    let mut request = review["request"].clone();
-    if let Some(m) = request.as_object_mut() {
-        m.remove("uid");
-    }
-    let rest = serde_json::to_string(&request).expect("json");
-    let body = format!(
-        r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"{UID}",{}}}"#,
-        &rest[1..]
-    )
-    .into_bytes();
+    let body = api_server_bytes(&review);
     let (status, bytes) = call(ctx.clone(), "/validate", body.clone()).await;
     assert_eq!(
         status,
@@ -1144,13 +1128,7 @@ async fn a_stale_index_refuses_in_enforce_and_fails_readiness() {
     let r = post(
         ctx.clone(),
         "/validate",
-        Review::create(
-            NP,
-            "fine",
-            netpol("database", "fine", json!({"podSelector": {}})),
-        )
-        .ns("database")
-        .json(),
+        deny_all_create("database", "fine").json(),
     )
     .await;
     let msg = refused_without_judgement(&r);
@@ -1179,18 +1157,7 @@ async fn a_stale_index_refuses_in_enforce_and_fails_readiness() {
         .write()
         .expect("index")
         .watch_ok(Watched::NetworkPolicy);
-    let r = post(
-        ctx,
-        "/validate",
-        Review::create(
-            NP,
-            "fine",
-            netpol("database", "fine", json!({"podSelector": {}})),
-        )
-        .ns("database")
-        .json(),
-    )
-    .await;
+    let r = post(ctx, "/validate", deny_all_create("database", "fine").json()).await;
     assert_eq!(r["allowed"], true, "{r}");
 }
 
@@ -1211,11 +1178,7 @@ async fn unreadable_stored_policies_make_their_namespace_unjudgeable() {
             .apply_policy(&huge)
             .is_err()
     );
-    let create = |ns: &str, name: &str| {
-        Review::create(NP, name, netpol(ns, name, json!({"podSelector": {}})))
-            .ns(ns)
-            .json()
-    };
+    let create = |ns: &str, name: &str| deny_all_create(ns, name).json();
     let r = post(ctx.clone(), "/validate", create("database", "fine")).await;
     let msg = refused_without_judgement(&r);
     assert!(

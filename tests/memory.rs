@@ -67,13 +67,7 @@ const MIB: usize = 1024 * 1024;
 
 /// A review of a NetworkPolicy CREATE with `junk` put at `place`.
 fn review_with(place: &str, junk: Value) -> Vec<u8> {
-    let mut r = common::Review::create(
-        common::NP,
-        "p",
-        common::netpol("database", "p", json!({"podSelector": {}})),
-    )
-    .ns("database")
-    .json();
+    let mut r = common::deny_all_create("database", "p").json();
     match place {
         "options" => r["request"]["options"] = junk,
         "unknown request field" => r["request"]["extra"] = junk,
@@ -139,25 +133,10 @@ async fn a_body_over_the_inflight_budget_waits_and_meets_its_deadline_as_a_revie
     let mut hold = None;
     ctx.bodies.take(ctx.bodies.kib(), &mut hold).await;
     assert_eq!(ctx.bodies.available_kib(), 0);
-    let mut r = common::Review::create(
-        common::NP,
-        "p",
-        common::netpol("database", "p", json!({"podSelector": {}})),
-    )
-    .ns("database")
-    .json();
+    let mut r = common::deny_all_create("database", "p").json();
     r["request"]["object"]["metadata"]["annotations"] = json!({"a": "x".repeat(100_000)});
-    // The API server's field order: the uid first.
     let uid = r["request"]["uid"].as_str().expect("uid").to_string();
-    let mut request = r["request"].clone();
-    if let Some(m) = request.as_object_mut() {
-        m.remove("uid");
-    }
-    let rest = serde_json::to_string(&request).expect("json");
-    let body = format!(
-        r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"{uid}",{}}}"#,
-        &rest[1..]
-    );
+    let body = String::from_utf8(common::api_server_bytes(&r)).expect("utf-8");
     let send = |ctx, body: String| async move {
         let resp = tierguard::admission::router(ctx, false)
             .oneshot(

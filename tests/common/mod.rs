@@ -310,3 +310,25 @@ pub fn tempdir(tag: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).expect("tempdir");
     dir
 }
+
+/// `review` as the API server writes it: `request.uid` first (its Go
+/// struct's field order), which is what lets tierguard answer a body it
+/// cannot finish reading as an AdmissionReview.
+pub fn api_server_bytes(review: &Value) -> Vec<u8> {
+    let uid = review["request"]["uid"].as_str().unwrap_or(UID).to_string();
+    let mut request = review["request"].clone();
+    if let Some(m) = request.as_object_mut() {
+        m.remove("uid");
+    }
+    let rest = serde_json::to_string(&request).expect("json");
+    format!(
+        r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"{uid}",{}}}"#,
+        &rest[1..]
+    )
+    .into_bytes()
+}
+
+/// A CREATE of NetworkPolicy `ns/name` that selects every pod and allows nothing.
+pub fn deny_all_create(ns: &str, name: &str) -> Review {
+    Review::create(NP, name, netpol(ns, name, json!({"podSelector": {}}))).ns(ns)
+}
