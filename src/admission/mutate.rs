@@ -74,6 +74,16 @@ pub fn admitted_tier(
         .map(|t| t.name.clone())
 }
 
+/// The tier a namespace's stamp (`tierguard.io/admitted-tier`) names, if any.
+pub fn stamp_of(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Option<String> {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(ADMITTED_TIER_ANNOTATION))
+        .cloned()
+}
+
 /// The JSON patch that adds `name=<name>`, or `None` when the label is there.
 pub fn name_label_patch(labels: Option<&BTreeMap<String, String>>, name: &str) -> Option<Patch> {
     let op = match labels {

@@ -41,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, instrument, warn};
 
 use crate::admission::mutate::admitted_tier;
-use crate::engine::state::{ADMITTED_TIER_ANNOTATION, NAME_LABEL};
+use crate::engine::state::NAME_LABEL;
 use crate::engine::tiers::IsolationPolicy;
 use crate::model::baseline::baseline_policies;
 use crate::model::baseline::{MANAGED_BY_LABEL, MANAGED_BY_VALUE, is_managed};
@@ -212,12 +212,7 @@ impl Findings {
             Some(v) if *v == name => None,
             other => Some(other.cloned()),
         };
-        let stamp = ns
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(ADMITTED_TIER_ANNOTATION))
-            .cloned();
+        let stamp = crate::admission::mutate::stamp_of(&ns.metadata);
         // Only a join counts: a namespace in no label-made tier that still
         // carries a stamp has left its tier (or its tier is gone), which
         // opens nothing to it.

@@ -7,6 +7,7 @@
 mod leader;
 
 use super::*;
+use crate::engine::state::ADMITTED_TIER_ANNOTATION;
 use http::{Method, Request, Response};
 use kube::client::Body;
 use std::collections::BTreeMap;

@@ -14,7 +14,7 @@ use crate::admission::mutate::admitted_tier;
 use crate::admission::outcome::Outcome;
 use crate::admission::request::Request;
 use crate::engine::isolation::{NamespaceProblem, check_namespace_change};
-use crate::engine::state::{ADMITTED_TIER_ANNOTATION, NAME_LABEL, State};
+use crate::engine::state::{NAME_LABEL, State};
 use crate::report::kubectl::Refusal;
 use crate::report::{Problem, Unjudgeable};
 
@@ -48,12 +48,7 @@ pub fn review(ctx: &Ctx, state: &State, req: &Request) -> Outcome {
     }
     // Mutation ran first and made the stamp equal the label-made tier; a
     // stamp that disagrees was set past it.
-    let stamp = obj
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(ADMITTED_TIER_ANNOTATION))
-        .cloned();
+    let stamp = crate::admission::mutate::stamp_of(&obj.metadata);
     let tier = admitted_tier(iso, &ns.name, obj.metadata.labels.as_ref());
     if stamp != tier {
         problems.push(Problem::AdmittedTier {
