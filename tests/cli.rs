@@ -364,3 +364,40 @@ fn the_deployed_isolation_policy_is_the_repository_one() {
         "copy policies/three-tier.yaml to deploy/base/isolation-policy.yaml"
     );
 }
+
+#[test]
+fn query_exit_code_says_denied() {
+    let q = |to: &str, port: &str, extra: &[&str]| {
+        let mut a = vec![
+            "query",
+            "-f",
+            "examples/three-tier",
+            "--from",
+            "frontend/frontend-app",
+            "--to",
+            to,
+            "--port",
+            port,
+        ];
+        a.extend_from_slice(extra);
+        tierguard(&a).status.code()
+    };
+    assert_eq!(
+        q("database/database-app", "tcp/5432", &["--exit-code"]),
+        Some(1)
+    );
+    assert_eq!(
+        q("backend/backend-app", "tcp/80", &["--exit-code"]),
+        Some(0)
+    );
+    assert_eq!(
+        q(
+            "database/database-app",
+            "tcp/5432",
+            &["--exit-code", "-o", "json"]
+        ),
+        Some(1)
+    );
+    assert_eq!(q("database/database-app", "tcp/5432", &[]), Some(0));
+    assert_eq!(q("database/nope", "tcp/5432", &["--exit-code"]), Some(2));
+}

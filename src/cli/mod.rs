@@ -2,14 +2,15 @@
 //!
 //! ```text
 //!  tierguard check    -f PATH... [--policy FILE] [--base PATH...] [-o text|json]
-//!  tierguard query    -f PATH... --from SRC --to DST --port PROTO/PORT [-o text|json]
+//!  tierguard query    -f PATH... --from SRC --to DST --port PROTO/PORT [-o text|json] [--exit-code]
 //!  tierguard baseline [--policy FILE] NAMESPACE...
 //!  tierguard serve    --tls-cert FILE --tls-key FILE [--policy FILE] [--mode enforce|audit] ...
 //!  tierguard certs    [--out DIR] [--host NAME...] ...
 //! ```
 //!
-//! Exit codes: 0 success (for `check`: clean), 1 `check` found violations,
-//! 2 errors (bad input, unreadable files).
+//! Exit codes: 0 success (for `check`: clean), 1 `check` found violations
+//! (or, with `--exit-code`, `query`'s connection is denied), 2 errors (bad
+//! input, unreadable files).
 
 mod baseline;
 mod certs;

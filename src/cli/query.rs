@@ -31,6 +31,10 @@ pub struct QueryArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
     pub output: Output,
+    /// Exit 1 when the connection is denied (as `check` exits 1 on
+    /// violations); without it, exit 0 whenever the connection was evaluated.
+    #[arg(long)]
+    pub exit_code: bool,
 }
 
 #[derive(Serialize)]
@@ -69,7 +73,8 @@ pub fn parse_port(s: &str) -> Result<(Protocol, u16)> {
     Ok((proto, port))
 }
 
-/// Runs `query`: exit 0 whenever the connection was evaluated.
+/// Runs `query`: exit 0 whenever the connection was evaluated; with
+/// `--exit-code`, 0 allowed and 1 denied. Errors exit 2 (in `main`).
 pub fn run(args: QueryArgs) -> Result<ExitCode> {
     let (proto, port) = parse_port(&args.port)?;
     let world = World::load(&args.files)?;
@@ -89,7 +94,11 @@ pub fn run(args: QueryArgs) -> Result<ExitCode> {
         }
         Output::Text => print!("{}", render_text(&src, &dst, &port_s, &verdict)),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if args.exit_code && !verdict.allowed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn side_text(what: &str, s: &SideVerdict) -> String {
