@@ -401,3 +401,50 @@ fn query_exit_code_says_denied() {
     assert_eq!(q("database/database-app", "tcp/5432", &[]), Some(0));
     assert_eq!(q("database/nope", "tcp/5432", &["--exit-code"]), Some(2));
 }
+
+fn query(from: &str, to: &str, port: &str, extra: &[&str]) -> Output {
+    let mut a = vec![
+        "query",
+        "-f",
+        "tests/query-world",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--port",
+        port,
+    ];
+    a.extend_from_slice(extra);
+    tierguard(&a)
+}
+
+#[test]
+fn query_port_can_be_a_named_container_port() {
+    let o = query("app/client", "app/server", "TCP/http", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    golden("query-named-port.txt", &stdout(&o));
+    let o = query("app/client", "app/server", "tcp/8080", &[]);
+    assert!(stdout(&o).contains(": ALLOWED"), "{}", stdout(&o));
+    // The name resolves with its protocol.
+    let o = query("app/client", "app/server", "udp/http", &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(r#"--port "udp/http": app/server has no UDP container port named "http" (its named ports: TCP/http, UDP/dns)"#),
+        "{}",
+        stderr(&o)
+    );
+    let o = query("app/server", "203.0.113.9", "tcp/http", &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(r#"the named port "http" can only be resolved on a destination pod"#),
+        "{}",
+        stderr(&o)
+    );
+    let o = query("app/client", "app/server", "tcp/Not_A_Name", &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("a container port name"),
+        "{}",
+        stderr(&o)
+    );
+}
