@@ -448,3 +448,13 @@ fn query_port_can_be_a_named_container_port() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_stray_json_file_in_a_directory_is_skipped_with_a_warning() {
+    let o = query("app/client", "app/server", "tcp/8080", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "warning: tests/query-world/package.json (document 1): skipped: not a Kubernetes object (no apiVersion or kind)\n"
+    );
+}

@@ -56,6 +56,9 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
             .collect();
         (flows, nss)
     };
+    for w in &head.warnings {
+        eprintln!("warning: {w}");
+    }
     if args.verbose {
         for s in &head.skipped {
             eprintln!("skipped: {s}");

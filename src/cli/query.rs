@@ -133,6 +133,9 @@ fn resolve_port(proto: Protocol, arg: &PortArg, dst: &Endpoint<'_>, raw: &str) -
 pub fn run(args: QueryArgs) -> Result<ExitCode> {
     let (proto, port_arg) = parse_port(&args.port)?;
     let world = World::load(&args.files)?;
+    for w in &world.warnings {
+        eprintln!("warning: {w}");
+    }
     let src = endpoint(&world, &args.from, "from")?;
     let dst = endpoint(&world, &args.to, "to")?;
     let port = resolve_port(proto, &port_arg, &dst, &args.port)?;

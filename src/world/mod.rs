@@ -7,6 +7,7 @@
 //!  Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob ─► pods
 //!  Service ────────────────► services (kept for later use)
 //!  anything else ──────────► skipped (counted; `-v` lists them)
+//!  no apiVersion, no kind ─► skipped with a warning (not a Kubernetes object)
 //! ```
 //!
 //! A namespace an object lives in but that no manifest declares exists with
@@ -57,6 +58,10 @@ pub struct World {
     pub skipped: Vec<String>,
     /// Namespaces the manifests declare (not merely reference).
     pub declared: Vec<String>,
+    /// Documents skipped because they are not Kubernetes objects (neither
+    /// `apiVersion` nor `kind`: a `package.json` in a `-f DIR`), naming the
+    /// file; the commands print them to stderr.
+    pub warnings: Vec<String>,
 }
 
 /// An error in the manifests, naming the file, the object and the field.
@@ -167,6 +172,13 @@ impl Loader {
         match parse_documents(text, origin) {
             Ok(docs) => {
                 for d in docs {
+                    if !looks_like_object(&d.value) {
+                        self.world.warnings.push(format!(
+                            "{origin}{}: skipped: not a Kubernetes object (no apiVersion or kind)",
+                            d.where_
+                        ));
+                        continue;
+                    }
                     self.value(d.value, origin, &d.where_);
                 }
             }
@@ -486,6 +498,17 @@ fn pod_ips(p: &corev1::Pod) -> Vec<IpAddr> {
         ips.push(ip);
     }
     ips
+}
+
+/// A document with `apiVersion` or `kind` is meant as a Kubernetes object
+/// (and errors when invalid); a mapping with neither is some other file
+/// (`{"foo": 1}`, a `package.json`). A document that is not a mapping stays
+/// an error.
+fn looks_like_object(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m.contains_key("apiVersion") || m.contains_key("kind"),
+        _ => true,
+    }
 }
 
 fn kind_of(v: &Value) -> &'static str {
