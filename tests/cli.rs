@@ -458,3 +458,39 @@ fn a_stray_json_file_in_a_directory_is_skipped_with_a_warning() {
         "warning: tests/query-world/package.json (document 1): skipped: not a Kubernetes object (no apiVersion or kind)\n"
     );
 }
+
+#[test]
+fn check_finds_its_policy_like_kubectl_finds_its_config_or_says_where_it_looked() {
+    let dir = std::env::temp_dir().join(format!("tierguard-policy-{}", std::process::id()));
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).expect("mkdir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifests = root.join("examples/three-tier");
+    let run = |cwd: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_tierguard"))
+            .args(["check", "-f"])
+            .arg(&manifests)
+            .current_dir(cwd)
+            .env_remove("TIERGUARD_POLICY")
+            .env_remove("XDG_CONFIG_HOME")
+            .env("HOME", &home)
+            .output()
+            .expect("runs")
+    };
+    let o = run(&dir);
+    assert_eq!(o.status.code(), Some(2));
+    let want = format!(
+        "error: no isolation policy: --policy not given, TIERGUARD_POLICY not set, and none of tierguard.yaml, policies/three-tier.yaml, {} exists (pass --policy FILE)\n",
+        home.join(".config/tierguard/policy.yaml").display()
+    );
+    assert_eq!(stderr(&o), want);
+    let policy = std::fs::read(root.join("policies/three-tier.yaml")).expect("policy");
+    std::fs::create_dir_all(home.join(".config/tierguard")).expect("mkdir");
+    std::fs::write(home.join(".config/tierguard/policy.yaml"), &policy).expect("write");
+    let o = run(&dir);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    std::fs::write(dir.join("tierguard.yaml"), "not: a policy\n").expect("write");
+    let o = run(&dir);
+    assert_eq!(o.status.code(), Some(2), "./tierguard.yaml comes first");
+    std::fs::remove_dir_all(&dir).ok();
+}
