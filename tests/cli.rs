@@ -494,3 +494,70 @@ fn check_finds_its_policy_like_kubectl_finds_its_config_or_says_where_it_looked(
     assert_eq!(o.status.code(), Some(2), "./tierguard.yaml comes first");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn query_follows_the_exceptions_of_the_networkpolicy_reference() {
+    // (from, to, port, golden): each DENIED by policies before, each an exception.
+    let cases = [
+        (
+            "app/server",
+            "app/server",
+            "tcp/9999",
+            "query-pod-to-itself.txt",
+        ),
+        (
+            "192.168.1.10",
+            "app/server",
+            "tcp/9999",
+            "query-from-local-node.txt",
+        ),
+        (
+            "app/server",
+            "192.168.1.10",
+            "tcp/9999",
+            "query-to-local-node.txt",
+        ),
+        (
+            "10.244.2.7",
+            "app/server",
+            "tcp/http",
+            "query-ip-of-a-pod.txt",
+        ),
+    ];
+    for (from, to, port, name) in cases {
+        let o = query(from, to, port, &["--exit-code"]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{from} -> {to}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        golden(name, &stdout(&o));
+    }
+    // Another node is not the pod's own: judged by ipBlocks, and denied here.
+    for from in ["192.168.1.11", "192.168.1.12"] {
+        let o = query(from, "app/server", "tcp/9999", &["--exit-code"]);
+        assert_eq!(o.status.code(), Some(1), "{from}: {}", stdout(&o));
+        assert!(
+            stdout(&o).contains("the source is a node (no policy applies)"),
+            "{}",
+            stdout(&o)
+        );
+    }
+    // Two pods of one workload are two pods: no exception.
+    let o = query(
+        "app/server-fleet",
+        "app/server-fleet",
+        "tcp/9999",
+        &["--exit-code"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let o = query("10.244.2.7", "app/server", "tcp/http", &["-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["from"], "app/client");
+    assert_eq!(
+        v["notes"][0],
+        "--from 10.244.2.7 is the IP of pod app/client: judged as that pod"
+    );
+}

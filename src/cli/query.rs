@@ -51,16 +51,97 @@ struct JsonVerdict<'a> {
     verdict: &'a Verdict,
 }
 
-fn endpoint<'w>(world: &'w World, s: &str, flag: &str) -> Result<Endpoint<'w>> {
+/// Resolves `--from`/`--to`: `namespace/name`, or an IP — a known Pod's IP
+/// is that pod, a node's IP (a Pod's `status.hostIP`, a Node's address) is
+/// that node, anything else a host outside the cluster. Returns the endpoint,
+/// the node IP when it is one, and a note saying how an IP was read.
+fn endpoint<'w>(
+    world: &'w World,
+    s: &str,
+    flag: &str,
+) -> Result<(Endpoint<'w>, Option<IpAddr>, Option<String>)> {
     if let Ok(ip) = s.parse::<IpAddr>() {
-        return Ok(Endpoint::External(ip));
+        if let Some(node) = node_of(world, ip) {
+            return Ok((
+                Endpoint::External(ip),
+                Some(ip),
+                Some(format!(
+                    "--{flag} {ip} is {node}: neither a pod nor outside the cluster; no NetworkPolicy applies to the node itself, and pods' ipBlocks match its IP"
+                )),
+            ));
+        }
+        if let Some(p) = world
+            .pods
+            .iter()
+            .find(|p| p.workload.is_none() && p.ips.contains(&ip))
+        {
+            return Ok((
+                Endpoint::Pod(p),
+                None,
+                Some(format!(
+                    "--{flag} {ip} is the IP of pod {}/{}: judged as that pod",
+                    p.namespace, p.name
+                )),
+            ));
+        }
+        return Ok((Endpoint::External(ip), None, None));
     }
     let (ns, name) = s
         .split_once('/')
         .ok_or_else(|| anyhow!("--{flag} {s:?}: expected namespace/name or an IP address"))?;
-    world.find_pod(ns, name).map(Endpoint::Pod).ok_or_else(|| {
-        anyhow!("--{flag} {s:?}: no Pod or workload (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) named {name} in namespace {ns} in the manifests")
-    })
+    world
+        .find_pod(ns, name)
+        .map(|p| (Endpoint::Pod(p), None, None))
+        .ok_or_else(|| {
+            anyhow!("--{flag} {s:?}: no Pod or workload (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) named {name} in namespace {ns} in the manifests")
+        })
+}
+
+/// `the node of pod ns/name` or `node NAME` when `ip` is a node's IP.
+fn node_of(world: &World, ip: IpAddr) -> Option<String> {
+    if let Some((name, _)) = world.nodes.iter().find(|(_, ips)| ips.contains(&ip)) {
+        return Some(format!("node {name}"));
+    }
+    world
+        .host_ips
+        .iter()
+        .find(|(_, ips)| ips.contains(&ip))
+        .map(|(pod, _)| format!("the node of pod {pod}"))
+}
+
+/// The exceptions the NetworkPolicy reference makes, which no policy can
+/// change: a pod always reaches itself ("a pod cannot block access to
+/// itself"), and traffic between a pod and the node it runs on is always
+/// allowed ("traffic to and from the node where a Pod is running is always
+/// allowed"; ingress "if the traffic source is the pod's local node").
+fn exception(
+    world: &World,
+    (src, src_s): (&Endpoint<'_>, &str),
+    src_node: Option<IpAddr>,
+    (dst, dst_s): (&Endpoint<'_>, &str),
+    dst_node: Option<IpAddr>,
+) -> Option<String> {
+    let local = |p: &crate::engine::state::Pod, ip: IpAddr| {
+        p.workload.is_none()
+            && world
+                .host_ips
+                .get(&format!("{}/{}", p.namespace, p.name))
+                .is_some_and(|ips| ips.contains(&ip))
+    };
+    match (src, dst) {
+        (Endpoint::Pod(a), Endpoint::Pod(b)) if a.workload.is_none() && std::ptr::eq(*a, *b) => {
+            Some(format!(
+                "{src_s} reaches itself: a pod cannot block access to itself (loopback follows no NetworkPolicy), whatever the policies below say"
+            ))
+        }
+        (Endpoint::Pod(p), _) if dst_node.is_some_and(|ip| local(p, ip)) => Some(format!(
+            "{dst_s} is the node {src_s} runs on: traffic to and from a pod's own node is always allowed, whatever the policies below say"
+        )),
+        (_, Endpoint::Pod(p)) if src_node.is_some_and(|ip| local(p, ip)) => Some(format!(
+            "{src_s} is the node {dst_s} runs on: traffic from a pod's local node is always allowed, whatever the policies below say"
+        )),
+        _ => None,
+    }
 }
 
 /// A `--port` value: a number, or a container port's name to resolve on
@@ -136,29 +217,48 @@ pub fn run(args: QueryArgs) -> Result<ExitCode> {
     for w in &world.warnings {
         eprintln!("warning: {w}");
     }
-    let src = endpoint(&world, &args.from, "from")?;
-    let dst = endpoint(&world, &args.to, "to")?;
+    let (src, src_node, src_note) = endpoint(&world, &args.from, "from")?;
+    let (dst, dst_node, dst_note) = endpoint(&world, &args.to, "to")?;
     let port = resolve_port(proto, &port_arg, &dst, &args.port)?;
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = src_note.into_iter().chain(dst_note).collect();
     if let PortArg::Name(name) = &port_arg {
         notes.push(format!(
             "the named port {proto}/{name} of {dst} is {proto}/{port}"
         ));
     }
-    let verdict = evaluate(&world.state, &src, &dst, proto, port);
+    let show = |e: &Endpoint<'_>, node: Option<IpAddr>| match node {
+        Some(ip) => format!("{ip} (node)"),
+        None => e.to_string(),
+    };
+    let (src_s, dst_s) = (show(&src, src_node), show(&dst, dst_node));
+    let mut verdict = evaluate(&world.state, &src, &dst, proto, port);
+    if let Some(e) = exception(&world, (&src, &src_s), src_node, (&dst, &dst_s), dst_node) {
+        notes.push(e);
+        verdict.allowed = true;
+    }
     let port_s = format!("{proto}/{port}");
     match args.output {
         Output::Json => {
             let j = JsonVerdict {
-                from: src.to_string(),
-                to: dst.to_string(),
+                from: src_s.clone(),
+                to: dst_s.clone(),
                 port: port_s,
                 notes: &notes,
                 verdict: &verdict,
             };
             println!("{}", serde_json::to_string_pretty(&j)?);
         }
-        Output::Text => print!("{}", render_text(&src, &dst, &port_s, &notes, &verdict)),
+        Output::Text => print!(
+            "{}",
+            render_text(
+                &src_s,
+                &dst_s,
+                &port_s,
+                &notes,
+                &verdict,
+                (src_node.is_some(), dst_node.is_some())
+            )
+        ),
     }
     Ok(if args.exit_code && !verdict.allowed {
         ExitCode::from(1)
@@ -186,11 +286,12 @@ fn side_text(what: &str, s: &SideVerdict) -> String {
 }
 
 fn render_text(
-    src: &Endpoint<'_>,
-    dst: &Endpoint<'_>,
+    src: &str,
+    dst: &str,
     port: &str,
     notes: &[String],
     v: &Verdict,
+    (src_is_node, dst_is_node): (bool, bool),
 ) -> String {
     let mut out = format!(
         "{src} -> {dst} on {port}: {}\n",
@@ -201,10 +302,14 @@ fn render_text(
     }
     match &v.egress {
         Some(s) => out.push_str(&side_text(&format!("egress of {src}"), s)),
+        None if src_is_node => out.push_str("  egress: the source is a node (no policy applies)\n"),
         None => out.push_str("  egress: the source is outside the cluster (no policy applies)\n"),
     }
     match &v.ingress {
         Some(s) => out.push_str(&side_text(&format!("ingress of {dst}"), s)),
+        None if dst_is_node => {
+            out.push_str("  ingress: the destination is a node (no policy applies)\n")
+        }
         None => {
             out.push_str("  ingress: the destination is outside the cluster (no policy applies)\n")
         }
