@@ -316,3 +316,38 @@ fn render_text(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WORLD: &str = include_str!("../../tests/query-world/world.yaml");
+
+    /// (from, to, the exception that applies, if any)
+    const EXCEPTIONS: &[(&str, &str, Option<&str>)] = &[
+        ("app/server", "app/server", Some("reaches itself")),
+        ("app/server-fleet", "app/server-fleet", None),
+        ("app/client", "app/server", None),
+        ("192.168.1.10", "app/server", Some("local node")),
+        ("app/server", "192.168.1.10", Some("own node")),
+        ("192.168.1.11", "app/server", None),
+        ("192.168.1.12", "app/server", None),
+        ("10.244.1.5", "app/server", Some("reaches itself")),
+        ("203.0.113.9", "app/server", None),
+    ];
+
+    #[test]
+    fn exceptions_table() {
+        let world = World::from_text(WORLD, "world.yaml").expect("loads");
+        for (from, to, want) in EXCEPTIONS {
+            let (s, sn, _) = endpoint(&world, from, "from").expect("from");
+            let (d, dn, _) = endpoint(&world, to, "to").expect("to");
+            let got = exception(&world, (&s, from), sn, (&d, to), dn);
+            match (want, &got) {
+                (None, None) => {}
+                (Some(w), Some(g)) if g.contains(w) => {}
+                _ => panic!("{from} -> {to}: want {want:?}, got {got:?}"),
+            }
+        }
+    }
+}
