@@ -19,10 +19,11 @@ pub struct QueryArgs {
     /// Manifests: files, directories (recursive) or - for stdin. Repeatable.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<PathBuf>,
-    /// Source: namespace/name (a Pod, else a workload) or an IP outside the cluster.
+    /// Source: namespace/name (a Pod, else a workload) or an IP (a known pod's is
+    /// that pod, a node's that node, else a host outside the cluster).
     #[arg(long)]
     pub from: String,
-    /// Destination: namespace/name (a Pod, else a workload) or an IP outside the cluster.
+    /// Destination: namespace/name (a Pod, else a workload) or an IP (as for --from).
     #[arg(long)]
     pub to: String,
     /// PROTO/PORT, e.g. tcp/5432 or tcp/http (PROTO: tcp, udp, sctp; a named
