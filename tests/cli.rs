@@ -364,3 +364,200 @@ fn the_deployed_isolation_policy_is_the_repository_one() {
         "copy policies/three-tier.yaml to deploy/base/isolation-policy.yaml"
     );
 }
+
+#[test]
+fn query_exit_code_says_denied() {
+    let q = |to: &str, port: &str, extra: &[&str]| {
+        let mut a = vec![
+            "query",
+            "-f",
+            "examples/three-tier",
+            "--from",
+            "frontend/frontend-app",
+            "--to",
+            to,
+            "--port",
+            port,
+        ];
+        a.extend_from_slice(extra);
+        tierguard(&a).status.code()
+    };
+    assert_eq!(
+        q("database/database-app", "tcp/5432", &["--exit-code"]),
+        Some(1)
+    );
+    assert_eq!(
+        q("backend/backend-app", "tcp/80", &["--exit-code"]),
+        Some(0)
+    );
+    assert_eq!(
+        q(
+            "database/database-app",
+            "tcp/5432",
+            &["--exit-code", "-o", "json"]
+        ),
+        Some(1)
+    );
+    assert_eq!(q("database/database-app", "tcp/5432", &[]), Some(0));
+    assert_eq!(q("database/nope", "tcp/5432", &["--exit-code"]), Some(2));
+}
+
+fn query(from: &str, to: &str, port: &str, extra: &[&str]) -> Output {
+    let mut a = vec![
+        "query",
+        "-f",
+        "tests/query-world",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--port",
+        port,
+    ];
+    a.extend_from_slice(extra);
+    tierguard(&a)
+}
+
+#[test]
+fn query_port_can_be_a_named_container_port() {
+    let o = query("app/client", "app/server", "TCP/http", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    golden("query-named-port.txt", &stdout(&o));
+    let o = query("app/client", "app/server", "tcp/8080", &[]);
+    assert!(stdout(&o).contains(": ALLOWED"), "{}", stdout(&o));
+    // The name resolves with its protocol.
+    let o = query("app/client", "app/server", "udp/http", &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(r#"--port "udp/http": app/server has no UDP container port named "http" (its named ports: TCP/http, UDP/dns)"#),
+        "{}",
+        stderr(&o)
+    );
+    let o = query("app/server", "203.0.113.9", "tcp/http", &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(r#"the named port "http" can only be resolved on a destination pod"#),
+        "{}",
+        stderr(&o)
+    );
+    let o = query("app/client", "app/server", "tcp/Not_A_Name", &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("a container port name"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_stray_json_file_in_a_directory_is_skipped_with_a_warning() {
+    let o = query("app/client", "app/server", "tcp/8080", &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "warning: tests/query-world/package.json (document 1): skipped: not a Kubernetes object (no apiVersion or kind)\n"
+    );
+}
+
+#[test]
+fn check_finds_its_policy_like_kubectl_finds_its_config_or_says_where_it_looked() {
+    let dir = std::env::temp_dir().join(format!("tierguard-policy-{}", std::process::id()));
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).expect("mkdir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifests = root.join("examples/three-tier");
+    let run = |cwd: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_tierguard"))
+            .args(["check", "-f"])
+            .arg(&manifests)
+            .current_dir(cwd)
+            .env_remove("TIERGUARD_POLICY")
+            .env_remove("XDG_CONFIG_HOME")
+            .env("HOME", &home)
+            .output()
+            .expect("runs")
+    };
+    let o = run(&dir);
+    assert_eq!(o.status.code(), Some(2));
+    let want = format!(
+        "error: no isolation policy: --policy not given, TIERGUARD_POLICY not set, and none of tierguard.yaml, policies/three-tier.yaml, {} exists (pass --policy FILE)\n",
+        home.join(".config/tierguard/policy.yaml").display()
+    );
+    assert_eq!(stderr(&o), want);
+    let policy = std::fs::read(root.join("policies/three-tier.yaml")).expect("policy");
+    std::fs::create_dir_all(home.join(".config/tierguard")).expect("mkdir");
+    std::fs::write(home.join(".config/tierguard/policy.yaml"), &policy).expect("write");
+    let o = run(&dir);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    std::fs::write(dir.join("tierguard.yaml"), "not: a policy\n").expect("write");
+    let o = run(&dir);
+    assert_eq!(o.status.code(), Some(2), "./tierguard.yaml comes first");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn query_follows_the_exceptions_of_the_networkpolicy_reference() {
+    // (from, to, port, golden): each DENIED by policies before, each an exception.
+    let cases = [
+        (
+            "app/server",
+            "app/server",
+            "tcp/9999",
+            "query-pod-to-itself.txt",
+        ),
+        (
+            "192.168.1.10",
+            "app/server",
+            "tcp/9999",
+            "query-from-local-node.txt",
+        ),
+        (
+            "app/server",
+            "192.168.1.10",
+            "tcp/9999",
+            "query-to-local-node.txt",
+        ),
+        (
+            "10.244.2.7",
+            "app/server",
+            "tcp/http",
+            "query-ip-of-a-pod.txt",
+        ),
+    ];
+    for (from, to, port, name) in cases {
+        let o = query(from, to, port, &["--exit-code"]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{from} -> {to}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        golden(name, &stdout(&o));
+    }
+    // Another node is not the pod's own: judged by ipBlocks, and denied here.
+    for from in ["192.168.1.11", "192.168.1.12"] {
+        let o = query(from, "app/server", "tcp/9999", &["--exit-code"]);
+        assert_eq!(o.status.code(), Some(1), "{from}: {}", stdout(&o));
+        assert!(
+            stdout(&o).contains("the source is a node (no policy applies)"),
+            "{}",
+            stdout(&o)
+        );
+    }
+    // Two pods of one workload are two pods: no exception.
+    let o = query(
+        "app/server-fleet",
+        "app/server-fleet",
+        "tcp/9999",
+        &["--exit-code"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let o = query("10.244.2.7", "app/server", "tcp/http", &["-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["from"], "app/client");
+    assert_eq!(
+        v["notes"][0],
+        "--from 10.244.2.7 is the IP of pod app/client: judged as that pod"
+    );
+}

@@ -222,6 +222,32 @@ fn documents_without_kind_or_object_shape_are_errors() {
 }
 
 #[test]
+fn mappings_that_are_not_kubernetes_objects_are_skipped_with_a_warning() {
+    let text = "{\"name\": \"my-app\", \"version\": \"1.0.0\"}\n";
+    let w =
+        World::from_text(text, "dir/package.json").expect("a package.json does not abort the load");
+    assert_eq!(
+        w.warnings,
+        ["dir/package.json (document 1): skipped: not a Kubernetes object (no apiVersion or kind)"]
+    );
+    let text = "foo: 1\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: ok}\n";
+    let w = World::from_text(text, "m.yaml").expect("loads");
+    assert_eq!(w.warnings.len(), 1, "{:?}", w.warnings);
+    assert!(
+        w.warnings[0].starts_with("m.yaml (document 1, line 1): skipped"),
+        "{:?}",
+        w.warnings
+    );
+    assert!(w.state.namespace("ok").is_some());
+    // Something meant as an object but invalid still errors, naming file and field.
+    let err = load_err("kind: Namespace\nmetadata: {name: Bad_Name}\n");
+    assert!(err.contains("metadata.name: Invalid value"), "{err}");
+    // Inside a List, an item without kind is an error, not a stray file.
+    let err = load_err("apiVersion: v1\nkind: List\nitems:\n- {foo: 1}\n");
+    assert!(err.contains("items[0]: kind: Required value"), "{err}");
+}
+
+#[test]
 fn lists_and_workloads_load_and_unknown_kinds_are_skipped() {
     let text = r#"
 apiVersion: v1

@@ -12,7 +12,8 @@ use crate::model::baseline::baseline_policies;
 /// Arguments of `baseline`.
 #[derive(Debug, Args)]
 pub struct BaselineArgs {
-    /// The isolation policy (default: policies/three-tier.yaml in the repository).
+    /// The isolation policy (default: ./tierguard.yaml, policies/three-tier.yaml
+    /// in the repository, then ~/.config/tierguard/policy.yaml).
     #[arg(long, env = "TIERGUARD_POLICY")]
     pub policy: Option<PathBuf>,
     /// Namespaces to generate the baseline for.

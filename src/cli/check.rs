@@ -18,7 +18,8 @@ pub struct CheckArgs {
     /// Manifests: files, directories (recursive) or - for stdin. Repeatable.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<PathBuf>,
-    /// The isolation policy (default: policies/three-tier.yaml in the repository).
+    /// The isolation policy (default: ./tierguard.yaml, policies/three-tier.yaml
+    /// in the repository, then ~/.config/tierguard/policy.yaml).
     #[arg(long, env = "TIERGUARD_POLICY")]
     pub policy: Option<PathBuf>,
     /// Manifests of the base state: report only what -f opens relative to it.
@@ -56,6 +57,9 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
             .collect();
         (flows, nss)
     };
+    for w in &head.warnings {
+        eprintln!("warning: {w}");
+    }
     if args.verbose {
         for s in &head.skipped {
             eprintln!("skipped: {s}");

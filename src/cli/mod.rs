@@ -2,14 +2,15 @@
 //!
 //! ```text
 //!  tierguard check    -f PATH... [--policy FILE] [--base PATH...] [-o text|json]
-//!  tierguard query    -f PATH... --from SRC --to DST --port PROTO/PORT [-o text|json]
+//!  tierguard query    -f PATH... --from SRC --to DST --port PROTO/PORT [-o text|json] [--exit-code]
 //!  tierguard baseline [--policy FILE] NAMESPACE...
 //!  tierguard serve    --tls-cert FILE --tls-key FILE [--policy FILE] [--mode enforce|audit] ...
 //!  tierguard certs    [--out DIR] [--host NAME...] ...
 //! ```
 //!
-//! Exit codes: 0 success (for `check`: clean), 1 `check` found violations,
-//! 2 errors (bad input, unreadable files).
+//! Exit codes: 0 success (for `check`: clean), 1 `check` found violations
+//! (or, with `--exit-code`, `query`'s connection is denied), 2 errors (bad
+//! input, unreadable files).
 
 mod baseline;
 mod certs;
@@ -75,19 +76,38 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// Loads `--policy`, or the repository's default when run from it.
-pub fn load_policy(path: Option<&Path>) -> Result<IsolationPolicy> {
-    match path {
-        Some(p) => isolationpolicy::load_file(p),
-        None => {
-            let default = PathBuf::from(DEFAULT_POLICY);
-            if default.is_file() {
-                isolationpolicy::load_file(&default)
-            } else {
-                bail!(
-                    "no --policy given, and {DEFAULT_POLICY} is not here (run from the repository or pass --policy FILE)"
-                )
-            }
-        }
+/// The places an isolation policy is looked for when `--policy` (or
+/// `TIERGUARD_POLICY`, which sets it) is not given, first found wins:
+/// `./tierguard.yaml`, the repository's [`DEFAULT_POLICY`] (when run from
+/// it), then `$XDG_CONFIG_HOME/tierguard/policy.yaml` (by default
+/// `~/.config/tierguard/policy.yaml`).
+pub fn policy_search_path() -> Vec<PathBuf> {
+    let mut out = vec![
+        PathBuf::from("tierguard.yaml"),
+        PathBuf::from(DEFAULT_POLICY),
+    ];
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    if let Some(c) = config {
+        out.push(c.join("tierguard").join("policy.yaml"));
     }
+    out
+}
+
+/// Loads `--policy`, else the first file of [`policy_search_path`].
+pub fn load_policy(path: Option<&Path>) -> Result<IsolationPolicy> {
+    if let Some(p) = path {
+        return isolationpolicy::load_file(p);
+    }
+    let candidates = policy_search_path();
+    if let Some(p) = candidates.iter().find(|p| p.is_file()) {
+        return isolationpolicy::load_file(p);
+    }
+    let looked: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+    bail!(
+        "no isolation policy: --policy not given, TIERGUARD_POLICY not set, and none of {} exists (pass --policy FILE)",
+        looked.join(", ")
+    )
 }

@@ -6,7 +6,9 @@
 //!  NetworkPolicy ─validate─► State.policies   (errors name file, object, field)
 //!  Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob ─► pods
 //!  Service ────────────────► services (kept for later use)
+//!  Node ───────────────────► nodes (addresses); Pod status.hostIP ─► host_ips
 //!  anything else ──────────► skipped (counted; `-v` lists them)
+//!  no apiVersion, no kind ─► skipped with a warning (not a Kubernetes object)
 //! ```
 //!
 //! A namespace an object lives in but that no manifest declares exists with
@@ -57,6 +59,15 @@ pub struct World {
     pub skipped: Vec<String>,
     /// Namespaces the manifests declare (not merely reference).
     pub declared: Vec<String>,
+    /// Documents skipped because they are not Kubernetes objects (neither
+    /// `apiVersion` nor `kind`: a `package.json` in a `-f DIR`), naming the
+    /// file; the commands print them to stderr.
+    pub warnings: Vec<String>,
+    /// Node IPs: each Pod's `status.hostIP`/`hostIPs` (`namespace/name` →
+    /// IPs), for the rule that a pod's own node always reaches it.
+    pub host_ips: BTreeMap<String, Vec<IpAddr>>,
+    /// Node objects: name → their addresses (InternalIP, ExternalIP).
+    pub nodes: BTreeMap<String, Vec<IpAddr>>,
 }
 
 /// An error in the manifests, naming the file, the object and the field.
@@ -167,6 +178,13 @@ impl Loader {
         match parse_documents(text, origin) {
             Ok(docs) => {
                 for d in docs {
+                    if !looks_like_object(&d.value) {
+                        self.world.warnings.push(format!(
+                            "{origin}{}: skipped: not a Kubernetes object (no apiVersion or kind)",
+                            d.where_
+                        ));
+                        continue;
+                    }
                     self.value(d.value, origin, &d.where_);
                 }
             }
@@ -248,6 +266,14 @@ impl Loader {
                 let label = at(self, Some(&obj_ns));
                 if let Some(p) = self.typed::<corev1::Pod>(v, &label) {
                     let ips = pod_ips(&p);
+                    let hosts = host_ips(&p);
+                    if !hosts.is_empty() {
+                        let key = format!(
+                            "{obj_ns}/{}",
+                            p.metadata.name.as_deref().unwrap_or_default()
+                        );
+                        self.world.host_ips.insert(key, hosts);
+                    }
                     let name = p.metadata.name.clone().unwrap_or_default();
                     let labels = p.metadata.labels.clone().unwrap_or_default();
                     self.pod(&obj_ns, &name, labels, p.spec.as_ref(), ips, None, &label);
@@ -290,6 +316,22 @@ impl Loader {
                 self.workload::<batchv1::CronJob>(v, &kind, &obj_ns, at(self, Some(&obj_ns)), |d| {
                     d.spec.and_then(|s| s.job_template.spec).map(|s| s.template)
                 })
+            }
+            ("", "Node") => {
+                let label = at(self, None);
+                if let Some(n) = self.typed::<corev1::Node>(v, &label) {
+                    let ips = n
+                        .status
+                        .and_then(|s| s.addresses)
+                        .unwrap_or_default()
+                        .iter()
+                        .filter(|a| matches!(a.type_.as_str(), "InternalIP" | "ExternalIP"))
+                        .filter_map(|a| a.address.parse().ok())
+                        .collect();
+                    self.world
+                        .nodes
+                        .insert(n.metadata.name.unwrap_or_default(), ips);
+                }
             }
             ("", "Service") => {
                 let label = at(self, Some(&obj_ns));
@@ -481,6 +523,35 @@ fn pod_ips(p: &corev1::Pod) -> Vec<IpAddr> {
         .filter_map(|i| i.ip.parse().ok())
         .collect();
     if let Some(ip) = status.pod_ip.as_deref().and_then(|s| s.parse().ok())
+        && !ips.contains(&ip)
+    {
+        ips.push(ip);
+    }
+    ips
+}
+
+/// A document with `apiVersion` or `kind` is meant as a Kubernetes object
+/// (and errors when invalid); a mapping with neither is some other file
+/// (`{"foo": 1}`, a `package.json`). A document that is not a mapping stays
+/// an error.
+fn looks_like_object(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m.contains_key("apiVersion") || m.contains_key("kind"),
+        _ => true,
+    }
+}
+
+fn host_ips(p: &corev1::Pod) -> Vec<IpAddr> {
+    let Some(status) = &p.status else {
+        return Vec::new();
+    };
+    let mut ips: Vec<IpAddr> = status
+        .host_ips
+        .iter()
+        .flatten()
+        .filter_map(|i| i.ip.parse().ok())
+        .collect();
+    if let Some(ip) = status.host_ip.as_deref().and_then(|s| s.parse().ok())
         && !ips.contains(&ip)
     {
         ips.push(ip);

@@ -155,7 +155,8 @@ pub struct TlsArgs {
 /// The isolation policy and the webhook's limits and privileges.
 #[derive(Debug, Args)]
 pub struct AdmissionArgs {
-    /// The isolation policy (default: policies/three-tier.yaml in the repository).
+    /// The isolation policy (default: ./tierguard.yaml, policies/three-tier.yaml
+    /// in the repository, then ~/.config/tierguard/policy.yaml).
     #[arg(long, env = "TIERGUARD_POLICY")]
     pub policy: Option<PathBuf>,
     /// Override the isolation policy's mode.
