@@ -258,7 +258,12 @@ impl LogLimiter {
     pub fn allow_at(&self, now: u64) -> Option<u64> {
         use std::sync::atomic::Ordering::Relaxed;
         let w = self.window.load(Relaxed);
-        if w != now && self.window.compare_exchange(w, now, Relaxed, Relaxed).is_ok() {
+        if w != now
+            && self
+                .window
+                .compare_exchange(w, now, Relaxed, Relaxed)
+                .is_ok()
+        {
             self.count.store(0, Relaxed);
         }
         if self.count.fetch_add(1, Relaxed) < self.per_second {

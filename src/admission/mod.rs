@@ -280,7 +280,10 @@ async fn serve(
     span.record("operation", request.operation_name());
     // Bounded: a request from anything but the API server may carry a name
     // or user of megabytes.
-    span.record("object", crate::report::clip(&request.object_key, 300).as_str());
+    span.record(
+        "object",
+        crate::report::clip(&request.object_key, 300).as_str(),
+    );
     span.record("user", crate::report::clip(&request.user, 300).as_str());
     span.record("dry_run", request.dry_run());
     // Shared with the judgement, which may run on the blocking pool.
