@@ -377,11 +377,12 @@ impl Sel {
             } => {
                 let reqs = scaled(*requirements, 400);
                 let vals = scaled(*values, 12_000);
-                if reqs > 256 || vals > 10_000 {
-                    *flaw = (*flaw).max(Flaw::Invalid);
-                }
                 let op = ["In", "NotIn", "Exists", "DoesNotExist"][usize::from(op % 4)];
                 let listed = matches!(op, "In" | "NotIn");
+                // The values are written only for a listed operator.
+                if reqs > 256 || (listed && reqs > 0 && vals > 10_000) {
+                    *flaw = (*flaw).max(Flaw::Invalid);
+                }
                 if listed && vals == 0 && reqs > 0 {
                     *flaw = (*flaw).max(Flaw::Invalid);
                 }
