@@ -8,6 +8,11 @@
 #   RUNS=10000000 fuzz/run.sh                   an exact execution count per
 #                                               target instead of a time limit
 #   MAX_LEN=...   longest input (default 8192; 65536 for admission)
+#   SANITIZER=none fuzz/run.sh                  build without AddressSanitizer
+#                                               (still release with debug
+#                                               assertions; several times the
+#                                               executions per second; default
+#                                               address, cargo-fuzz's own)
 #
 # Needs a nightly toolchain (`rustup toolchain install nightly`). Corpora are
 # seeded from examples/ and policies/ into fuzz/corpus/<target>/ (git-ignored);
@@ -21,6 +26,7 @@ RUNS="${RUNS:-}"
 MAX_LEN="${MAX_LEN:-}"
 TIMEOUT="${TIMEOUT:-10}" # seconds per input before libFuzzer reports a timeout
 JOBS="${JOBS:-1}"
+SANITIZER="${SANITIZER:-address}"
 
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
@@ -74,10 +80,11 @@ mkdir -p corpus/admission corpus/selectors
 
 mkdir -p logs
 for t in $TARGETS; do mkdir -p "artifacts/$t"; done
-# Build once (release, debug assertions, AddressSanitizer: cargo-fuzz's
-# defaults), then run the binaries directly, as `cargo fuzz run` does: an edit
-# to src/ during a run does not trigger rebuilds.
-cargo +nightly fuzz build
+# Build once (release, debug assertions, AddressSanitizer unless
+# SANITIZER=none: cargo-fuzz's defaults), then run the binaries directly, as
+# `cargo fuzz run` does: an edit to src/ during a run does not trigger
+# rebuilds. Both builds write the same binaries (the last build wins).
+cargo +nightly fuzz build --sanitizer="$SANITIZER"
 host="$(rustc +nightly -vV | sed -n 's/^host: //p')"
 bin="target/$host/release"
 

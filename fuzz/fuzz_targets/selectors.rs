@@ -3,11 +3,15 @@
 //! (`engine::solve::{satisfiable, solve}`), and arbitrary policies built
 //! from them in the three-tier example world's tier namespaces, judged by
 //! the engine (`Checker::report`, `check_change`, `check_namespace_change`;
-//! `judge: walls` and `effective`) with the default budget.
+//! `judge: walls` and `effective`). The solver gets the default budget on
+//! the oracle's small inputs and every other judgement a budget of
+//! `FUZZ_BUDGET` steps: running out is answered the same at any budget, and
+//! the default's 5,000,000 steps on a huge input cost up to a second.
 //!
 //! Invariants:
 //! 1. Nothing panics; every judgement ends within its budget (spending no
-//!    more than it; `Err(Exhausted)` is an answer).
+//!    more than it, all of it when it answers `Err(Exhausted)`, whose limit
+//!    is the budget's; `Err(Exhausted)` is an answer).
 //! 2. A witness `solve` returns satisfies every selector of `all` and none
 //!    of `none`.
 //! 3. On small inputs (at most 6 keys, at most 3 values named per key),
@@ -22,7 +26,9 @@ use std::sync::{Arc, OnceLock};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use tierguard::engine::isolation::{Change, Checker, check_change, check_namespace_change};
+use tierguard::engine::isolation::{
+    Change, Checker, check_change_within, check_namespace_change_within,
+};
 use tierguard::engine::policy::{Peer, Policy, Rule};
 use tierguard::engine::ports::{PortMatch, PortNumbers, Protocol};
 use tierguard::engine::selector::{
@@ -159,13 +165,14 @@ impl SelIn {
             } => {
                 let op = [Op::In, Op::NotIn, Op::Exists, Op::DoesNotExist][usize::from(op % 4)];
                 // Up to 300 requirements (past the 256 of docs/limits.md) and
-                // 300 values: larger shapes only cost time per input.
-                let n = values % 300 + 1;
+                // 300 values, one time in eight; fewer than 16 otherwise:
+                // larger shapes only cost time per input.
+                let n = scaled(*values, 300) + 1;
                 let vals: BTreeSet<String> = match op {
                     Op::In | Op::NotIn => (0..n).map(value).collect(),
                     _ => BTreeSet::new(),
                 };
-                let reqs = (0..count % 301)
+                let reqs = (0..scaled(*count, 301))
                     .map(|i| Requirement {
                         key: key(u16::from(*first).saturating_add(i)),
                         op,
@@ -180,6 +187,13 @@ impl SelIn {
             }
         }
     }
+}
+
+/// A count below `max` from `x`: one in eight anywhere below `max`, the
+/// rest below 16.
+fn scaled(x: u16, max: u16) -> u16 {
+    let n = x >> 3;
+    if x % 8 == 0 { n % max } else { n % 16 }
 }
 
 // === brute force ===
@@ -392,12 +406,21 @@ struct Input {
     policies: Vec<PolicyIn>,
     namespace: Option<(u8, Vec<(u16, u16)>)>,
     effective: bool,
+    /// Whether to run the full report too (it judges every tier namespace:
+    /// most of an input's time when it runs for every input).
+    report: bool,
 }
 
-fn within_budget<T>(budget: &Budget, r: &Result<T, Exhausted>) {
-    assert!(budget.spent() <= DEFAULT_BUDGET, "spent {}", budget.spent());
+/// The budget of every judgement but the small solver inputs': running out
+/// is handled the same at any budget (`Err(Exhausted)`), and the default
+/// 5,000,000 steps would cost up to a second per huge input.
+const FUZZ_BUDGET: u64 = 2_000;
+
+fn within_budget<T>(budget: &Budget, limit: u64, r: &Result<T, Exhausted>) {
+    assert!(budget.spent() <= limit, "spent {}", budget.spent());
     if let Err(e) = r {
-        assert_eq!(e.limit, DEFAULT_BUDGET);
+        assert_eq!(e.limit, limit);
+        assert_eq!(budget.spent(), limit, "an exhausted budget is all spent");
     }
 }
 
@@ -408,9 +431,18 @@ fuzz_target!(|input: Input| {
     let all: Vec<&Selector> = all.iter().collect();
     let none: Vec<&Selector> = none.iter().collect();
     let sat = satisfiable(&all, &FreeLabels);
-    let budget = Budget::default();
+    let both: Vec<&Selector> = all.iter().chain(&none).copied().collect();
+    let keys = small(&both);
+    // Small inputs (the oracle's) with the default budget, so that the
+    // oracle is checked against the answer realistic policies get.
+    let limit = if keys.is_some() {
+        DEFAULT_BUDGET
+    } else {
+        FUZZ_BUDGET
+    };
+    let budget = Budget::new(limit);
     let solved = solve(&all, &none, &FreeLabels, &budget);
-    within_budget(&budget, &solved);
+    within_budget(&budget, limit, &solved);
     if let Ok(Some(w)) = &solved {
         let labels = concrete(w);
         assert!(all.iter().all(|s| s.matches(&labels)), "{w:?}");
@@ -420,8 +452,7 @@ fuzz_target!(|input: Input| {
             "solve found labels for selectors satisfiable() rejects"
         );
     }
-    let both: Vec<&Selector> = all.iter().chain(&none).copied().collect();
-    if let Some(keys) = small(&both) {
+    if let Some(keys) = keys {
         assert_eq!(sat, brute_force(&keys, &all, &[]), "satisfiable");
         if let Ok(got) = &solved {
             assert_eq!(got.is_some(), brute_force(&keys, &all, &none), "solve");
@@ -447,23 +478,28 @@ fuzz_target!(|input: Input| {
     }
     let mut state = f.state.clone();
     for p in &policies {
-        let _ = check_change(iso, &state, &Change::ApplyPolicy(Arc::clone(p)));
+        let budget = Budget::new(FUZZ_BUDGET);
+        let r = check_change_within(iso, &state, &Change::ApplyPolicy(Arc::clone(p)), &budget);
+        within_budget(&budget, FUZZ_BUDGET, &r);
         state.apply_policy(Arc::clone(p));
     }
-    if !policies.is_empty() {
-        let budget = Budget::default();
+    if !policies.is_empty() && input.report {
+        let budget = Budget::new(FUZZ_BUDGET);
         let report = Checker::within(iso, &state, &budget).report();
-        within_budget(&budget, &report);
+        within_budget(&budget, FUZZ_BUDGET, &report);
     }
     if let Some(p) = policies.first() {
-        let _ = check_change(
+        let budget = Budget::new(FUZZ_BUDGET);
+        let r = check_change_within(
             iso,
             &state,
             &Change::DeletePolicy {
                 namespace: p.namespace.clone(),
                 name: p.name.clone(),
             },
+            &budget,
         );
+        within_budget(&budget, FUZZ_BUDGET, &r);
     }
     if let Some((ns, labels)) = &input.namespace {
         let name = NAMESPACES[usize::from(*ns) % NAMESPACES.len()];
@@ -474,6 +510,8 @@ fuzz_target!(|input: Input| {
             .collect();
         let ns = Namespace::new(name, labels);
         let baseline = tierguard::model::baseline::engine_policies(iso, name);
-        let _ = check_namespace_change(iso, &state, &ns, &baseline);
+        let budget = Budget::new(FUZZ_BUDGET);
+        let r = check_namespace_change_within(iso, &state, &ns, &baseline, &budget);
+        within_budget(&budget, FUZZ_BUDGET, &r);
     }
 });

@@ -262,15 +262,22 @@ pub fn check_change(
     state: &State,
     change: &Change,
 ) -> Result<Vec<Breach>, Exhausted> {
-    let budget = Budget::default();
+    check_change_within(iso, state, change, &Budget::default())
+}
+
+/// [`check_change`], spending `budget`.
+pub fn check_change_within(
+    iso: &IsolationPolicy,
+    state: &State,
+    change: &Change,
+    budget: &Budget,
+) -> Result<Vec<Breach>, Exhausted> {
     match change {
-        Change::ApplyPolicy(p) => {
-            policy_change(iso, state, &p.namespace, Some(p), &p.name, &budget)
-        }
+        Change::ApplyPolicy(p) => policy_change(iso, state, &p.namespace, Some(p), &p.name, budget),
         Change::DeletePolicy { namespace, name } => {
-            policy_change(iso, state, namespace, None, name, &budget)
+            policy_change(iso, state, namespace, None, name, budget)
         }
-        Change::ApplyNamespace(ns) => diff_within(iso, state, &with_namespace(state, ns), &budget),
+        Change::ApplyNamespace(ns) => diff_within(iso, state, &with_namespace(state, ns), budget),
     }
 }
 
@@ -285,6 +292,17 @@ pub fn check_namespace_change(
     ns: &Namespace,
     baseline: &[Arc<Policy>],
 ) -> Result<Vec<Breach>, Exhausted> {
+    check_namespace_change_within(iso, state, ns, baseline, &Budget::default())
+}
+
+/// [`check_namespace_change`], spending `budget`.
+pub fn check_namespace_change_within(
+    iso: &IsolationPolicy,
+    state: &State,
+    ns: &Namespace,
+    baseline: &[Arc<Policy>],
+    budget: &Budget,
+) -> Result<Vec<Breach>, Exhausted> {
     let mut after = with_namespace(state, ns);
     if iso.tier_of_namespace(&ns.name, &ns.labels).is_some() {
         for p in baseline {
@@ -293,7 +311,7 @@ pub fn check_namespace_change(
             }
         }
     }
-    diff(iso, state, &after)
+    diff_within(iso, state, &after, budget)
 }
 
 /// `state` with `ns` created or relabelled (a cheap copy: the maps are shared).
