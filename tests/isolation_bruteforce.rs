@@ -602,12 +602,25 @@ fn effective_brute_force(iso: &IsolationPolicy, state: &State) -> Vec<Vec<Key>> 
                     if walls.is_empty() {
                         continue;
                     }
+                    // A connection the exceptions allow (a pod to itself)
+                    // is no breach: no policy can close it. The destination
+                    // is tried as the source itself (same name: loopback
+                    // when in the same namespace) and as a twin.
                     let open = labels.iter().any(|sl| {
                         labels.iter().any(|dl| {
                             let s = pod(&src_ns.name, sl, &pod_ips, proto, port);
-                            let d = pod(&dst_ns.name, dl, &pod_ips, proto, port);
-                            evaluate(state, &Endpoint::Pod(&s), &Endpoint::Pod(&d), proto, port)
-                                .allowed
+                            ["p", "twin"].iter().any(|name| {
+                                let mut d = pod(&dst_ns.name, dl, &pod_ips, proto, port);
+                                d.name = name.to_string();
+                                let v = evaluate(
+                                    state,
+                                    &Endpoint::Pod(&s),
+                                    &Endpoint::Pod(&d),
+                                    proto,
+                                    port,
+                                );
+                                v.allowed && v.exception.is_none()
+                            })
                         })
                     });
                     if open {

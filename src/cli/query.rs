@@ -1,6 +1,5 @@
 //! `tierguard query`: may SRC connect to DST on PROTO/PORT, and why?
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,7 +9,7 @@ use serde::Serialize;
 
 use super::Output;
 use crate::engine::ports::Protocol;
-use crate::engine::reach::{Endpoint, SideVerdict, Verdict, evaluate};
+use crate::engine::reach::{Decision, Endpoint, Exception, SideVerdict, Verdict, evaluate_placed};
 use crate::world::World;
 
 /// Arguments of `query`.
@@ -19,22 +18,31 @@ pub struct QueryArgs {
     /// Manifests: files, directories (recursive) or - for stdin. Repeatable.
     #[arg(short = 'f', long = "filename", required = true)]
     pub files: Vec<PathBuf>,
-    /// Source: namespace/name (a Pod, else a workload) or an IP (a known pod's is
-    /// that pod, a node's that node, else a host outside the cluster).
-    #[arg(long)]
-    pub from: String,
-    /// Destination: namespace/name (a Pod, else a workload) or an IP (as for --from).
-    #[arg(long)]
-    pub to: String,
+    /// Source: namespace/name (a Pod, else a workload), an IP (a known pod's is
+    /// that pod, a node's that node, else a host outside the cluster), or
+    /// `outside` (any host outside the cluster).
+    #[arg(long, required_unless_present = "batch")]
+    pub from: Option<String>,
+    /// Destination: namespace/name (a Pod, else a workload), an IP or
+    /// `outside` (as for --from).
+    #[arg(long, required_unless_present = "batch")]
+    pub to: Option<String>,
     /// PROTO/PORT, e.g. tcp/5432 or tcp/http (PROTO: tcp, udp, sctp; a named
     /// port resolves on the destination pod's container ports).
-    #[arg(long)]
-    pub port: String,
+    #[arg(long, required_unless_present = "batch")]
+    pub port: Option<String>,
+    /// Questions from a file (- for stdin), one per line: `FROM TO PROTO/PORT`
+    /// (blank lines and `#` comments skipped). Answers in the same order:
+    /// text blocks, or one JSON array.
+    #[arg(long, conflicts_with_all = ["from", "to", "port"])]
+    pub batch: Option<PathBuf>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
     pub output: Output,
-    /// Exit 1 when the connection is denied (as `check` exits 1 on
-    /// violations); without it, exit 0 whenever the connection was evaluated.
+    /// Exit 1 when the connection is not allowed for certain (denied, or
+    /// allowed only for some addresses; in a batch: any question), as
+    /// `check` exits 1 on violations; without it, exit 0 whenever the
+    /// connection was evaluated.
     #[arg(long)]
     pub exit_code: bool,
 }
@@ -50,99 +58,6 @@ struct JsonVerdict<'a> {
     notes: &'a [String],
     #[serde(flatten)]
     verdict: &'a Verdict,
-}
-
-/// Resolves `--from`/`--to`: `namespace/name`, or an IP — a known Pod's IP
-/// is that pod, a node's IP (a Pod's `status.hostIP`, a Node's address) is
-/// that node, anything else a host outside the cluster. Returns the endpoint,
-/// the node IP when it is one, and a note saying how an IP was read.
-fn endpoint<'w>(
-    world: &'w World,
-    s: &str,
-    flag: &str,
-) -> Result<(Endpoint<'w>, Option<IpAddr>, Option<String>)> {
-    if let Ok(ip) = s.parse::<IpAddr>() {
-        if let Some(node) = node_of(world, ip) {
-            return Ok((
-                Endpoint::External(ip),
-                Some(ip),
-                Some(format!(
-                    "--{flag} {ip} is {node}: neither a pod nor outside the cluster; no NetworkPolicy applies to the node itself, and pods' ipBlocks match its IP"
-                )),
-            ));
-        }
-        if let Some(p) = world
-            .pods
-            .iter()
-            .find(|p| p.workload.is_none() && p.ips.contains(&ip))
-        {
-            return Ok((
-                Endpoint::Pod(p),
-                None,
-                Some(format!(
-                    "--{flag} {ip} is the IP of pod {}/{}: judged as that pod",
-                    p.namespace, p.name
-                )),
-            ));
-        }
-        return Ok((Endpoint::External(ip), None, None));
-    }
-    let (ns, name) = s
-        .split_once('/')
-        .ok_or_else(|| anyhow!("--{flag} {s:?}: expected namespace/name or an IP address"))?;
-    world
-        .find_pod(ns, name)
-        .map(|p| (Endpoint::Pod(p), None, None))
-        .ok_or_else(|| {
-            anyhow!("--{flag} {s:?}: no Pod or workload (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) named {name} in namespace {ns} in the manifests")
-        })
-}
-
-/// `the node of pod ns/name` or `node NAME` when `ip` is a node's IP.
-fn node_of(world: &World, ip: IpAddr) -> Option<String> {
-    if let Some((name, _)) = world.nodes.iter().find(|(_, ips)| ips.contains(&ip)) {
-        return Some(format!("node {name}"));
-    }
-    world
-        .host_ips
-        .iter()
-        .find(|(_, ips)| ips.contains(&ip))
-        .map(|(pod, _)| format!("the node of pod {pod}"))
-}
-
-/// The exceptions the NetworkPolicy reference makes, which no policy can
-/// change: a pod always reaches itself ("a pod cannot block access to
-/// itself"), and traffic between a pod and the node it runs on is always
-/// allowed ("traffic to and from the node where a Pod is running is always
-/// allowed"; ingress "if the traffic source is the pod's local node").
-fn exception(
-    world: &World,
-    (src, src_s): (&Endpoint<'_>, &str),
-    src_node: Option<IpAddr>,
-    (dst, dst_s): (&Endpoint<'_>, &str),
-    dst_node: Option<IpAddr>,
-) -> Option<String> {
-    let local = |p: &crate::engine::state::Pod, ip: IpAddr| {
-        p.workload.is_none()
-            && world
-                .host_ips
-                .get(&format!("{}/{}", p.namespace, p.name))
-                .is_some_and(|ips| ips.contains(&ip))
-    };
-    match (src, dst) {
-        (Endpoint::Pod(a), Endpoint::Pod(b)) if a.workload.is_none() && std::ptr::eq(*a, *b) => {
-            Some(format!(
-                "{src_s} reaches itself: a pod cannot block access to itself (loopback follows no NetworkPolicy), whatever the policies below say"
-            ))
-        }
-        (Endpoint::Pod(p), _) if dst_node.is_some_and(|ip| local(p, ip)) => Some(format!(
-            "{dst_s} is the node {src_s} runs on: traffic to and from a pod's own node is always allowed, whatever the policies below say"
-        )),
-        (_, Endpoint::Pod(p)) if src_node.is_some_and(|ip| local(p, ip)) => Some(format!(
-            "{src_s} is the node {dst_s} runs on: traffic from a pod's local node is always allowed, whatever the policies below say"
-        )),
-        _ => None,
-    }
 }
 
 /// A `--port` value: a number, or a container port's name to resolve on
@@ -210,110 +125,196 @@ fn resolve_port(proto: Protocol, arg: &PortArg, dst: &Endpoint<'_>, raw: &str) -
         })
 }
 
-/// Runs `query`: exit 0 whenever the connection was evaluated; with
-/// `--exit-code`, 0 allowed and 1 denied. Errors exit 2 (in `main`).
-pub fn run(args: QueryArgs) -> Result<ExitCode> {
-    let (proto, port_arg) = parse_port(&args.port)?;
-    let world = World::load(&args.files)?;
-    for w in &world.warnings {
-        eprintln!("warning: {w}");
-    }
-    let (src, src_node, src_note) = endpoint(&world, &args.from, "from")?;
-    let (dst, dst_node, dst_note) = endpoint(&world, &args.to, "to")?;
-    let port = resolve_port(proto, &port_arg, &dst, &args.port)?;
+/// One question's answer: the JSON form and the text form.
+struct Answer {
+    json: serde_json::Value,
+    text: String,
+    allowed: bool,
+}
+
+/// Answers one question against the world.
+fn answer(world: &World, from: &str, to: &str, port_raw: &str) -> Result<Answer> {
+    let (proto, port_arg) = parse_port(port_raw)?;
+    let (src, src_note) = world.endpoint(from, "from")?;
+    let (dst, dst_note) = world.endpoint(to, "to")?;
+    let port = resolve_port(proto, &port_arg, &dst, port_raw)?;
     let mut notes: Vec<String> = src_note.into_iter().chain(dst_note).collect();
     if let PortArg::Name(name) = &port_arg {
         notes.push(format!(
             "the named port {proto}/{name} of {dst} is {proto}/{port}"
         ));
     }
-    let show = |e: &Endpoint<'_>, node: Option<IpAddr>| match node {
-        Some(ip) => format!("{ip} (node)"),
-        None => e.to_string(),
-    };
-    let (src_s, dst_s) = (show(&src, src_node), show(&dst, dst_node));
-    let mut verdict = evaluate(&world.state, &src, &dst, proto, port);
-    if let Some(e) = exception(&world, (&src, &src_s), src_node, (&dst, &dst_s), dst_node) {
-        notes.push(e);
-        verdict.allowed = true;
+    let verdict = evaluate_placed(&world.state, world, &src, &dst, proto, port);
+    if let Some(e) = verdict.exception {
+        notes.push(exception_note(e, &src, &dst));
     }
     let port_s = format!("{proto}/{port}");
-    match args.output {
-        Output::Json => {
-            let j = JsonVerdict {
-                from: src_s.clone(),
-                to: dst_s.clone(),
-                port: port_s,
-                notes: &notes,
-                verdict: &verdict,
-            };
-            println!("{}", serde_json::to_string_pretty(&j)?);
+    let json = serde_json::to_value(JsonVerdict {
+        from: src.to_string(),
+        to: dst.to_string(),
+        port: port_s.clone(),
+        notes: &notes,
+        verdict: &verdict,
+    })?;
+    Ok(Answer {
+        json,
+        text: render_text(&src, &dst, &port_s, &notes, &verdict),
+        allowed: verdict.decision == Decision::Allowed,
+    })
+}
+
+/// Reads `--batch`: `(line number, from, to, port)` per question.
+fn read_batch(path: &std::path::Path) -> Result<Vec<(usize, String, String, String)>> {
+    let text = if path.as_os_str() == "-" {
+        let mut t = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)
+            .map_err(|e| anyhow!("--batch -: cannot read stdin: {e}"))?;
+        t
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| anyhow!("--batch {}: cannot read: {e}", path.display()))?
+    };
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
         }
-        Output::Text => print!(
-            "{}",
-            render_text(
-                &src_s,
-                &dst_s,
-                &port_s,
-                &notes,
-                &verdict,
-                (src_node.is_some(), dst_node.is_some())
-            )
-        ),
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let [from, to, port] = words[..] else {
+            bail!(
+                "--batch {}:{}: expected `FROM TO PROTO/PORT`, got {line:?}",
+                path.display(),
+                i + 1
+            );
+        };
+        out.push((i + 1, from.to_string(), to.to_string(), port.to_string()));
     }
-    Ok(if args.exit_code && !verdict.allowed {
+    Ok(out)
+}
+
+/// Runs `query`: exit 0 whenever the connection was evaluated; with
+/// `--exit-code`, 0 allowed and 1 otherwise. Errors exit 2 (in `main`).
+pub fn run(args: QueryArgs) -> Result<ExitCode> {
+    let questions = match (&args.batch, &args.from, &args.to, &args.port) {
+        (Some(path), ..) => read_batch(path)?,
+        (None, Some(f), Some(t), Some(p)) => {
+            // Fail on a bad port before loading the manifests.
+            parse_port(p)?;
+            vec![(0, f.clone(), t.clone(), p.clone())]
+        }
+        _ => bail!("give --from, --to and --port, or --batch FILE"),
+    };
+    let world = World::load(&args.files)?;
+    for w in &world.warnings {
+        eprintln!("warning: {w}");
+    }
+    let mut answers = Vec::new();
+    for (line, from, to, port) in &questions {
+        let a = answer(&world, from, to, port).map_err(|e| match &args.batch {
+            Some(path) => anyhow!("--batch {}:{line}: {e:#}", path.display()),
+            None => e,
+        })?;
+        answers.push(a);
+    }
+    let all_allowed = answers.iter().all(|a| a.allowed);
+    match (args.output, args.batch.is_some()) {
+        (Output::Json, false) => {
+            for a in &answers {
+                println!("{}", serde_json::to_string_pretty(&a.json)?);
+            }
+        }
+        (Output::Json, true) => {
+            let all: Vec<&serde_json::Value> = answers.iter().map(|a| &a.json).collect();
+            println!("{}", serde_json::to_string_pretty(&all)?);
+        }
+        (Output::Text, _) => {
+            let texts: Vec<&str> = answers.iter().map(|a| a.text.as_str()).collect();
+            print!("{}", texts.join("\n"));
+        }
+    }
+    Ok(if args.exit_code && !all_allowed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
 }
 
-fn side_text(what: &str, s: &SideVerdict) -> String {
-    let mut out = format!(
-        "  {what}: {}\n",
-        if s.allowed { "allows" } else { "denies" }
-    );
+/// The note for an exception, in the words of the reference.
+pub(crate) fn exception_note(e: Exception, src: &Endpoint<'_>, dst: &Endpoint<'_>) -> String {
+    match (e, src) {
+        (Exception::Loopback, _) => format!(
+            "{src} reaches itself: a pod cannot block access to itself (loopback follows no NetworkPolicy), whatever the policies below say"
+        ),
+        (Exception::LocalNode, Endpoint::Pod(_)) => format!(
+            "{dst} is the node {src} runs on: traffic to and from a pod's own node is always allowed, whatever the policies below say"
+        ),
+        (Exception::LocalNode, _) => format!(
+            "{src} is the node {dst} runs on: traffic from a pod's local node is always allowed, whatever the policies below say"
+        ),
+    }
+}
+
+/// One side's explanation, indented under the verdict line.
+pub(crate) fn side_text(what: &str, other: &Endpoint<'_>, s: &SideVerdict) -> String {
+    let word = if s.allowed {
+        "allows"
+    } else if s.depends_on_address() {
+        "allows only some addresses"
+    } else {
+        "denies"
+    };
+    let mut out = format!("  {what}: {word}\n");
     if !s.isolated {
         out.push_str("    not isolated: no policy selects the pod for this direction, so everything is allowed\n");
         return out;
     }
     out.push_str(&format!("    isolated by: {}\n", s.isolated_by.join(", ")));
-    if s.allowed_by.is_empty() {
-        out.push_str("    no rule of these policies matches\n");
-    } else {
+    if !s.allowed_by.is_empty() {
         out.push_str(&format!("    allowed by: {}\n", s.allowed_by.join(", ")));
+    } else if s.depends_on_address() {
+        out.push_str(&format!(
+            "    the address of {other} is not known: allowed if it is in {}\n",
+            s.allowed_if_address_in.join(", ")
+        ));
+    } else {
+        out.push_str("    no rule of these policies matches\n");
     }
     out
 }
 
+/// What stands at an end no policy applies to.
+fn unpoliced(e: &Endpoint<'_>) -> &'static str {
+    match e {
+        Endpoint::Node { .. } => "a node",
+        _ => "outside the cluster",
+    }
+}
+
 fn render_text(
-    src: &str,
-    dst: &str,
+    src: &Endpoint<'_>,
+    dst: &Endpoint<'_>,
     port: &str,
     notes: &[String],
     v: &Verdict,
-    (src_is_node, dst_is_node): (bool, bool),
 ) -> String {
-    let mut out = format!(
-        "{src} -> {dst} on {port}: {}\n",
-        if v.allowed { "ALLOWED" } else { "DENIED" }
-    );
+    let mut out = format!("{src} -> {dst} on {port}: {}\n", v.decision);
     for n in notes {
         out.push_str(&format!("  note: {n}\n"));
     }
     match &v.egress {
-        Some(s) => out.push_str(&side_text(&format!("egress of {src}"), s)),
-        None if src_is_node => out.push_str("  egress: the source is a node (no policy applies)\n"),
-        None => out.push_str("  egress: the source is outside the cluster (no policy applies)\n"),
+        Some(s) => out.push_str(&side_text(&format!("egress of {src}"), dst, s)),
+        None => out.push_str(&format!(
+            "  egress: the source is {} (no policy applies)\n",
+            unpoliced(src)
+        )),
     }
     match &v.ingress {
-        Some(s) => out.push_str(&side_text(&format!("ingress of {dst}"), s)),
-        None if dst_is_node => {
-            out.push_str("  ingress: the destination is a node (no policy applies)\n")
-        }
-        None => {
-            out.push_str("  ingress: the destination is outside the cluster (no policy applies)\n")
-        }
+        Some(s) => out.push_str(&side_text(&format!("ingress of {dst}"), src, s)),
+        None => out.push_str(&format!(
+            "  ingress: the destination is {} (no policy applies)\n",
+            unpoliced(dst)
+        )),
     }
     out
 }
@@ -341,9 +342,11 @@ mod tests {
     fn exceptions_table() {
         let world = World::from_text(WORLD, "world.yaml").expect("loads");
         for (from, to, want) in EXCEPTIONS {
-            let (s, sn, _) = endpoint(&world, from, "from").expect("from");
-            let (d, dn, _) = endpoint(&world, to, "to").expect("to");
-            let got = exception(&world, (&s, from), sn, (&d, to), dn);
+            let (s, _) = world.endpoint(from, "from").expect("from");
+            let (d, _) = world.endpoint(to, "to").expect("to");
+            let v = evaluate_placed(&world.state, &world, &s, &d, Protocol::Tcp, 8080);
+            let got = v.exception.map(|e| exception_note(e, &s, &d));
+            assert!(v.allowed || got.is_none(), "an exception allows");
             match (want, &got) {
                 (None, None) => {}
                 (Some(w), Some(g)) if g.contains(w) => {}

@@ -167,6 +167,16 @@ impl IpSet {
         self.v4.overlaps(&other.v4) || self.v6.overlaps(&other.v6)
     }
 
+    /// True when the set holds every IPv4 address.
+    pub fn covers_ipv4(&self) -> bool {
+        self.v4.complement().is_empty()
+    }
+
+    /// True when the set holds every IPv6 address.
+    pub fn covers_ipv6(&self) -> bool {
+        self.v6.complement().is_empty()
+    }
+
     /// True when `ip` is in the set.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match ip {
