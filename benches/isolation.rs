@@ -28,11 +28,12 @@ use serde_json::{Value, json};
 use tierguard::engine::isolation::{Change, Checker, check_change};
 use tierguard::engine::policy::Policy;
 use tierguard::engine::ports::{ContainerPort, Protocol};
-use tierguard::engine::reach::{Endpoint, evaluate};
+use tierguard::engine::reach::{Endpoint, Unplaced, evaluate};
 use tierguard::engine::state::{Namespace, Pod, State};
 use tierguard::engine::tiers::IsolationPolicy;
 use tierguard::model::baseline::baseline_policies;
 use tierguard::model::isolationpolicy;
+use tierguard::report::matrix::{Matrix, ports_that_matter};
 
 mod world;
 use world::{NAMESPACES, POLICIES, TIERS, namespace_manifest, other_namespace, team_policy};
@@ -413,6 +414,43 @@ fn benches(c: &mut Criterion) {
             )
         })
     });
+    g.finish();
+
+    // The connectivity matrix of the tier namespaces' pods and the outside
+    // world on the ports that matter, in the 2,000-namespace world.
+    let tier_pods: Vec<Pod> = pods
+        .iter()
+        .filter(|p| TIERS.contains(&p.namespace.as_str()))
+        .cloned()
+        .collect();
+    let ports = ports_that_matter(&state, &tier_pods);
+    let ends = || -> Vec<Endpoint<'_>> {
+        tier_pods
+            .iter()
+            .map(Endpoint::Pod)
+            .chain([Endpoint::Outside])
+            .collect()
+    };
+    let cells = ends().len() * ends().len() * ports.len();
+    let mut g = c.benchmark_group("connectivity");
+    g.sample_size(20);
+    g.bench_function(
+        format!(
+            "matrix: tier pods and outside ({} ends x {} ports = {cells} cells)",
+            ends().len(),
+            ports.len()
+        ),
+        |b| {
+            b.iter(|| {
+                Matrix::compute(
+                    black_box(&state),
+                    &Unplaced,
+                    ends(),
+                    black_box(ports.clone()),
+                )
+            })
+        },
+    );
     g.finish();
 }
 

@@ -561,3 +561,114 @@ fn query_follows_the_exceptions_of_the_networkpolicy_reference() {
         "--from 10.244.2.7 is the IP of pod app/client: judged as that pod"
     );
 }
+
+#[test]
+fn query_says_when_a_verdict_depends_on_an_unknown_address() {
+    // worker has no status.podIP; its egress goes to 0.0.0.0/0 and ::/0,
+    // which holds every address it could have: allowed, not denied.
+    let o = query("app/worker", "203.0.113.9", "tcp/443", &["--exit-code"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let o = query("app/worker", "app/server", "tcp/8080", &["--exit-code"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "not allowed for certain: {out}");
+    assert!(out.contains(": DEPENDS ON ADDRESS"), "{out}");
+    assert!(
+        out.contains("the address of app/worker is not known: allowed if it is in"),
+        "{out}"
+    );
+    let o = query("app/worker", "app/server", "tcp/8080", &["-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["decision"], "dependsOnAddress");
+    assert_eq!(v["allowed"], false);
+    assert!(v["ingress"]["allowedIfAddressIn"][0].is_string(), "{v}");
+}
+
+#[test]
+fn query_answers_a_batch_in_order() {
+    let dir = std::env::temp_dir().join(format!("tierguard-batch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let file = dir.join("questions.txt");
+    std::fs::write(
+        &file,
+        "# the tutorial's checks\nfrontend/frontend-app backend/backend-app tcp/80\n\nfrontend/frontend-app database/database-app tcp/5432  # must fail\noutside frontend/frontend-app tcp/80\n",
+    )
+    .expect("write");
+    let f = file.to_str().expect("utf-8 path");
+    let o = tierguard(&[
+        "query",
+        "-f",
+        "examples/three-tier",
+        "--batch",
+        f,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let got: Vec<&str> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|a| a["decision"].as_str().expect("decision"))
+        .collect();
+    assert_eq!(got, ["allowed", "denied", "allowed"]);
+    let o = tierguard(&[
+        "query",
+        "-f",
+        "examples/three-tier",
+        "--batch",
+        f,
+        "--exit-code",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "one question is denied");
+    std::fs::write(&file, "frontend/frontend-app tcp/80\n").expect("write");
+    let o = tierguard(&["query", "-f", "examples/three-tier", "--batch", f]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains(":1: expected `FROM TO PROTO/PORT`"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn connectivity_matrix_in_every_format() {
+    for (world, extra, name) in [
+        ("examples/three-tier", &[][..], "tutorial"),
+        ("tests/query-world", &[][..], "query-world"),
+        (
+            "tests/query-world",
+            &["--explain"][..],
+            "query-world-explain",
+        ),
+    ] {
+        for (format, ext) in [
+            ("text", "txt"),
+            ("json", "json"),
+            ("csv", "csv"),
+            ("md", "md"),
+            ("dot", "dot"),
+        ] {
+            let mut args = vec!["connectivity", "-f", world, "-o", format];
+            args.extend_from_slice(extra);
+            let o = tierguard(&args);
+            assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+            golden(&format!("connectivity/{name}.{ext}"), &stdout(&o));
+        }
+    }
+    // The tutorial's checks, read off the matrix.
+    let o = tierguard(&["connectivity", "-f", "examples/three-tier", "-o", "csv"]);
+    let csv = stdout(&o);
+    for row in [
+        "frontend/frontend-app (Deployment),backend/backend-app (Deployment),TCP/80,allowed,",
+        "backend/backend-app (Deployment),database/database-app (Deployment),TCP/5432,allowed,",
+        "outside,frontend/frontend-app (Deployment),TCP/80,allowed,",
+        "frontend/frontend-app (Deployment),database/database-app (Deployment),TCP/5432,denied,",
+    ] {
+        assert!(csv.contains(row), "{row} missing from\n{csv}");
+    }
+    let o = tierguard(&["connectivity", "-f", "examples/three-tier", "-n", "nowhere"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--namespace nowhere"), "{}", stderr(&o));
+}

@@ -3,6 +3,7 @@
 //! ```text
 //!  tierguard check    -f PATH... [--policy FILE] [--base PATH...] [-o text|json]
 //!  tierguard query    -f PATH... --from SRC --to DST --port PROTO/PORT [-o text|json] [--exit-code]
+//!  tierguard connectivity -f PATH... [--port PROTO/PORT[-LAST],...] [-n NS...] [-o text|json|csv|md|dot] [--explain]
 //!  tierguard baseline [--policy FILE] NAMESPACE...
 //!  tierguard serve    --tls-cert FILE --tls-key FILE [--policy FILE] [--mode enforce|audit] ...
 //!  tierguard certs    [--out DIR] [--host NAME...] ...
@@ -15,6 +16,7 @@
 mod baseline;
 mod certs;
 mod check;
+mod connectivity;
 mod query;
 pub mod serve;
 
@@ -47,6 +49,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Ask whether one connection is allowed, and which policies and rules decide it.
     Query(query::QueryArgs),
+    /// Show every pod and workload (and the outside world) against every other on the ports that matter.
+    Connectivity(connectivity::ConnectivityArgs),
     /// Print the baseline NetworkPolicies the isolation policy injects into tier namespaces.
     Baseline(baseline::BaselineArgs),
     /// Write a development CA, a serving certificate and a kustomization deploying tierguard with them.
@@ -70,6 +74,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Check(a) => check::run(a),
         Command::Query(a) => query::run(a),
+        Command::Connectivity(a) => connectivity::run(a),
         Command::Baseline(a) => baseline::run(a),
         Command::Serve(a) => serve::run(*a),
         Command::Certs(a) => certs::run(a),

@@ -14,6 +14,7 @@
 
 pub mod check;
 pub mod kubectl;
+pub mod matrix;
 
 use std::collections::BTreeSet;
 
