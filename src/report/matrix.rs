@@ -168,6 +168,15 @@ impl<'w> Matrix<'w> {
         })
     }
 
+    /// A grid's cell: `-` for an end other than a pod against itself.
+    fn grid_cell(&self, port: usize, from: usize, to: usize) -> &'static str {
+        if from == to && !matches!(self.ends[from], Endpoint::Pod(_)) {
+            "-"
+        } else {
+            cell(&self.verdicts[port][from][to])
+        }
+    }
+
     /// How many cells decided each way: (allowed, depends on address, denied).
     pub fn counts(&self) -> (usize, usize, usize) {
         let mut c = (0, 0, 0);
@@ -208,12 +217,7 @@ impl<'w> Matrix<'w> {
             for (f, n) in names.iter().enumerate() {
                 let _ = write!(out, "{:width$}", format!("{} {n}", keys[f]));
                 for t in 0..names.len() {
-                    let cell = if f == t && !matches!(self.ends[f], Endpoint::Pod(_)) {
-                        "-"
-                    } else {
-                        cell(&self.verdicts[p][f][t])
-                    };
-                    let _ = write!(out, "  {cell:>cw$}");
+                    let _ = write!(out, "  {:>cw$}", self.grid_cell(p, f, t));
                 }
                 out.push('\n');
             }
@@ -332,12 +336,7 @@ impl<'w> Matrix<'w> {
             for (f, n) in names.iter().enumerate() {
                 let _ = write!(out, "| {} |", md_escape(n));
                 for t in 0..names.len() {
-                    let c = if f == t && !matches!(self.ends[f], Endpoint::Pod(_)) {
-                        "-"
-                    } else {
-                        cell(&self.verdicts[p][f][t])
-                    };
-                    let _ = write!(out, " {c} |");
+                    let _ = write!(out, " {} |", self.grid_cell(p, f, t));
                 }
                 out.push('\n');
             }
