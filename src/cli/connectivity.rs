@@ -106,8 +106,7 @@ pub fn run(args: ConnectivityArgs) -> Result<ExitCode> {
         }
     }
     let ports = if regions.is_empty() {
-        let owned: Vec<_> = pods.iter().map(|p| (*p).clone()).collect();
-        ports_that_matter(&world.state, &owned)
+        ports_that_matter(&world.state, pods.iter().copied())
     } else {
         regions
     };

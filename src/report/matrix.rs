@@ -48,7 +48,10 @@ impl fmt::Display for PortRegion {
 /// a container port starts or ends, plus each container port. Ports no rule
 /// and no container names are left out (every rule treats them alike: ask
 /// for one with `--port`).
-pub fn ports_that_matter(state: &State, pods: &[Pod]) -> Vec<PortRegion> {
+pub fn ports_that_matter<'p>(
+    state: &State,
+    pods: impl IntoIterator<Item = &'p Pod>,
+) -> Vec<PortRegion> {
     let mut spans: Vec<(Protocol, u16, u16)> = Vec::new();
     for pol in state.policies() {
         for dir in [Direction::Ingress, Direction::Egress] {

@@ -1,0 +1,78 @@
+//! Connection ends as people name them (`namespace/name`, an IP,
+//! `outside`), and where the world's pods run.
+
+use std::net::IpAddr;
+
+use anyhow::{Result, anyhow};
+
+use super::World;
+use crate::engine::reach::{Endpoint, Placement};
+use crate::engine::state::Pod;
+
+/// A Pod's node is known by its `status.hostIP`/`hostIPs`.
+impl Placement for World {
+    fn node_addresses(&self, pod: &Pod) -> Option<&[IpAddr]> {
+        if pod.workload.is_some() {
+            return None;
+        }
+        self.host_ips
+            .get(&format!("{}/{}", pod.namespace, pod.name))
+            .map(Vec::as_slice)
+    }
+}
+
+impl World {
+    /// Reads a connection end as a person names it: `namespace/name` (a Pod,
+    /// else a workload), or an IP — a node's (a Pod's `status.hostIP`, a Node's
+    /// address) is that node, a known Pod's is that pod, anything else a host
+    /// outside the cluster — or `outside`, any host outside the cluster. The
+    /// note says how an IP was read.
+    pub fn endpoint(&self, s: &str, flag: &str) -> Result<(Endpoint<'_>, Option<String>)> {
+        if s == "outside" {
+            return Ok((Endpoint::Outside, None));
+        }
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            if let Some((name, _)) = self.nodes.iter().find(|(_, ips)| ips.contains(&ip)) {
+                return Ok((
+                    Endpoint::Node {
+                        name: Some(name),
+                        ip,
+                    },
+                    Some(format!(
+                        "--{flag} {ip} is node {name}: neither a pod nor outside the cluster; no NetworkPolicy applies to the node itself, and pods' ipBlocks match its IP"
+                    )),
+                ));
+            }
+            if let Some((pod, _)) = self.host_ips.iter().find(|(_, ips)| ips.contains(&ip)) {
+                return Ok((
+                    Endpoint::Node { name: None, ip },
+                    Some(format!(
+                        "--{flag} {ip} is the node of pod {pod}: neither a pod nor outside the cluster; no NetworkPolicy applies to the node itself, and pods' ipBlocks match its IP"
+                    )),
+                ));
+            }
+            if let Some(p) = self
+                .pods
+                .iter()
+                .find(|p| p.workload.is_none() && p.ips.contains(&ip))
+            {
+                return Ok((
+                    Endpoint::Pod(p),
+                    Some(format!(
+                        "--{flag} {ip} is the IP of pod {}/{}: judged as that pod",
+                        p.namespace, p.name
+                    )),
+                ));
+            }
+            return Ok((Endpoint::External(ip), None));
+        }
+        let (ns, name) = s
+            .split_once('/')
+            .ok_or_else(|| anyhow!("--{flag} {s:?}: expected namespace/name or an IP address"))?;
+        self.find_pod(ns, name)
+            .map(|p| (Endpoint::Pod(p), None))
+            .ok_or_else(|| {
+                anyhow!("--{flag} {s:?}: no Pod or workload (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) named {name} in namespace {ns} in the manifests")
+            })
+    }
+}
