@@ -584,6 +584,85 @@ fn query_says_when_a_verdict_depends_on_an_unknown_address() {
 }
 
 #[test]
+fn query_reads_an_address_in_node_cidrs_as_a_node() {
+    // 192.168.7.7 is no Pod's and no Node object's: outside the cluster,
+    // unless an isolation policy's cluster.nodeCIDRs hold it.
+    let o = query("192.168.7.7", "app/server", "tcp/8080", &["-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["from"], "192.168.7.7 (outside the cluster)", "{v}");
+    let dir = std::env::temp_dir().join(format!("tierguard-nodecidrs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let policy = dir.join("policy.yaml");
+    let base = std::fs::read_to_string("policies/three-tier.yaml").expect("policy");
+    let with_nodes = base.replace(
+        "    serviceCIDRs: [10.96.0.0/12]",
+        "    serviceCIDRs: [10.96.0.0/12]\n    nodeCIDRs: [192.168.0.0/16]",
+    );
+    assert_ne!(base, with_nodes, "the policy's cluster section moved");
+    std::fs::write(&policy, with_nodes).expect("write");
+    let p = policy.to_str().expect("utf-8 path");
+    let o = query(
+        "192.168.7.7",
+        "app/server",
+        "tcp/8080",
+        &["--policy", p, "-o", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["from"], "192.168.7.7 (node)", "{v}");
+    assert!(
+        v["notes"][0]
+            .as_str()
+            .is_some_and(|n| n.contains("is in the isolation policy's nodeCIDRs: a node")),
+        "{v}"
+    );
+    // A bad CIDR there is an error naming the field.
+    std::fs::write(
+        &policy,
+        base.replace(
+            "    serviceCIDRs: [10.96.0.0/12]",
+            "    serviceCIDRs: [10.96.0.0/12]\n    nodeCIDRs: [10.0.0.0/33]",
+        ),
+    )
+    .expect("write");
+    let o = query("192.168.7.7", "app/server", "tcp/8080", &["--policy", p]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("spec.cluster.nodeCIDRs[0]"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn query_judges_any_pod_created_later_in_a_namespace() {
+    // app/server admits app=client pods on 8080: some pods created in app
+    // later are allowed (those labelled so), not all.
+    let o = query("app/*", "app/server", "tcp/8080", &["--exit-code"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "not allowed for certain: {out}");
+    assert!(
+        out.contains("app/* (a pod created later) -> app/server on TCP/8080: DEPENDS ON THE POD"),
+        "{out}"
+    );
+    assert!(
+        out.contains("allowed for a pod with app=client; not for one with"),
+        "{out}"
+    );
+    let o = query("app/*", "app/server", "tcp/8080", &["-o", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["decision"], "dependsOnPod");
+    assert_eq!(v["future"]["allowedWith"], "app=client");
+    let o = query("nowhere/*", "app/server", "tcp/8080", &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("namespace nowhere is not in the manifests"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn query_answers_a_batch_in_order() {
     let dir = std::env::temp_dir().join(format!("tierguard-batch-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("mkdir");

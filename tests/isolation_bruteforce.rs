@@ -22,10 +22,10 @@ use std::net::IpAddr;
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use tierguard::engine::isolation::Checker;
+use tierguard::engine::isolation::{Change, Checker, End, check_change, diff};
 use tierguard::engine::policy::Direction;
 use tierguard::engine::ports::{ContainerPort, Protocol};
-use tierguard::engine::reach::{Endpoint, evaluate, side_allows};
+use tierguard::engine::reach::{Decision, Endpoint, evaluate, side_allows};
 use tierguard::engine::state::{Namespace, Pod, State};
 use tierguard::engine::tiers::{IsolationPolicy, Judge, Party};
 use tierguard::model::isolationpolicy;
@@ -72,6 +72,10 @@ fn namespace_selector() -> impl Strategy<Value = String> {
         Just("{matchExpressions: [{key: name, operator: NotIn, values: [ns-a]}]}".to_string()),
         Just("{matchExpressions: [{key: name, operator: DoesNotExist}]}".to_string()),
         Just("{matchExpressions: [{key: kubernetes.io/metadata.name, operator: NotIn, values: [ns-a, ns-c]}, {key: team, operator: DoesNotExist}]}".to_string()),
+        // Names pinned and the tier label constrained: a relabel of the
+        // tier label outside the tiers is seen by such a selector.
+        Just("{matchLabels: {name: ns-b, tier: legacy}}".to_string()),
+        Just("{matchExpressions: [{key: kubernetes.io/metadata.name, operator: In, values: [ns-b, ns-d]}, {key: tier, operator: DoesNotExist}]}".to_string()),
     ]
 }
 
@@ -676,4 +680,236 @@ fn generated_policies_are_mostly_valid() {
         with_findings > 20,
         "only {with_findings}/200 generated worlds have findings"
     );
+}
+
+// === pods created later (engine::future) against brute force ===
+
+/// Every concrete pod that may be created in `ns`, as far as the generated
+/// policies can tell them apart: each label set, each candidate address,
+/// and (as a destination, where named ports resolve) each binding of the
+/// port names to the port tried.
+fn future_candidates(ns: &str, as_dst: bool, proto: Protocol, port: u16) -> Vec<Pod> {
+    let bindings: Vec<Vec<&str>> = if as_dst {
+        vec![vec![], vec!["web"], vec!["db"], vec!["web", "db"]]
+    } else {
+        vec![vec![]]
+    };
+    let mut out = Vec::new();
+    for labels in pod_label_sets() {
+        for ip in sample_ips() {
+            for names in &bindings {
+                out.push(Pod {
+                    namespace: ns.to_string(),
+                    name: "created-later".into(),
+                    labels: labels.clone(),
+                    ports: names
+                        .iter()
+                        .map(|n| ContainerPort {
+                            name: Some(n.to_string()),
+                            port,
+                            protocol: proto,
+                        })
+                        .collect(),
+                    ips: vec![ip],
+                    workload: None,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The existing end: a pod of an existing namespace (one of a few label
+/// sets, a known address, its port names bound to ports 1 and 2), or a
+/// host outside the cluster.
+fn existing_end(state: &State, pick: usize) -> Option<Pod> {
+    let namespaces: Vec<&Namespace> = state.namespaces().collect();
+    let labels = [
+        BTreeMap::new(),
+        BTreeMap::from([("a".to_string(), "x".to_string())]),
+        BTreeMap::from([
+            ("a".to_string(), "y".to_string()),
+            ("b".to_string(), "x".to_string()),
+        ]),
+    ];
+    let ns = namespaces.get(pick % (namespaces.len() + 1))?;
+    Some(Pod {
+        namespace: ns.name.clone(),
+        name: "p".into(),
+        labels: labels[pick / 7 % labels.len()].clone(),
+        ports: vec![
+            ContainerPort {
+                name: Some("web".into()),
+                port: 1,
+                protocol: Protocol::Tcp,
+            },
+            ContainerPort {
+                name: Some("db".into()),
+                port: 2,
+                protocol: Protocol::Udp,
+            },
+        ],
+        ips: vec!["10.0.1.7".parse().expect("ip")],
+        workload: None,
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases() / 4, ..ProptestConfig::default() })]
+
+    /// A pod created later in a namespace: ALLOWED iff every concrete pod
+    /// that could be created there is allowed, DENIED iff none is, DEPENDS
+    /// ON THE POD otherwise; and its examples are such pods.
+    #[test]
+    fn pods_created_later_match_brute_force(
+        world_yaml in world(),
+        future_pick in 0usize..4,
+        other_pick in 0usize..40,
+        future_is_src in any::<bool>(),
+    ) {
+        let Ok(world) = tierguard::world::World::from_text(&world_yaml, "world") else { return Ok(()) };
+        let state = world.state;
+        let namespaces: Vec<String> = state.namespaces().map(|n| n.name.clone()).collect();
+        let ns = &namespaces[future_pick % namespaces.len()];
+        let existing = existing_end(&state, other_pick);
+        let outside: IpAddr = "8.8.8.8".parse().expect("ip");
+        let other = match &existing {
+            Some(p) => Endpoint::Pod(p),
+            None => Endpoint::External(outside),
+        };
+        let future = Endpoint::Future { namespace: ns };
+        for proto in PROTOS {
+            for port in PORTS {
+                let (s, d) = if future_is_src { (&future, &other) } else { (&other, &future) };
+                let got = evaluate(&state, s, d, proto, port);
+                let candidates = future_candidates(ns, !future_is_src, proto, port);
+                let allowed: Vec<bool> = candidates
+                    .iter()
+                    .map(|c| {
+                        let c = Endpoint::Pod(c);
+                        let (s, d) = if future_is_src { (&c, &other) } else { (&other, &c) };
+                        evaluate(&state, s, d, proto, port).allowed
+                    })
+                    .collect();
+                let want = if allowed.iter().all(|a| *a) {
+                    Decision::Allowed
+                } else if allowed.iter().any(|a| *a) {
+                    Decision::DependsOnPod
+                } else {
+                    Decision::Denied
+                };
+                prop_assert_eq!(got.decision, want,
+                    "{} -> {} on {}/{}: {:?}\nworld:\n{}", s, d, proto, port, got.future, world_yaml);
+                let note = got.future.expect("a note about the pod created later");
+                prop_assert!(note.undecided.is_none());
+                // The examples' labels are labels such pods may carry, allowed
+                // (when nothing else is needed) or not, as the note says.
+                for (example, allowed_wanted) in [(&note.allowed_with, true), (&note.denied_with, false)] {
+                    let Some(example) = example else { continue };
+                    if allowed_wanted && note.if_address_port_or_node {
+                        continue;
+                    }
+                    let fits = candidates.iter().zip(&allowed).any(|(c, a)| {
+                        *a == allowed_wanted && describes(example, &c.labels)
+                    });
+                    prop_assert!(fits, "example {example:?} (allowed: {allowed_wanted}) fits no such pod");
+                }
+            }
+        }
+    }
+}
+
+/// Whether `labels` fit an example written by `describe_witness`.
+fn describes(example: &str, labels: &BTreeMap<String, String>) -> bool {
+    if example == "any labels" {
+        return true;
+    }
+    example.split(", ").all(|part| {
+        if let Some(k) = part.strip_prefix("no label ") {
+            return !labels.contains_key(k);
+        }
+        let Some((k, v)) = part.split_once('=') else {
+            return false;
+        };
+        match (v, labels.get(k)) {
+            ("<any other value>", Some(got)) => got == "zz",
+            (v, Some(got)) => got == v,
+            (_, None) => false,
+        }
+    })
+}
+
+// === one change, judged alone, against the whole state's diff ===
+
+/// A namespace as it may be created or relabelled: any of the names the
+/// worlds use (existing or not, named by the isolation policy or not).
+fn namespace_change() -> impl Strategy<Value = Option<String>> {
+    prop_oneof![
+        namespace("ns-a"),
+        namespace("ns-b"),
+        namespace("ns-c"),
+        namespace("ns-d"),
+        namespace("ns-e"),
+        namespace("ns-f"),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases() / 2, ..ProptestConfig::default() })]
+
+    /// `check_change` judges a NetworkPolicy write or delete by the changed
+    /// policy's rules (and the pods left unselected), and skips namespace
+    /// changes no wall can see; either way it finds exactly what diffing
+    /// the whole state before and after the change finds.
+    #[test]
+    fn a_change_judged_alone_is_the_whole_diff(
+        world_yaml in world(),
+        iso_yaml in isolation("walls"),
+        policy_yaml in policy(0),
+        ns_yaml in namespace_change(),
+        delete in any::<bool>(),
+    ) {
+        let Some((state, iso)) = load(&world_yaml, &iso_yaml) else { return Ok(()) };
+        let mut changes = Vec::new();
+        if let Ok(w) = tierguard::world::World::from_text(&policy_yaml, "policy")
+            && let Some(p) = w.state.policies().next()
+        {
+            changes.push(if delete {
+                Change::DeletePolicy { namespace: p.namespace.clone(), name: p.name.clone() }
+            } else {
+                Change::ApplyPolicy(p.clone())
+            });
+        }
+        if let Some(doc) = &ns_yaml
+            && let Ok(w) = tierguard::world::World::from_text(doc, "namespace")
+            && let Some(ns) = w.state.namespaces().next()
+        {
+            changes.push(Change::ApplyNamespace(ns.clone()));
+        }
+        for change in changes {
+            let mut after = state.clone();
+            match &change {
+                Change::ApplyPolicy(p) => after.apply_policy(p.clone()),
+                Change::DeletePolicy { namespace, name } => { after.delete_policy(namespace, name); }
+                Change::ApplyNamespace(ns) => after.apply_namespace(ns.clone()),
+            }
+            let mut alone = check_change(&iso, &state, &change).expect("within the budget");
+            let mut whole = diff(&iso, &state, &after).expect("within the budget");
+            // The namespaces a breach names as examples may differ: judged
+            // alone, a change's breaches draw them from the causes it adds
+            // only; the whole diff from every cause on that wall.
+            for b in alone.iter_mut().chain(whole.iter_mut()) {
+                for end in [&mut b.from, &mut b.to] {
+                    match end {
+                        End::Tier { namespace, .. } => *namespace = None,
+                        End::OtherNamespaces { examples } => examples.clear(),
+                        _ => {}
+                    }
+                }
+            }
+            alone.sort_by_key(|b| format!("{b:?}"));
+            whole.sort_by_key(|b| format!("{b:?}"));
+            prop_assert_eq!(alone, whole, "{:?}\nworld:\n{}\niso:\n{}", change, world_yaml, iso_yaml);
+        }
+    }
 }

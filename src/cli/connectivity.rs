@@ -47,6 +47,10 @@ pub struct ConnectivityArgs {
     /// Leave out the outside world (any host outside the cluster).
     #[arg(long)]
     pub no_outside: bool,
+    /// Leave out the pods created later (`namespace/*`: any pod that may be
+    /// created in a namespace of the matrix, with any labels).
+    #[arg(long)]
+    pub no_future: bool,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
     pub output: MatrixOutput,
@@ -115,7 +119,18 @@ pub fn run(args: ConnectivityArgs) -> Result<ExitCode> {
             "no ports to judge: the policies name no port numbers and the pods declare no container ports (give --port, e.g. --port tcp/80,udp/53)"
         );
     }
+    let mut namespaces: Vec<&str> = pods.iter().map(|p| p.namespace.as_str()).collect();
+    namespaces.dedup();
     let mut ends: Vec<Endpoint<'_>> = pods.into_iter().map(Endpoint::Pod).collect();
+    if !args.no_future {
+        // A pod created later is judged in a Namespace whose labels are known.
+        ends.extend(
+            namespaces
+                .into_iter()
+                .filter_map(|ns| world.state.namespace(ns))
+                .map(|n| Endpoint::Future { namespace: &n.name }),
+        );
+    }
     if !args.no_outside {
         ends.push(Endpoint::Outside);
     }

@@ -36,6 +36,11 @@ pub struct QueryArgs {
     /// text blocks, or one JSON array.
     #[arg(long, conflicts_with_all = ["from", "to", "port"])]
     pub batch: Option<PathBuf>,
+    /// An isolation policy whose `cluster.nodeCIDRs` say which addresses
+    /// are nodes' (only its `cluster` section is read; not searched for when
+    /// not given).
+    #[arg(long, env = "TIERGUARD_POLICY")]
+    pub policy: Option<PathBuf>,
     /// Output format.
     #[arg(short, long, value_enum, default_value_t)]
     pub output: Output,
@@ -205,7 +210,10 @@ pub fn run(args: QueryArgs) -> Result<ExitCode> {
         }
         _ => bail!("give --from, --to and --port, or --batch FILE"),
     };
-    let world = World::load(&args.files)?;
+    let mut world = World::load(&args.files)?;
+    if let Some(p) = &args.policy {
+        world.node_cidrs = super::load_policy(Some(p))?.node_cidrs;
+    }
     for w in &world.warnings {
         eprintln!("warning: {w}");
     }
@@ -301,6 +309,10 @@ fn render_text(
     let mut out = format!("{src} -> {dst} on {port}: {}\n", v.decision);
     for n in notes {
         out.push_str(&format!("  note: {n}\n"));
+    }
+    if let Some(f) = &v.future {
+        out.push_str(&format!("  pods created later: {f}\n"));
+        return out;
     }
     match &v.egress {
         Some(s) => out.push_str(&side_text(&format!("egress of {src}"), dst, s)),

@@ -13,6 +13,7 @@
 //! ```
 
 pub mod field;
+pub mod future;
 pub mod intervals;
 pub mod ipblock;
 pub mod isolation;

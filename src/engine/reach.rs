@@ -34,6 +34,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use super::future::FutureNote;
 use super::ipblock::{IpBlock, IpSet};
 use super::policy::{Direction, Peer, Policy, Rule};
 use super::ports::{ContainerPort, Protocol};
@@ -58,6 +59,12 @@ pub enum Endpoint<'a> {
     /// Any host outside the cluster, its address unknown: an `ipBlock`
     /// matches it only for some addresses.
     Outside,
+    /// Any pod that may be created later in this (existing) namespace, with
+    /// any labels, container ports and address ([`super::future`]).
+    Future {
+        /// The namespace.
+        namespace: &'a str,
+    },
 }
 
 impl Endpoint<'_> {
@@ -65,7 +72,7 @@ impl Endpoint<'_> {
     /// ends that have exactly one.
     fn address(&self) -> Option<IpAddr> {
         match self {
-            Endpoint::Pod(_) | Endpoint::Outside => None,
+            Endpoint::Pod(_) | Endpoint::Outside | Endpoint::Future { .. } => None,
             Endpoint::Node { ip, .. } | Endpoint::External(ip) => Some(*ip),
         }
     }
@@ -82,6 +89,7 @@ impl fmt::Display for Endpoint<'_> {
             Endpoint::Node { name: None, ip } => write!(f, "{ip} (node)"),
             Endpoint::External(ip) => write!(f, "{ip} (outside the cluster)"),
             Endpoint::Outside => f.write_str("outside"),
+            Endpoint::Future { namespace } => write!(f, "{namespace}/* (a pod created later)"),
         }
     }
 }
@@ -193,6 +201,9 @@ pub enum Decision {
     /// Allowed only if an end whose IP is unknown has an IP in the listed
     /// blocks.
     DependsOnAddress,
+    /// Allowed for some pods created later and not for others (by their
+    /// labels, or only for some addresses or container ports).
+    DependsOnPod,
     /// Denied.
     Denied,
 }
@@ -202,6 +213,7 @@ impl fmt::Display for Decision {
         f.write_str(match self {
             Decision::Allowed => "ALLOWED",
             Decision::DependsOnAddress => "DEPENDS ON ADDRESS",
+            Decision::DependsOnPod => "DEPENDS ON THE POD",
             Decision::Denied => "DENIED",
         })
     }
@@ -223,6 +235,10 @@ pub struct Verdict {
     /// The destination pod's ingress (absent for a node or an external
     /// destination).
     pub ingress: Option<SideVerdict>,
+    /// For an end that is a pod created later: examples, and what else it
+    /// takes (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub future: Option<FutureNote>,
 }
 
 /// Decides whether `src` may connect to `dst` on `proto/port`, knowing
@@ -247,9 +263,15 @@ pub fn evaluate_placed(
     proto: Protocol,
     port: u16,
 ) -> Verdict {
+    if matches!(src, Endpoint::Future { .. }) || matches!(dst, Endpoint::Future { .. }) {
+        return super::future::evaluate(state, src, dst, proto, port);
+    }
     let dst_ports = match dst {
         Endpoint::Pod(p) => Some(p.ports.as_slice()),
-        Endpoint::Node { .. } | Endpoint::External(_) | Endpoint::Outside => None,
+        Endpoint::Node { .. }
+        | Endpoint::External(_)
+        | Endpoint::Outside
+        | Endpoint::Future { .. } => None,
     };
     let egress = match src {
         Endpoint::Pod(p) => Some(side(
@@ -261,7 +283,10 @@ pub fn evaluate_placed(
             port,
             dst_ports,
         )),
-        Endpoint::Node { .. } | Endpoint::External(_) | Endpoint::Outside => None,
+        Endpoint::Node { .. }
+        | Endpoint::External(_)
+        | Endpoint::Outside
+        | Endpoint::Future { .. } => None,
     };
     let ingress = match dst {
         Endpoint::Pod(p) => Some(side(
@@ -273,7 +298,10 @@ pub fn evaluate_placed(
             port,
             dst_ports,
         )),
-        Endpoint::Node { .. } | Endpoint::External(_) | Endpoint::Outside => None,
+        Endpoint::Node { .. }
+        | Endpoint::External(_)
+        | Endpoint::Outside
+        | Endpoint::Future { .. } => None,
     };
     let exception = exception(src, dst, placement);
     let sides = [egress.as_ref(), ingress.as_ref()];
@@ -294,6 +322,7 @@ pub fn evaluate_placed(
         exception,
         egress,
         ingress,
+        future: None,
     }
 }
 
@@ -310,7 +339,7 @@ fn isolating<'s>(
 }
 
 /// How a rule's peers matched the other end.
-enum PeerMatch<'r> {
+pub(super) enum PeerMatch<'r> {
     /// A peer matches; for an ipBlock matching a pod, the address it matched.
     Yes(Option<IpAddr>),
     /// The other end is a pod of unknown IP: these blocks match if its IP is
@@ -319,7 +348,7 @@ enum PeerMatch<'r> {
     No,
 }
 
-fn peers_match<'r>(
+pub(super) fn peers_match<'r>(
     state: &State,
     pol: &Policy,
     r: &'r Rule,

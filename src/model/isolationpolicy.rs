@@ -113,6 +113,8 @@ struct RawCluster {
     pod_cidrs: Vec<String>,
     #[serde(default, rename = "serviceCIDRs")]
     service_cidrs: Vec<String>,
+    #[serde(default, rename = "nodeCIDRs")]
+    node_cidrs: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -306,6 +308,7 @@ fn validate(raw: Raw) -> Result<IsolationPolicy, Errors> {
     };
     let pod_cidrs = cidrs(&spec.cluster.pod_cidrs, "podCIDRs", &mut errs);
     let service_cidrs = cidrs(&spec.cluster.service_cidrs, "serviceCIDRs", &mut errs);
+    let node_cidrs = cidrs(&spec.cluster.node_cidrs, "nodeCIDRs", &mut errs);
     if pod_cidrs.is_empty() && !service_cidrs.is_empty() {
         errs.push(
             &sp.child("cluster").child("podCIDRs"),
@@ -451,6 +454,7 @@ fn validate(raw: Raw) -> Result<IsolationPolicy, Errors> {
         membership,
         pod_cidrs,
         service_cidrs,
+        node_cidrs,
         baseline,
         flows,
     })

@@ -24,9 +24,11 @@ impl Placement for World {
 impl World {
     /// Reads a connection end as a person names it: `namespace/name` (a Pod,
     /// else a workload), or an IP — a node's (a Pod's `status.hostIP`, a Node's
-    /// address) is that node, a known Pod's is that pod, anything else a host
-    /// outside the cluster — or `outside`, any host outside the cluster. The
-    /// note says how an IP was read.
+    /// address) is that node, a known Pod's is that pod, one in
+    /// [`World::node_cidrs`] a node, anything else a host outside the
+    /// cluster — or `outside`, any host outside the cluster, or
+    /// `namespace/*`, any pod created later in that namespace. The note says
+    /// how an IP was read.
     pub fn endpoint(&self, s: &str, flag: &str) -> Result<(Endpoint<'_>, Option<String>)> {
         if s == "outside" {
             return Ok((Endpoint::Outside, None));
@@ -64,11 +66,27 @@ impl World {
                     )),
                 ));
             }
+            if self.node_cidrs.iter().any(|c| c.contains(ip)) {
+                return Ok((
+                    Endpoint::Node { name: None, ip },
+                    Some(format!(
+                        "--{flag} {ip} is in the isolation policy's nodeCIDRs: a node, neither a pod nor outside the cluster; no NetworkPolicy applies to the node itself, and pods' ipBlocks match its IP"
+                    )),
+                ));
+            }
             return Ok((Endpoint::External(ip), None));
         }
-        let (ns, name) = s
-            .split_once('/')
-            .ok_or_else(|| anyhow!("--{flag} {s:?}: expected namespace/name or an IP address"))?;
+        let (ns, name) = s.split_once('/').ok_or_else(|| {
+            anyhow!("--{flag} {s:?}: expected namespace/name, namespace/* or an IP address")
+        })?;
+        if name == "*" {
+            return match self.state.namespace(ns) {
+                Some(n) => Ok((Endpoint::Future { namespace: &n.name }, None)),
+                None => Err(anyhow!(
+                    "--{flag} {s:?}: namespace {ns} is not in the manifests (a pod created later is judged in a Namespace whose labels are known)"
+                )),
+            };
+        }
         self.find_pod(ns, name)
             .map(|p| (Endpoint::Pod(p), None))
             .ok_or_else(|| {

@@ -70,6 +70,9 @@ pub struct World {
     pub host_ips: BTreeMap<String, Vec<IpAddr>>,
     /// Node objects: name → their addresses (InternalIP, ExternalIP).
     pub nodes: BTreeMap<String, Vec<IpAddr>>,
+    /// Where nodes' addresses lie, from an isolation policy's
+    /// `cluster.nodeCIDRs` (empty unless a command was given one).
+    pub node_cidrs: Vec<crate::engine::ipblock::Cidr>,
 }
 
 /// An error in the manifests, naming the file, the object and the field.

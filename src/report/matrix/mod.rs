@@ -17,10 +17,16 @@ use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
+use crate::engine::future::FutureNote;
 use crate::engine::policy::Direction;
 use crate::engine::ports::{PortNumbers, Protocol};
 use crate::engine::reach::{Decision, Endpoint, Exception, Placement, Verdict, evaluate_placed};
 use crate::engine::state::{Pod, State};
+
+mod words;
+use words::{
+    because, cell, csv_field, decision_word, dot_id, exception_word, md_escape, short, side_words,
+};
 
 /// A run of ports of one protocol on which every verdict is the same.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -113,6 +119,8 @@ struct Entry<'a> {
     egress: Option<&'a crate::engine::reach::SideVerdict>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ingress: Option<&'a crate::engine::reach::SideVerdict>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    future: Option<&'a FutureNote>,
 }
 
 #[derive(Serialize)]
@@ -122,7 +130,21 @@ struct JsonMatrix<'a> {
     ports: Vec<String>,
     allowed: Vec<Entry<'a>>,
     depends_on_address: Vec<Entry<'a>>,
+    depends_on_pod: Vec<Entry<'a>>,
     denied: Vec<Entry<'a>>,
+}
+
+/// How many judged cells decided each way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Allowed (exceptions included).
+    pub allowed: usize,
+    /// Allowed only if an unknown address is in an ipBlock.
+    pub depends_on_address: usize,
+    /// Allowed for some pods created later, not for others.
+    pub depends_on_pod: usize,
+    /// Denied.
+    pub denied: usize,
 }
 
 // === impl Matrix ===
@@ -159,35 +181,43 @@ impl<'w> Matrix<'w> {
         &self.verdicts[port][from][to]
     }
 
-    /// Every cell, port by port, row by row; pairs of an end with itself
-    /// are left out unless they are a pod (which reaches itself).
+    /// Whether a pair is judged: not an end other than a pod against itself,
+    /// and not two ends that both stand for pods created later.
+    fn judged(&self, from: usize, to: usize) -> bool {
+        let future = |e: &Endpoint<'_>| matches!(e, Endpoint::Future { .. });
+        (from != to || matches!(self.ends[from], Endpoint::Pod(_)))
+            && !(future(&self.ends[from]) && future(&self.ends[to]))
+    }
+
+    /// Every judged cell, port by port, row by row.
     fn cells(&self) -> impl Iterator<Item = (usize, usize, usize, &Verdict)> {
         (0..self.ports.len()).flat_map(move |p| {
             (0..self.ends.len()).flat_map(move |f| {
                 (0..self.ends.len())
-                    .filter(move |&t| f != t || matches!(self.ends[f], Endpoint::Pod(_)))
+                    .filter(move |&t| self.judged(f, t))
                     .map(move |t| (p, f, t, &self.verdicts[p][f][t]))
             })
         })
     }
 
-    /// A grid's cell: `-` for an end other than a pod against itself.
+    /// A grid's cell: `-` for a pair that is not judged.
     fn grid_cell(&self, port: usize, from: usize, to: usize) -> &'static str {
-        if from == to && !matches!(self.ends[from], Endpoint::Pod(_)) {
-            "-"
-        } else {
+        if self.judged(from, to) {
             cell(&self.verdicts[port][from][to])
+        } else {
+            "-"
         }
     }
 
-    /// How many cells decided each way: (allowed, depends on address, denied).
-    pub fn counts(&self) -> (usize, usize, usize) {
-        let mut c = (0, 0, 0);
+    /// How many judged cells decided each way.
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
         for (.., v) in self.cells() {
             match v.decision {
-                Decision::Allowed => c.0 += 1,
-                Decision::DependsOnAddress => c.1 += 1,
-                Decision::Denied => c.2 += 1,
+                Decision::Allowed => c.allowed += 1,
+                Decision::DependsOnAddress => c.depends_on_address += 1,
+                Decision::DependsOnPod => c.depends_on_pod += 1,
+                Decision::Denied => c.denied += 1,
             }
         }
         c
@@ -226,20 +256,34 @@ impl<'w> Matrix<'w> {
             }
             out.push('\n');
         }
-        let (a, d, n) = self.counts();
+        let c = self.counts();
         let _ = writeln!(
             out,
-            "{a} allowed, {d} depend on an unknown address, {n} denied ({} ends, {} ports)",
+            "{} allowed, {} depend on an unknown address, {} depend on the pod created later, {} denied ({} ends, {} ports)",
+            c.allowed,
+            c.depends_on_address,
+            c.depends_on_pod,
+            c.denied,
             self.ends.len(),
             self.ports.len()
         );
         out.push_str(
             "legend: yes allowed · no denied · ip? allowed only if the unknown address is in an ipBlock · self a pod reaching itself · node its own node (both always allowed)\n",
         );
+        if self
+            .ends
+            .iter()
+            .any(|e| matches!(e, Endpoint::Future { .. }))
+        {
+            out.push_str(
+                "        ns/* any pod created later in ns: yes for every such pod · no for none · pod? for some (by labels, ports or address) · - not judged\n",
+            );
+        }
         if explain {
             for (title, want) in [
                 ("allowed", Decision::Allowed),
                 ("depends on an unknown address", Decision::DependsOnAddress),
+                ("depends on the pod created later", Decision::DependsOnPod),
                 ("denied", Decision::Denied),
             ] {
                 let _ = writeln!(out, "\n{title}:");
@@ -267,6 +311,7 @@ impl<'w> Matrix<'w> {
             ports: self.ports.iter().map(ToString::to_string).collect(),
             allowed: Vec::new(),
             depends_on_address: Vec::new(),
+            depends_on_pod: Vec::new(),
             denied: Vec::new(),
         };
         for (p, f, t, v) in self.cells() {
@@ -277,10 +322,12 @@ impl<'w> Matrix<'w> {
                 exception: v.exception,
                 egress: v.egress.as_ref().filter(|_| explain),
                 ingress: v.ingress.as_ref().filter(|_| explain),
+                future: v.future.as_ref(),
             };
             match v.decision {
                 Decision::Allowed => m.allowed.push(e),
                 Decision::DependsOnAddress => m.depends_on_address.push(e),
+                Decision::DependsOnPod => m.depends_on_pod.push(e),
                 Decision::Denied => m.denied.push(e),
             }
         }
@@ -377,7 +424,11 @@ impl<'w> Matrix<'w> {
                 for (want, style) in [
                     (Decision::Allowed, ""),
                     (Decision::DependsOnAddress, ", style=dashed"),
+                    (Decision::DependsOnPod, ", style=dotted"),
                 ] {
+                    if !self.judged(f, t) {
+                        continue;
+                    }
                     let ports: Vec<String> = (0..self.ports.len())
                         .filter(|&p| {
                             let v = &self.verdicts[p][f][t];
@@ -402,179 +453,5 @@ impl<'w> Matrix<'w> {
     }
 }
 
-/// An end's name in the matrix: `namespace/name` (a workload with its kind),
-/// an address, or `outside`.
-fn short(e: &Endpoint<'_>) -> String {
-    match e {
-        Endpoint::Pod(p) => match &p.workload {
-            Some(w) => match w.split_once('/') {
-                Some((kind, _)) => format!("{}/{} ({kind})", p.namespace, p.name),
-                None => format!("{}/{}", p.namespace, p.name),
-            },
-            None => format!("{}/{}", p.namespace, p.name),
-        },
-        other => other.to_string(),
-    }
-}
-
-fn cell(v: &Verdict) -> &'static str {
-    match (v.exception, v.decision) {
-        (Some(Exception::Loopback), _) => "self",
-        (Some(Exception::LocalNode), _) => "node",
-        (None, Decision::Allowed) => "yes",
-        (None, Decision::DependsOnAddress) => "ip?",
-        (None, Decision::Denied) => "no",
-    }
-}
-
-fn decision_word(d: Decision) -> &'static str {
-    match d {
-        Decision::Allowed => "allowed",
-        Decision::DependsOnAddress => "depends-on-address",
-        Decision::Denied => "denied",
-    }
-}
-
-fn exception_word(e: Exception) -> &'static str {
-    match e {
-        Exception::Loopback => "loopback",
-        Exception::LocalNode => "local-node",
-    }
-}
-
-/// One side in a few words: what isolates it and what allows it.
-fn side_words(s: Option<&crate::engine::reach::SideVerdict>) -> String {
-    let Some(s) = s else {
-        return "no policy applies".to_string();
-    };
-    if !s.isolated {
-        return "not isolated".to_string();
-    }
-    if !s.allowed_by.is_empty() {
-        return format!("allowed by {}", s.allowed_by.join("; "));
-    }
-    if !s.allowed_if_address_in.is_empty() {
-        return format!(
-            "allowed if the address is in {}",
-            s.allowed_if_address_in.join("; ")
-        );
-    }
-    format!("isolated by {}; no rule matches", s.isolated_by.join("; "))
-}
-
-/// Why a connection was decided as it was, in one line.
-fn because(v: &Verdict) -> String {
-    if let Some(e) = v.exception {
-        return e.to_string();
-    }
-    format!(
-        "egress: {}; ingress: {}",
-        side_words(v.egress.as_ref()),
-        side_words(v.ingress.as_ref())
-    )
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-fn md_escape(s: &str) -> String {
-    s.replace('|', "\\|")
-}
-
-fn dot_id(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::world::World;
-
-    const WORLD: &str = "
-apiVersion: v1
-kind: Pod
-metadata: {name: a, namespace: x, labels: {app: a}}
-spec: {containers: [{name: c, ports: [{containerPort: 80, name: http}]}]}
-status: {podIP: 10.0.0.1}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: b, namespace: y, labels: {app: b}}
-spec: {containers: [{name: c, ports: [{containerPort: 5432, name: db}, {containerPort: 53, protocol: UDP}]}]}
-status: {podIP: 10.0.0.2}
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: only-x, namespace: y}
-spec:
-  podSelector: {}
-  ingress:
-  - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: x}}}]
-    ports: [{port: 5000, endPort: 6000}, {port: db}]
-";
-
-    #[test]
-    fn regions_cut_ranges_at_container_ports() {
-        let w = World::from_text(WORLD, "w").expect("loads");
-        let got: Vec<String> = ports_that_matter(&w.state, &w.pods)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert_eq!(
-            got,
-            [
-                "TCP/80",
-                "TCP/5000-5431",
-                "TCP/5432",
-                "TCP/5433-6000",
-                "UDP/53"
-            ]
-        );
-    }
-
-    #[test]
-    fn every_region_is_uniform() {
-        // Judging any port of a region gives the verdicts its first port gives.
-        let w = World::from_text(WORLD, "w").expect("loads");
-        let ends: Vec<Endpoint<'_>> = w
-            .pods
-            .iter()
-            .map(Endpoint::Pod)
-            .chain([Endpoint::Outside])
-            .collect();
-        for r in ports_that_matter(&w.state, &w.pods) {
-            for port in [r.lo, r.hi, r.lo + (r.hi - r.lo) / 2] {
-                for s in &ends {
-                    for d in &ends {
-                        let a = evaluate_placed(&w.state, &w, s, d, r.proto, r.lo).decision;
-                        let b = evaluate_placed(&w.state, &w, s, d, r.proto, port).decision;
-                        assert_eq!(a, b, "{s} -> {d} {r} at {port}");
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn cells_show_exceptions_and_decisions() {
-        let w = World::from_text(WORLD, "w").expect("loads");
-        let ends: Vec<Endpoint<'_>> = w.pods.iter().map(Endpoint::Pod).collect();
-        let ports = vec![PortRegion {
-            proto: Protocol::Tcp,
-            lo: 5432,
-            hi: 5432,
-        }];
-        let m = Matrix::compute(&w.state, &w, ends, ports);
-        assert_eq!(cell(m.verdict(0, 0, 0)), "self");
-        assert_eq!(cell(m.verdict(0, 0, 1)), "yes"); // x/a -> y/b db
-        assert_eq!(cell(m.verdict(0, 1, 0)), "yes"); // x/a is not isolated
-        assert_eq!(cell(m.verdict(0, 1, 1)), "self");
-        assert_eq!(m.counts(), (4, 0, 0));
-        assert!(m.csv(false).contains("x/a,y/b,TCP/5432,allowed,\n"));
-    }
-}
+mod tests;
