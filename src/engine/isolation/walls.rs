@@ -123,11 +123,14 @@ impl Checker<'_> {
         out
     }
 
-    /// The breaches of one wall of tier namespace `ns`, given its policies.
+    /// The breaches of one wall of tier namespace `ns`: pods that
+    /// `policies` (all of its policies) leave unselected, and the rules of
+    /// `rules_of` (all of them, or the ones a change adds).
     fn wall(
         &self,
         ns: &Namespace,
         policies: &[&Policy],
+        rules_of: &[&Policy],
         dir: Direction,
     ) -> Result<Breaches, Exhausted> {
         let mut breaches = Breaches::new();
@@ -165,12 +168,11 @@ impl Checker<'_> {
                 }
             };
 
-        let isolating: Vec<&Policy> = policies
+        let selectors: Vec<&Selector> = policies
             .iter()
-            .copied()
             .filter(|p| p.rules(dir).is_some())
+            .map(|p| &p.pod_selector)
             .collect();
-        let selectors: Vec<&Selector> = isolating.iter().map(|p| &p.pod_selector).collect();
         if let Some(w) = solve(&[], &selectors, &FreeLabels, &self.budget)? {
             let cause = Cause::Unisolated {
                 pods: describe_witness(&w),
@@ -179,7 +181,7 @@ impl Checker<'_> {
                 record(party, rep.as_ref(), &PortSet::all(), cause.clone(), &[]);
             }
         }
-        for pol in isolating {
+        for pol in rules_of.iter().filter(|p| p.rules(dir).is_some()) {
             if !satisfiable(&[&pol.pod_selector], &FreeLabels) {
                 continue;
             }
@@ -227,9 +229,22 @@ impl Checker<'_> {
         ns: &Namespace,
         policies: &[&Policy],
     ) -> Result<Vec<(Direction, Breaches)>, Exhausted> {
+        self.namespace_breaches_of(ns, policies, policies)
+    }
+
+    /// [`Checker::namespace_breaches`] with only the rules of `rules_of`:
+    /// what a change that leaves the namespace with `policies` can add when
+    /// `rules_of` are the policies it creates or replaces (every other rule
+    /// was there before it, and rules are a union).
+    pub(super) fn namespace_breaches_of(
+        &self,
+        ns: &Namespace,
+        policies: &[&Policy],
+        rules_of: &[&Policy],
+    ) -> Result<Vec<(Direction, Breaches)>, Exhausted> {
         let mut out = Vec::with_capacity(2);
         for dir in [Direction::Ingress, Direction::Egress] {
-            let mut b = self.wall(ns, policies, dir)?;
+            let mut b = self.wall(ns, policies, rules_of, dir)?;
             if self.iso.judge == Judge::Effective {
                 self.keep_effective(ns, dir, &mut b)?;
             }
