@@ -29,6 +29,7 @@ DIR="$(mktemp -d -t tierguard-apibench-XXXXXX)"
 SERVE_PID=""
 cleanup() {
   [[ -n "$SERVE_PID" ]] && kill "$SERVE_PID" 2>/dev/null || true
+  cp "$DIR/tierguard.log" "$ROOT/target/apibench-tierguard.log" 2>/dev/null || true
   tests/control-plane/down.sh "$DIR" >/dev/null 2>&1 || true
   rm -rf "$DIR"
 }
@@ -45,7 +46,7 @@ kubectl create clusterrolebinding tierguard --clusterrole=cluster-admin --servic
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=$(free_port); ADMIN=$(free_port)
 "$TG" certs --out "$DIR/certs" --host 127.0.0.1 >/dev/null
-RUST_LOG=warn "$TG" serve --kubeconfig "$KUBECONFIG" --tls-cert "$DIR/certs/tls.crt" --tls-key "$DIR/certs/tls.key" \
+RUST_LOG="${RUST_LOG:-warn}" "$TG" serve --kubeconfig "$KUBECONFIG" --tls-cert "$DIR/certs/tls.crt" --tls-key "$DIR/certs/tls.key" \
   --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$ADMIN" --policy policies/three-tier.yaml \
   --log-format json --drain-seconds 0 --bench-noop > "$DIR/tierguard.log" 2>&1 &
 SERVE_PID=$!

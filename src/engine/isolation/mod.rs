@@ -284,22 +284,23 @@ pub fn check_change_within(
 
 /// A namespace create or relabel that no wall can see (walls mode): the
 /// namespace is in no tier before or after it, the isolation policy does not
-/// name it, its `name` label is absent or its name, and either it is new
-/// (any namespace not created yet is already one of the representatives a
-/// selector is matched against: fact 3) or its protected labels are as they
-/// were. Every wall's breaches are then what they were, so the change opens
-/// nothing, whatever the number of tier namespaces.
+/// name it, its `name` label is absent or its name before and after, and
+/// either it is new (any namespace not created yet is already one of the
+/// representatives a selector is matched against: fact 3) or its tier label
+/// is as it was (an honest `name` label and none behave alike: selectors see
+/// a namespace as possibly carrying either). Every wall's breaches are then
+/// what they were, so the change opens nothing, whatever the number of tier
+/// namespaces.
 fn unseen_by_walls(iso: &IsolationPolicy, state: &State, ns: &Namespace) -> bool {
-    fn protected<'n>(n: &'n Namespace, tier_label: &str) -> [Option<&'n String>; 2] {
-        [n.labels.get(NAME_LABEL), n.labels.get(tier_label)]
-    }
+    let honest = |n: &Namespace| n.labels.get(NAME_LABEL).is_none_or(|v| *v == n.name);
     iso.judge == Judge::Walls
         && iso.tier_of_namespace(&ns.name, &ns.labels).is_none()
-        && ns.labels.get(NAME_LABEL).is_none_or(|v| *v == ns.name)
+        && honest(ns)
         && !iso.named_namespaces().contains(&ns.name)
         && state.namespace(&ns.name).is_none_or(|old| {
             iso.tier_of_namespace(&old.name, &old.labels).is_none()
-                && protected(old, &iso.tier_label) == protected(ns, &iso.tier_label)
+                && honest(old)
+                && old.labels.get(&iso.tier_label) == ns.labels.get(&iso.tier_label)
         })
 }
 
