@@ -55,8 +55,9 @@ pub struct FutureNote {
     /// Labels of one it is not allowed for (for certain), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub denied_with: Option<String>,
-    /// The allowed example also needs a fitting address (an ipBlock), a
-    /// named container port, or a placement on the node it connects with.
+    /// The allowed example also needs a fitting address (an ipBlock matching
+    /// its address, or the other end's when that is unknown), a named
+    /// container port, or a placement on the node it connects with.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub if_address_port_or_node: bool,
     /// Why the verdict could not be decided (both ends are pods created
@@ -76,7 +77,7 @@ impl fmt::Display for FutureNote {
             (Some(a), denied) if self.if_address_port_or_node => {
                 write!(
                     f,
-                    "allowed for a pod with {a}, but only if its address is in an ipBlock, it gives a container port the name a rule uses, or it runs on that node"
+                    "allowed for a pod with {a}, but only if an ipBlock matches (its address, or the other end's when unknown), it gives a container port the name a rule uses, or it runs on that node"
                 )?;
                 match denied {
                     Some(d) if d != a => write!(f, "; not for one with {d}"),
