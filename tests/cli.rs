@@ -646,7 +646,7 @@ fn query_judges_any_pod_created_later_in_a_namespace() {
         "{out}"
     );
     assert!(
-        out.contains("allowed for a pod with app=client; not for one with"),
+        out.contains("allowed for a pod with app=client; not for certain for one with"),
         "{out}"
     );
     let o = query("app/*", "app/server", "tcp/8080", &["-o", "json"]);

@@ -88,6 +88,9 @@ fn ip_block() -> impl Strategy<Value = String> {
         Just("{cidr: 192.168.1.0/24}".to_string()),
         Just("{cidr: '2001:db8::/32'}".to_string()),
         Just("{cidr: 10.0.0.0/16, except: [10.0.0.0/17, 10.0.128.0/17]}".to_string()),
+        // Every address, in two peers or two rules.
+        Just("{cidr: 0.0.0.0/0}".to_string()),
+        Just("{cidr: '::/0'}".to_string()),
     ]
 }
 

@@ -37,8 +37,8 @@ pub struct QueryArgs {
     #[arg(long, conflicts_with_all = ["from", "to", "port"])]
     pub batch: Option<PathBuf>,
     /// An isolation policy whose `cluster.nodeCIDRs` say which addresses
-    /// are nodes' (only its `cluster` section is read; not searched for when
-    /// not given).
+    /// are nodes' (loaded and validated whole, as `check` does; only its
+    /// `cluster` section is used; not searched for when not given).
     #[arg(long, env = "TIERGUARD_POLICY")]
     pub policy: Option<PathBuf>,
     /// Output format.

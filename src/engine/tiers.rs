@@ -152,8 +152,7 @@ pub struct IsolationPolicy {
     pub pod_cidrs: Vec<Cidr>,
     /// Service CIDRs.
     pub service_cidrs: Vec<Cidr>,
-    /// Node addresses (`query` and `connectivity` read an IP inside them as
-    /// a node; the isolation check counts nodes with the hosts that are not
+    /// Node addresses (`query --policy` reads an IP inside them as a node; the isolation check counts nodes with the hosts that are not
     /// pods, as it always has, since a node's address is also its
     /// hostNetwork pods').
     pub node_cidrs: Vec<Cidr>,

@@ -52,7 +52,8 @@ pub struct FutureNote {
     /// (`describe_witness` form), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_with: Option<String>,
-    /// Labels of one it is not allowed for (for certain), when there is one.
+    /// Labels of one it is not allowed for certain (denied, or allowed only
+    /// for some addresses or port names), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub denied_with: Option<String>,
     /// The allowed example also needs a fitting address (an ipBlock matching
@@ -80,14 +81,19 @@ impl fmt::Display for FutureNote {
                     "allowed for a pod with {a}, but only if an ipBlock matches (its address, or the other end's when unknown), it gives a container port the name a rule uses, or it runs on that node"
                 )?;
                 match denied {
-                    Some(d) if d != a => write!(f, "; not for one with {d}"),
+                    Some(d) if d != a => write!(f, "; not for certain for one with {d}"),
                     _ => Ok(()),
                 }
             }
             (Some(_), None) => {
                 f.write_str("every pod created there is allowed, whatever its labels")
             }
-            (Some(a), Some(d)) => write!(f, "allowed for a pod with {a}; not for one with {d}"),
+            (Some(a), Some(d)) => {
+                write!(
+                    f,
+                    "allowed for a pod with {a}; not for certain for one with {d}"
+                )
+            }
         }
     }
 }
@@ -299,7 +305,7 @@ fn own_side<'s>(
         let Some(rules) = pol.rules(dir) else {
             continue;
         };
-        let tri = rules
+        let mut tri = rules
             .iter()
             .map(|r| {
                 let ports = port_tri(r, proto, port, future_is_src, other);
@@ -307,6 +313,24 @@ fn own_side<'s>(
             })
             .max()
             .unwrap_or(Tri::No);
+        // Blocks of several rules may hold every address of the other end
+        // together (its address unknown), as `reach` combines them.
+        if tri < Tri::Yes {
+            let union = rules
+                .iter()
+                .filter(|r| port_tri(r, proto, port, future_is_src, other) == Tri::Yes)
+                .filter_map(|r| match peers_match(state, pol, r, other) {
+                    PeerMatch::IfAddressIn(blocks) => Some(blocks),
+                    _ => None,
+                })
+                .flatten()
+                .fold(super::ipblock::IpSet::default(), |acc, b| {
+                    acc.union(&b.to_set())
+                });
+            if union.covers_ipv4() && union.covers_ipv6() {
+                tri = Tri::Yes;
+            }
+        }
         selected_by.push(Term {
             sel: Some(&pol.pod_selector),
             tri,
@@ -409,6 +433,9 @@ fn other_side<'s>(
     };
     let mut terms = Vec::new();
     let mut isolating = Vec::new();
+    // The blocks of rules whose ports match for certain: together they may
+    // hold every address (`0.0.0.0/0` in one peer, `::/0` in another).
+    let mut certain_blocks = super::ipblock::IpSet::default();
     for pol in isolating_policies(state, pod) {
         let Some(rules) = pol.rules(dir) else {
             continue;
@@ -449,6 +476,9 @@ fn other_side<'s>(
                     }
                     Peer::IpBlock(b) => {
                         let set = b.to_set();
+                        if ports == Tri::Yes {
+                            certain_blocks = certain_blocks.union(&set);
+                        }
                         let tri = if set.covers_ipv4() && set.covers_ipv6() {
                             ports
                         } else if set.is_empty() {
@@ -462,7 +492,7 @@ fn other_side<'s>(
             }
         }
     }
-    if isolating.is_empty() {
+    if isolating.is_empty() || (certain_blocks.covers_ipv4() && certain_blocks.covers_ipv6()) {
         terms.push(Term {
             sel: None,
             tri: Tri::Yes,

@@ -175,3 +175,41 @@ fn a_namespace_without_a_manifest_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn blocks_of_several_peers_that_hold_every_address_allow_for_certain() {
+    // web's egress reaches 0.0.0.0/0 and ::/0 (two peers) on TCP/443: any
+    // pod created in `ext` (no policies) is reached, whatever its address.
+    let world = "
+apiVersion: v1
+kind: Namespace
+metadata: {name: api}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: ext}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: api, labels: {app: api}}
+spec: {containers: [{name: c}]}
+status: {podIP: 10.0.0.8}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: anywhere, namespace: api}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+  egress:
+  - to: [{ipBlock: {cidr: 0.0.0.0/0}}, {ipBlock: {cidr: '::/0'}}]
+    ports: [{port: 443}]
+";
+    let w = World::from_text(world, "w").expect("loads");
+    let (s, _) = w.endpoint("api/web", "from").expect("src");
+    let (d, _) = w.endpoint("ext/*", "to").expect("dst");
+    let v = evaluate(&w.state, &s, &d, Protocol::Tcp, 443);
+    assert_eq!(v.decision, Decision::Allowed, "{:?}", v.future);
+    let v = evaluate(&w.state, &s, &d, Protocol::Tcp, 80);
+    assert_eq!(v.decision, Decision::Denied, "{:?}", v.future);
+}

@@ -387,9 +387,11 @@ fn policy_change(
     // Rules are a union and isolation only ever narrows, so all the change
     // can add are the pods the namespace's policies leave unselected after
     // it and the rules of the policy it writes: every other rule was there
-    // before. Judging just these keeps the cost of a change independent of
-    // how many policies the namespace holds (the usual case in a guarded
-    // cluster: they open nothing forbidden, and the judgement ends here).
+    // before. Judging just these keeps the rule work to the changed policy
+    // (the usual case in a guarded cluster: they open nothing forbidden, and
+    // the judgement ends here). The unselected-pods search still sees every
+    // selector of the namespace, but stops at the first `{}` one, which the
+    // baseline default-deny provides; without it, it scans them all.
     let changed: Vec<&Policy> = new.map(|p| p.as_ref()).into_iter().collect();
     let added = checker.namespace_breaches_of(ns, &after, &changed)?;
     if added.iter().all(|(_, b)| b.is_empty()) {

@@ -354,12 +354,16 @@ impl<'w> Matrix<'w> {
                 v.exception.map(exception_word).unwrap_or("")
             );
             if explain {
-                let _ = write!(
-                    out,
-                    ",{},{}",
-                    csv_field(&side_words(v.egress.as_ref())),
-                    csv_field(&side_words(v.ingress.as_ref()))
-                );
+                // A pod created later is judged on both sides at once: its
+                // note stands for both columns.
+                let (egress, ingress) = match &v.future {
+                    Some(n) => (n.to_string(), n.to_string()),
+                    None => (
+                        side_words(v.egress.as_ref()),
+                        side_words(v.ingress.as_ref()),
+                    ),
+                };
+                let _ = write!(out, ",{},{}", csv_field(&egress), csv_field(&ingress));
             }
             out.push('\n');
         }
