@@ -1,8 +1,9 @@
-//! Pods created later, judged on a small hand-checked world.
+//! Pods created later (`engine::future`), judged on small hand-checked
+//! worlds through the public API.
 
-use super::*;
-use crate::engine::reach::evaluate;
-use crate::world::World;
+use tierguard::engine::ports::Protocol;
+use tierguard::engine::reach::{Decision, Verdict, evaluate};
+use tierguard::world::World;
 
 /// `db` admits `app=api` pods of `api` on 5432 (named `pg` on the db
 /// pod); `api`'s pods labelled `app=api` may reach `db`, others nothing.

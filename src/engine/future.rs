@@ -511,6 +511,3 @@ fn isolating_policies<'s>(state: &'s State, pod: &'s Pod) -> impl Iterator<Item 
         .filter(move |pol| pol.pod_selector.matches(&pod.labels))
         .map(|p| p.as_ref())
 }
-
-#[cfg(test)]
-mod tests;
