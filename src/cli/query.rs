@@ -273,6 +273,21 @@ pub(crate) fn side_text(what: &str, other: &Endpoint<'_>, s: &SideVerdict) -> St
         "denies"
     };
     let mut out = format!("  {what}: {word}\n");
+    if !s.tiers.is_empty() {
+        // Tier by tier: the walkthrough says what each tier did.
+        for t in &s.tiers {
+            out.push_str(&format!("    {t}\n"));
+        }
+        if let Some(by) = &s.decided_by {
+            out.push_str(&format!("    decided by: {by}\n"));
+        }
+        for a in &s.address_decides {
+            out.push_str(&format!(
+                "    the address of {other} is not known, and it decides: {a}\n"
+            ));
+        }
+        return out;
+    }
     if !s.isolated {
         out.push_str("    not isolated: no policy selects the pod for this direction, so everything is allowed\n");
         return out;

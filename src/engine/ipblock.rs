@@ -141,6 +141,19 @@ impl IpSet {
             .fold(Self::default(), |acc, c| acc.union(&c.to_set()))
     }
 
+    /// Every IPv4 and IPv6 address.
+    pub fn everything() -> Self {
+        Self {
+            v4: Intervals::<u32>::default().complement(),
+            v6: Intervals::<u128>::default().complement(),
+        }
+    }
+
+    /// `self ∩ other`.
+    pub fn intersect(&self, other: &Self) -> Self {
+        self.difference(&self.difference(other))
+    }
+
     /// True when the set has no address.
     pub fn is_empty(&self) -> bool {
         self.v4.is_empty() && self.v6.is_empty()

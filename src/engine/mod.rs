@@ -12,12 +12,14 @@
 //!           concrete pods)      which forbidden flows are open)
 //! ```
 
+pub mod cluster;
 pub mod field;
 pub mod future;
 pub mod intervals;
 pub mod ipblock;
 pub mod isolation;
 pub mod names;
+pub mod ordered;
 pub mod policy;
 pub mod ports;
 pub mod reach;

@@ -36,6 +36,7 @@ use serde::Serialize;
 
 use super::future::FutureNote;
 use super::ipblock::{IpBlock, IpSet};
+use super::ordered;
 use super::policy::{Direction, Peer, Policy, Rule};
 use super::ports::{ContainerPort, Protocol};
 use super::state::{Pod, State};
@@ -183,12 +184,24 @@ pub struct SideVerdict {
     /// is inside. Empty otherwise.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub allowed_if_address_in: Vec<String>,
+    /// Cluster-wide policy rules that match only for some addresses (or DNS
+    /// names) of the other end, when they would change the outcome.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub address_decides: Vec<String>,
+    /// What each cluster-wide tier did, in order (empty when the state has
+    /// no cluster-wide policies): the walkthrough.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<String>,
+    /// The cluster-wide rule that decided, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
 }
 
 impl SideVerdict {
     /// Neither allowed for certain nor denied: it depends on an unknown IP.
     pub fn depends_on_address(&self) -> bool {
-        !self.allowed && !self.allowed_if_address_in.is_empty()
+        !self.allowed
+            && (!self.allowed_if_address_in.is_empty() || !self.address_decides.is_empty())
     }
 }
 
@@ -381,7 +394,26 @@ pub(super) fn peers_match<'r>(
     }
 }
 
+/// One side: tier by tier when cluster-wide policies exist
+/// ([`super::ordered`]), by NetworkPolicies alone otherwise.
 fn side(
+    state: &State,
+    pod: &Pod,
+    dir: Direction,
+    other: &Endpoint<'_>,
+    proto: Protocol,
+    port: u16,
+    dst_ports: Option<&[ContainerPort]>,
+) -> SideVerdict {
+    if state.has_cluster_policies() {
+        ordered::side(state, pod, dir, other, proto, port, dst_ports)
+    } else {
+        np_side(state, pod, dir, other, proto, port, dst_ports)
+    }
+}
+
+/// One side as NetworkPolicies alone decide it.
+pub(super) fn np_side(
     state: &State,
     pod: &Pod,
     dir: Direction,
@@ -435,6 +467,9 @@ fn side(
         isolated_by,
         allowed_by,
         allowed_if_address_in,
+        address_decides: Vec::new(),
+        tiers: Vec::new(),
+        decided_by: None,
     }
 }
 
@@ -451,7 +486,10 @@ pub fn side_allows(
     port: u16,
     dst_ports: Option<&[ContainerPort]>,
 ) -> bool {
-    if matches!(other, Endpoint::Pod(p) if p.ips.is_empty()) || matches!(other, Endpoint::Outside) {
+    if matches!(other, Endpoint::Pod(p) if p.ips.is_empty())
+        || matches!(other, Endpoint::Outside)
+        || state.has_cluster_policies()
+    {
         return side(state, pod, dir, other, proto, port, dst_ports).allowed;
     }
     let mut isolated = false;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use imbl::{OrdMap, OrdSet};
 
+use super::cluster::{Api, ClusterPolicy};
 use super::policy::Policy;
 use super::ports::ContainerPort;
 use super::selector::Labels;
@@ -83,6 +84,8 @@ pub struct State {
     policies: OrdMap<Arc<str>, OrdMap<Arc<str>, Arc<Policy>>>,
     /// label key → value → namespaces carrying it.
     by_label: OrdMap<Arc<str>, ByValue>,
+    /// Cluster-wide policies by API and name.
+    cluster: OrdMap<(Api, Arc<str>), Arc<ClusterPolicy>>,
 }
 
 // === impl State ===
@@ -189,6 +192,33 @@ impl State {
     /// Namespaces that hold policies, in order.
     pub fn namespaces_with_policies(&self) -> impl Iterator<Item = &str> {
         self.policies.keys().map(AsRef::as_ref)
+    }
+
+    /// Adds or replaces a cluster policy.
+    pub fn apply_cluster_policy(&mut self, policy: Arc<ClusterPolicy>) {
+        self.cluster
+            .insert((policy.api, Arc::from(policy.name.as_str())), policy);
+    }
+
+    /// Removes a cluster policy; returns it if it was there.
+    pub fn delete_cluster_policy(&mut self, api: Api, name: &str) -> Option<Arc<ClusterPolicy>> {
+        self.cluster.remove(&(api, Arc::from(name)))
+    }
+
+    /// One cluster policy.
+    pub fn cluster_policy(&self, api: Api, name: &str) -> Option<&Arc<ClusterPolicy>> {
+        self.cluster.get(&(api, Arc::from(name)))
+    }
+
+    /// Every cluster policy, by API and name.
+    pub fn cluster_policies(&self) -> impl Iterator<Item = &Arc<ClusterPolicy>> {
+        self.cluster.values()
+    }
+
+    /// True when some cluster policy exists (the judgement is ordered by
+    /// tiers only then).
+    pub fn has_cluster_policies(&self) -> bool {
+        !self.cluster.is_empty()
     }
 
     /// Counts: (namespaces, policies).

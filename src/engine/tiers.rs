@@ -274,6 +274,20 @@ impl IsolationPolicy {
             .fold(PortSet::none(), |acc, f| acc.union(&f.ports))
     }
 
+    /// The ports allowed between a wall's own party `me` and `other`, in
+    /// the direction of the wall (`other` → `me` for ingress).
+    pub fn allowed_across(
+        &self,
+        me: &Party,
+        other: &Party,
+        dir: super::policy::Direction,
+    ) -> PortSet {
+        match dir {
+            super::policy::Direction::Ingress => self.allowed(other, me),
+            super::policy::Direction::Egress => self.allowed(me, other),
+        }
+    }
+
     /// True when the party is governed: a tier namespace.
     pub fn is_tier(p: &Party) -> bool {
         matches!(p, Party::Namespace { tier: Some(_), .. })

@@ -37,6 +37,13 @@ fn too_many(errs: &mut Vec<FieldError>, path: &FieldPath, n: usize, max: usize, 
     }
 }
 
+/// The limits one selector exceeds, at `path`.
+pub fn selector_limits(path: &FieldPath, sel: &LabelSelector) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    selector(&mut errs, path, sel);
+    errs
+}
+
 fn selector(errs: &mut Vec<FieldError>, path: &FieldPath, sel: &LabelSelector) {
     let labels = sel.match_labels.as_ref().map_or(0, |m| m.len());
     let exprs = sel.match_expressions.as_deref().unwrap_or_default();

@@ -7,6 +7,7 @@
 //!  text ──► documents (YAML/JSON splitter) ──► serde values
 //!  Namespace           ──► namespace::convert      ──► engine::state::Namespace
 //!  NetworkPolicy       ──► limits::check, networkpolicy::convert ──► engine::policy::Policy  (field-path errors)
+//!  ClusterNetworkPolicy, (Baseline)AdminNetworkPolicy ──► clusterpolicy::convert ──► engine::cluster::ClusterPolicy
 //!  IsolationPolicy doc ──► isolationpolicy::parse  ──► engine::tiers::IsolationPolicy
 //!  engine::tiers::IsolationPolicy ──► baseline ──► the NetworkPolicies tierguard injects
 //! ```
@@ -15,6 +16,7 @@
 //! here plus its semantics in the engine.
 
 pub mod baseline;
+pub mod clusterpolicy;
 pub mod documents;
 pub mod isolationpolicy;
 pub mod limits;

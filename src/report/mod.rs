@@ -304,6 +304,7 @@ pub fn cause(c: &Cause) -> String {
             peer: Some(p),
         } => format!("{rule} ({p})"),
         Cause::Rule { rule, peer: None } => format!("{rule} (no from/to: every peer)"),
+        Cause::ClusterRule { rule, peer } => format!("{rule} ({peer})"),
         Cause::Unisolated { pods } => {
             format!("no policy isolates pods with {pods} (is the baseline default-deny missing?)")
         }
@@ -313,6 +314,15 @@ pub fn cause(c: &Cause) -> String {
 /// A note, for people.
 pub fn note(n: &Note) -> String {
     match n {
+        Note::EqualPriority {
+            policy,
+            priority,
+            others,
+        } => format!(
+            "{policy} shares priority {priority} with {}: the API leaves their order to the \
+             network plugin, so tierguard judges every order",
+            others.join(", ")
+        ),
         Note::UnprotectedNamespaceLabels {
             selector,
             keys,

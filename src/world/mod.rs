@@ -4,6 +4,8 @@
 //! ```text
 //!  Namespace ─────────────► State.namespaces (+ kubernetes.io/metadata.name)
 //!  NetworkPolicy ─validate─► State.policies   (errors name file, object, field)
+//!  ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy
+//!                ─validate─► State cluster policies
 //!  Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob ─► pods
 //!  Service ────────────────► services (kept for later use)
 //!  Node ───────────────────► nodes (addresses); Pod status.hostIP ─► host_ips
@@ -263,6 +265,22 @@ impl Loader {
                             for e in errs {
                                 self.errors.push(format!("{label}: {e}"));
                             }
+                        }
+                    }
+                }
+            }
+            (crate::model::clusterpolicy::GROUP, _)
+                if crate::model::clusterpolicy::api_of(&api, &kind).is_some() =>
+            {
+                let label = at(self, None);
+                let Some(cluster_api) = crate::model::clusterpolicy::api_of(&api, &kind) else {
+                    return;
+                };
+                match crate::model::clusterpolicy::convert(cluster_api, &v) {
+                    Ok(p) => self.world.state.apply_cluster_policy(Arc::new(p)),
+                    Err(errs) => {
+                        for e in errs {
+                            self.errors.push(format!("{label}: {e}"));
                         }
                     }
                 }

@@ -13,6 +13,7 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
+use crate::engine::cluster::ClusterRuleRef;
 use crate::engine::policy::{Direction, RuleRef};
 use crate::engine::ports::PortSet;
 use crate::engine::tiers::{Party, TierConflict};
@@ -28,6 +29,14 @@ pub enum Cause {
         rule: RuleRef,
         /// The peer of the rule that matches (absent: the rule has none).
         peer: Option<String>,
+    },
+    /// A cluster-wide policy's rule decides it (an `Accept`).
+    ClusterRule {
+        /// The rule.
+        #[serde(serialize_with = "display")]
+        rule: ClusterRuleRef,
+        /// The peer of the rule that matches.
+        peer: String,
     },
     /// Some pods are selected by no policy of this direction.
     Unisolated {
@@ -82,6 +91,16 @@ pub enum Note {
         /// Whether the isolation policy declares the cluster's CIDRs (the block
         /// overlaps them) or not (any address may be a pod's).
         cluster_declared: bool,
+    },
+    /// Cluster-wide policies of one tier at the same priority: the API
+    /// leaves their order to the implementation, so every order is judged.
+    EqualPriority {
+        /// The policy whose rule decides.
+        policy: String,
+        /// The priority they share.
+        priority: i32,
+        /// The others at that priority.
+        others: Vec<String>,
     },
 }
 

@@ -65,6 +65,7 @@
 
 mod breach;
 mod effective;
+mod ordered;
 mod reps;
 mod walls;
 

@@ -133,39 +133,14 @@ impl Checker<'_> {
         rules_of: &[&Policy],
         dir: Direction,
     ) -> Result<Breaches, Exhausted> {
+        if self.state.has_cluster_policies() && self.under_cluster_tiers(ns) {
+            return self.ordered_wall(ns, policies, dir);
+        }
         let mut breaches = Breaches::new();
-        let wall_rep = self.existing_rep(ns);
-        let me = wall_rep.party.clone();
-        let allowed = |other: &Party| match dir {
-            Direction::Ingress => self.iso.allowed(other, &me),
-            Direction::Egress => self.iso.allowed(&me, other),
-        };
+        let me = self.existing_rep(ns).party;
         let mut record =
             |other: Party, rep: Option<&Rep>, ports: &PortSet, cause: Cause, notes: &[Note]| {
-                let forbidden = ports.difference(&allowed(&other));
-                if forbidden.is_empty() {
-                    return;
-                }
-                let e = breaches.entry(other).or_default();
-                e.ports = e.ports.union(&forbidden);
-                let info = e.causes.entry(cause).or_default();
-                info.ports = info.ports.union(&forbidden);
-                info.notes.extend(notes.iter().cloned());
-                match rep {
-                    Some(r) if r.existing => {
-                        if let RepName::Known(n) = &r.name {
-                            info.others.insert(n.clone());
-                            e.examples.insert(n.clone());
-                        }
-                    }
-                    Some(r) => {
-                        info.open = true;
-                        if let RepName::Known(n) = &r.name {
-                            e.examples.insert(n.clone());
-                        }
-                    }
-                    None => info.open = true,
-                }
+                self.record(&mut breaches, &me, dir, &other, rep, ports, cause, notes);
             };
 
         let selectors: Vec<&Selector> = policies
@@ -220,6 +195,47 @@ impl Checker<'_> {
             }
         }
         Ok(breaches)
+    }
+
+    /// Records that `ports` to or from `other` (standing for `rep`) pass the
+    /// wall `breaches` belongs to because of `cause`; only the ports the
+    /// flows forbid are kept.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn record(
+        &self,
+        breaches: &mut Breaches,
+        me: &Party,
+        dir: Direction,
+        other: &Party,
+        rep: Option<&Rep>,
+        ports: &PortSet,
+        cause: Cause,
+        notes: &[Note],
+    ) {
+        let forbidden = ports.difference(&self.iso.allowed_across(me, other, dir));
+        if forbidden.is_empty() {
+            return;
+        }
+        let e = breaches.entry(other.clone()).or_default();
+        e.ports = e.ports.union(&forbidden);
+        let info = e.causes.entry(cause).or_default();
+        info.ports = info.ports.union(&forbidden);
+        info.notes.extend(notes.iter().cloned());
+        match rep {
+            Some(r) if r.existing => {
+                if let RepName::Known(n) = &r.name {
+                    info.others.insert(n.clone());
+                    e.examples.insert(n.clone());
+                }
+            }
+            Some(r) => {
+                info.open = true;
+                if let RepName::Known(n) = &r.name {
+                    e.examples.insert(n.clone());
+                }
+            }
+            None => info.open = true,
+        }
     }
 
     /// Every breach of every wall of one tier namespace, with `policies`

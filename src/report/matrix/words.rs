@@ -50,6 +50,12 @@ pub(super) fn side_words(s: Option<&crate::engine::reach::SideVerdict>) -> Strin
     let Some(s) = s else {
         return "no policy applies".to_string();
     };
+    if let Some(by) = &s.decided_by {
+        return format!("decided by {by}");
+    }
+    if !s.address_decides.is_empty() {
+        return format!("the address decides: {}", s.address_decides.join("; "));
+    }
     if !s.isolated {
         return "not isolated".to_string();
     }
