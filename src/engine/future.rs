@@ -157,6 +157,11 @@ pub fn evaluate(
         (other, Endpoint::Future { namespace }) => (*namespace, other, false),
         _ => return undecided("neither end is a pod created later".into()),
     };
+    if state.has_cluster_policies() {
+        return undecided(format!(
+            "{ns}/* with cluster policies (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy): pods created later are not yet judged tier by tier; query a concrete pod (tierguard check judges every pod that could exist)"
+        ));
+    }
     let budget = Budget::new(FUTURE_BUDGET);
     match judge(state, ns, other, future_is_src, proto, port, &budget) {
         Ok((decision, note)) => Verdict {

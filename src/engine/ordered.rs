@@ -14,10 +14,12 @@
 
 use std::collections::BTreeMap;
 
-use super::cluster::{Action, ClusterPeer, ClusterPolicy, ClusterRuleRef, Subject, Tier, in_order};
+use super::cluster::{
+    Action, ClusterPeer, ClusterPolicy, ClusterRule, ClusterRuleRef, Subject, Tier, in_order,
+};
 use super::policy::Direction;
 use super::ports::{ContainerPort, Protocol};
-use super::reach::{Endpoint, SideVerdict, np_side};
+use super::reach::{Endpoint, SideVerdict, np_allows, np_side};
 use super::selector::Labels;
 use super::state::{Pod, State};
 
@@ -106,50 +108,88 @@ pub struct Probe<'a> {
     pub dst_ports: Option<&'a [ContainerPort]>,
 }
 
-/// Walks one tier's rules for `pod`'s `dir` side of the connection `c`.
-pub fn walk(state: &State, tier: Tier, pod: &Pod, dir: Direction, c: &Probe<'_>) -> Walk {
-    let Probe {
-        other,
-        proto,
-        port,
-        dst_ports,
-    } = *c;
-    let mut out = Walk::default();
+/// A rule that matched first, and the rules before it that match only for
+/// some addresses of the other end (with why).
+type FirstMatch<'s> = (
+    Option<(&'s ClusterPolicy, &'s ClusterRule)>,
+    Vec<(&'s ClusterPolicy, &'s ClusterRule, String)>,
+);
+
+/// The first rule of `tier` that matches `pod`'s `dir` side of `c`.
+fn first_match<'s>(
+    state: &'s State,
+    tier: Tier,
+    pod: &Pod,
+    dir: Direction,
+    c: &Probe<'_>,
+    mut applying: impl FnMut(&'s ClusterPolicy),
+) -> FirstMatch<'s> {
+    let mut unsure_rules = Vec::new();
     for pol in in_order(state.cluster_policies().map(AsRef::as_ref), tier) {
         if !subject_holds(state, pol, pod) {
             continue;
         }
-        out.applying.push(pol.key());
+        applying(pol);
         for rule in pol.rules(dir) {
             let ports_ok = rule
                 .ports
                 .as_ref()
-                .is_none_or(|ps| ps.iter().any(|m| m.matches(proto, port, dst_ports)));
+                .is_none_or(|ps| ps.iter().any(|m| m.matches(c.proto, c.port, c.dst_ports)));
             if !ports_ok {
                 continue;
             }
             let mut unsure = None;
-            let mut yes = false;
             for peer in &rule.peers {
-                match peer_match(state, peer, other) {
-                    Match::Yes => {
-                        yes = true;
-                        break;
-                    }
+                match peer_match(state, peer, c.other) {
+                    Match::Yes => return (Some((pol, rule)), unsure_rules),
                     Match::Unsure(why) => unsure = unsure.or(Some(why)),
                     Match::No => {}
                 }
             }
-            if yes {
-                out.decided = Some(pol.rule_ref(dir, rule));
-                return out;
-            }
             if let Some(why) = unsure {
-                out.unsure.push((pol.rule_ref(dir, rule), why));
+                unsure_rules.push((pol, rule, why));
             }
         }
     }
-    out
+    (None, unsure_rules)
+}
+
+/// Walks one tier's rules for `pod`'s `dir` side of the connection `c`.
+pub fn walk(state: &State, tier: Tier, pod: &Pod, dir: Direction, c: &Probe<'_>) -> Walk {
+    let mut applying = Vec::new();
+    let (first, unsure) = first_match(state, tier, pod, dir, c, |p| applying.push(p.key()));
+    Walk {
+        decided: first.map(|(p, r)| p.rule_ref(dir, r)),
+        unsure: unsure
+            .into_iter()
+            .map(|(p, r, why)| (p.rule_ref(dir, r), why))
+            .collect(),
+        applying,
+    }
+}
+
+/// Whether `pod`'s `dir` side lets `c` through, tier by tier, for an other
+/// end whose address is known: [`side`]'s decision without its
+/// explanation.
+pub(super) fn side_allows(state: &State, pod: &Pod, dir: Direction, c: &Probe<'_>) -> bool {
+    let action = |tier| {
+        first_match(state, tier, pod, dir, c, |_| {})
+            .0
+            .map(|(_, r)| r.action)
+    };
+    match action(Tier::Admin) {
+        Some(Action::Accept) => true,
+        Some(Action::Deny) => false,
+        Some(Action::Pass) | None => {
+            let (isolated, allowed) =
+                np_allows(state, pod, dir, c.other, c.proto, c.port, c.dst_ports);
+            if isolated {
+                allowed
+            } else {
+                action(Tier::Baseline) != Some(Action::Deny)
+            }
+        }
+    }
 }
 
 /// Whether the first rule that matched allows, denies or passes.

@@ -69,6 +69,16 @@ pub enum Endpoint<'a> {
 }
 
 impl Endpoint<'_> {
+    /// True when every address of this end is known (a pod with IPs, a
+    /// node, a host by its address).
+    fn address_known(&self) -> bool {
+        match self {
+            Endpoint::Pod(p) => !p.ips.is_empty(),
+            Endpoint::Node { .. } | Endpoint::External(_) => true,
+            Endpoint::Outside | Endpoint::Future { .. } => false,
+        }
+    }
+
     /// The address the other side's ipBlocks are matched against, for the
     /// ends that have exactly one.
     fn address(&self) -> Option<IpAddr> {
@@ -486,12 +496,34 @@ pub fn side_allows(
     port: u16,
     dst_ports: Option<&[ContainerPort]>,
 ) -> bool {
-    if matches!(other, Endpoint::Pod(p) if p.ips.is_empty())
-        || matches!(other, Endpoint::Outside)
-        || state.has_cluster_policies()
-    {
+    if state.has_cluster_policies() && other.address_known() {
+        let probe = ordered::Probe {
+            other,
+            proto,
+            port,
+            dst_ports,
+        };
+        return ordered::side_allows(state, pod, dir, &probe);
+    }
+    if !other.address_known() {
         return side(state, pod, dir, other, proto, port, dst_ports).allowed;
     }
+    let (isolated, allowed) = np_allows(state, pod, dir, other, proto, port, dst_ports);
+    !isolated || allowed
+}
+
+/// Whether NetworkPolicies isolate `pod` for `dir`, and whether one of
+/// their rules allows the connection (an other end whose address is
+/// known), without the explanation.
+pub(super) fn np_allows(
+    state: &State,
+    pod: &Pod,
+    dir: Direction,
+    other: &Endpoint<'_>,
+    proto: Protocol,
+    port: u16,
+    dst_ports: Option<&[ContainerPort]>,
+) -> (bool, bool) {
     let mut isolated = false;
     for (pol, rules) in isolating(state, pod, dir) {
         isolated = true;
@@ -499,10 +531,10 @@ pub fn side_allows(
             .iter()
             .any(|r| rule_matches(state, pol, r, other, proto, port, dst_ports))
         {
-            return true;
+            return (true, true);
         }
     }
-    !isolated
+    (isolated, false)
 }
 
 fn ports_match(r: &Rule, proto: Protocol, port: u16, dst_ports: Option<&[ContainerPort]>) -> bool {

@@ -1,7 +1,7 @@
 //! `judge: effective`: a breach of one wall counts only when the other end
 //! may let the connection through too. Over-approximated: a breach is
 //! dropped only when no rule and no unselected pod of the other end can
-//! allow it.
+//! allow it, and never when a cluster-wide policy applies there.
 
 use super::Checker;
 use super::reps::RepSpace;
@@ -27,6 +27,11 @@ impl Checker<'_> {
         let Some(other_ns) = self.state.namespace(other) else {
             return Ok(true);
         };
+        // A cluster-wide policy may accept it there whatever the
+        // NetworkPolicies say: keep the breach.
+        if self.state.has_cluster_policies() && self.under_cluster_tiers(other_ns) {
+            return Ok(true);
+        }
         let policies: Vec<&Policy> = self.state.policies_in(other).map(|p| p.as_ref()).collect();
         let opposite = match dir {
             Direction::Ingress => Direction::Egress,

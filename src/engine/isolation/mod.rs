@@ -50,6 +50,27 @@
 //! on a pod (some future pod may bind the name to it) and nothing outside the
 //! cluster.
 //!
+//! 4. **Under cluster tiers a breach is one of three shapes.** When a
+//!    ClusterNetworkPolicy, AdminNetworkPolicy or BaselineAdminNetworkPolicy
+//!    may select the wall's pods, rules are no longer a union: the first
+//!    matching rule of the Admin tier decides (`Pass` hands over to the
+//!    NetworkPolicies), then the NetworkPolicies, then the Baseline tier,
+//!    then "allowed". A breach is then (A) an Admin `Accept` that matches
+//!    while no earlier Admin rule does, (B) the Admin tier passing and one
+//!    NetworkPolicy rule allowing, or (C) the Admin tier passing, no
+//!    NetworkPolicy isolating the pod, and the Baseline tier accepting or
+//!    passing. Each shape is a conjunction of selector, address and port
+//!    literals with one clause (a negated rule) per earlier rule, over five
+//!    label sets (the pod, its namespace, the other end's pod, namespace and
+//!    node). Facts 2 and 3 still bound the labels and namespaces
+//!    (representatives now also cover every namespace a cluster rule names),
+//!    addresses and ports fall into finitely many atoms of the sets the
+//!    literals name, so `ordered.rs` searches finitely many branches,
+//!    within the budget. Policies of one tier at equal priority are not
+//!    ordered by the API: a rule is only preceded by rules of policies with
+//!    a lower priority (and its own policy's earlier rules), so every order
+//!    an implementation may pick is judged, and the finding says so.
+//!
 //! A change is judged by comparing the breaches before and after it: only
 //! what the change adds is reported, with the rules that add it.
 //!
@@ -59,6 +80,9 @@
 //!  mod.rs        the API: Checker::report, check_change, diff, what a change costs
 //!  reps.rs       the namespaces a selector can match, as representatives (fact 3)
 //!  walls.rs      one wall's breaches: unisolated pods and rule by rule (fact 1)
+//!  ordered.rs    one wall under cluster tiers: shapes A, B, C (fact 4);
+//!    ordered/shapes.rs   each shape's term and clauses, from the rules
+//!    ordered/frame.rs    literals, the search frame, port and address atoms
 //!  effective.rs  `judge: effective`: keep a breach only if the other end may allow it
 //!  breach.rs     the typed results (Breach, End, Cause, Note, NamespaceProblem)
 //! ```
@@ -74,6 +98,7 @@ pub use breach::{Breach, Cause, End, NamespaceProblem, Note, Report};
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
+use super::cluster::{Api, ClusterPolicy};
 use super::ipblock::IpSet;
 use super::policy::Policy;
 use super::selector::{Budget, Exhausted};
@@ -95,6 +120,16 @@ pub enum Change {
     },
     /// Create or relabel a namespace.
     ApplyNamespace(Namespace),
+    /// Create or update a ClusterNetworkPolicy, AdminNetworkPolicy or
+    /// BaselineAdminNetworkPolicy.
+    ApplyClusterPolicy(Arc<ClusterPolicy>),
+    /// Delete one.
+    DeleteClusterPolicy {
+        /// Its API.
+        api: Api,
+        /// Its name.
+        name: String,
+    },
 }
 
 /// What judging a change costs, so the caller can choose where to run it.
@@ -129,7 +164,10 @@ impl Change {
     /// What judging this change under `iso` costs.
     pub fn cost(&self, iso: &IsolationPolicy) -> Cost {
         match self {
-            Change::ApplyNamespace(_) => Cost::of_namespace_change(),
+            // A cluster policy's subject may be any namespace.
+            Change::ApplyNamespace(_)
+            | Change::ApplyClusterPolicy(_)
+            | Change::DeleteClusterPolicy { .. } => Cost::Cluster,
             Change::ApplyPolicy(_) | Change::DeletePolicy { .. } => Cost::of_policy_change(iso),
         }
     }
@@ -280,6 +318,16 @@ pub fn check_change_within(
         }
         Change::ApplyNamespace(ns) if unseen_by_walls(iso, state, ns) => Ok(Vec::new()),
         Change::ApplyNamespace(ns) => diff_within(iso, state, &with_namespace(state, ns), budget),
+        Change::ApplyClusterPolicy(p) => {
+            let mut after = state.clone();
+            after.apply_cluster_policy(Arc::clone(p));
+            diff_within(iso, state, &after, budget)
+        }
+        Change::DeleteClusterPolicy { api, name } => {
+            let mut after = state.clone();
+            after.delete_cluster_policy(*api, name);
+            diff_within(iso, state, &after, budget)
+        }
     }
 }
 

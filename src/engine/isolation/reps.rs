@@ -186,6 +186,30 @@ impl Checker<'_> {
         out
     }
 
+    /// The namespaces a selector names (by `kubernetes.io/metadata.name` or
+    /// `name`, in any requirement, `NotIn` too), and the existing ones whose
+    /// `name` label claims a name it mentions: the namespaces a selector may
+    /// fail to match while one like them matches (what a `Deny` that must
+    /// not apply needs, [`super::ordered`]).
+    pub(super) fn mentioned_reps(&self, sel: &Selector) -> Vec<Rep> {
+        let mut out = Vec::new();
+        let mut names = BTreeSet::new();
+        for r in sel.requirements() {
+            if r.key == METADATA_NAME_LABEL || r.key == NAME_LABEL {
+                names.extend(r.values.iter().cloned());
+            }
+        }
+        for n in &names {
+            self.named_reps(n, sel, &mut out);
+            for ns in self.state.namespaces_labelled(NAME_LABEL, n) {
+                if ns.name != *n {
+                    out.push(self.existing_rep(ns));
+                }
+            }
+        }
+        out
+    }
+
     /// The namespaces `sel` matches, as representatives.
     pub(super) fn matching_reps(&self, sel: &Selector) -> Vec<Rep> {
         self.candidate_reps(sel)
