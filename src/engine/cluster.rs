@@ -50,6 +50,35 @@ impl Api {
             Api::BaselineAdminNetworkPolicy => "BaselineAdminNetworkPolicy",
         }
     }
+
+    /// The resource's plural name, as in URLs, RBAC and webhook rules.
+    pub fn plural(self) -> &'static str {
+        match self {
+            Api::ClusterNetworkPolicy => "clusternetworkpolicies",
+            Api::AdminNetworkPolicy => "adminnetworkpolicies",
+            Api::BaselineAdminNetworkPolicy => "baselineadminnetworkpolicies",
+        }
+    }
+
+    /// The versions tierguard reads, preferred first.
+    pub fn versions(self) -> &'static [&'static str] {
+        match self {
+            Api::ClusterNetworkPolicy => &["v1beta1", "v1alpha2"],
+            Api::AdminNetworkPolicy | Api::BaselineAdminNetworkPolicy => &["v1alpha1"],
+        }
+    }
+
+    /// The API of a kind name.
+    pub fn of_kind(kind: &str) -> Option<Api> {
+        Api::ALL.into_iter().find(|a| a.kind() == kind)
+    }
+
+    /// All three.
+    pub const ALL: [Api; 3] = [
+        Api::ClusterNetworkPolicy,
+        Api::AdminNetworkPolicy,
+        Api::BaselineAdminNetworkPolicy,
+    ];
 }
 
 /// The tier a cluster policy is evaluated in.
@@ -88,6 +117,19 @@ impl fmt::Display for Action {
             Action::Deny => "Deny",
             Action::Pass => "Pass",
         })
+    }
+}
+
+impl Action {
+    /// The action as `api` spells it (`Allow` in AdminNetworkPolicy and
+    /// BaselineAdminNetworkPolicy).
+    pub fn spelt_in(self, api: Api) -> &'static str {
+        match (self, api) {
+            (Action::Accept, Api::ClusterNetworkPolicy) => "Accept",
+            (Action::Accept, _) => "Allow",
+            (Action::Deny, _) => "Deny",
+            (Action::Pass, _) => "Pass",
+        }
     }
 }
 
@@ -219,7 +261,7 @@ impl fmt::Display for ClusterRuleRef {
         if let Some(n) = &self.name {
             write!(f, " {n:?}")?;
         }
-        write!(f, " {}", self.action)
+        write!(f, " {}", self.action.spelt_in(self.api))
     }
 }
 
