@@ -25,6 +25,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
+use crate::engine::cluster::Api;
+use crate::model::clusterpolicy::GROUP;
+
 /// The API version tierguard speaks.
 pub const ADMISSION_V1: &str = "admission.k8s.io/v1";
 
@@ -37,6 +40,9 @@ pub enum Kind {
     NetworkPolicy,
     /// `v1` Pod.
     Pod,
+    /// `policy.networking.k8s.io` ClusterNetworkPolicy, AdminNetworkPolicy
+    /// or BaselineAdminNetworkPolicy.
+    ClusterPolicy(Api),
     /// Anything else (the webhook's rules should not send it).
     Other {
         /// Its group.
@@ -48,6 +54,9 @@ pub enum Kind {
 
 impl Kind {
     fn of(group: &str, kind: &str) -> Self {
+        if let Some(api) = Api::of_kind(kind).filter(|_| group == GROUP) {
+            return Kind::ClusterPolicy(api);
+        }
         match (group, kind) {
             ("", "Namespace") => Kind::Namespace,
             ("networking.k8s.io", "NetworkPolicy") => Kind::NetworkPolicy,
@@ -65,11 +74,12 @@ impl Kind {
             Kind::Namespace => "Namespace",
             Kind::NetworkPolicy => "NetworkPolicy",
             Kind::Pod => "Pod",
+            Kind::ClusterPolicy(api) => api.kind(),
             Kind::Other { kind, .. } => kind,
         }
     }
 
-    /// The kind as a metric label: one of four values. The group and kind of
+    /// The kind as a metric label: one of seven values. The group and kind of
     /// an unexpected request come from its body, so naming them in a label
     /// would add a time series, kept for the life of the process, per
     /// distinct body (logs name them instead).
@@ -78,6 +88,7 @@ impl Kind {
             Kind::Namespace => "Namespace",
             Kind::NetworkPolicy => "NetworkPolicy",
             Kind::Pod => "Pod",
+            Kind::ClusterPolicy(api) => api.kind(),
             Kind::Other { .. } => "other",
         }
     }
@@ -281,6 +292,15 @@ pub trait FromObject: Sized {
     type Shape: DeserializeOwned;
     /// The resource from its shape.
     fn from_shape(shape: Self::Shape) -> Self;
+}
+
+/// A cluster policy is read as JSON: its model walks the fields itself, with
+/// their paths ([`crate::model::clusterpolicy::convert`]).
+impl FromObject for serde_json::Value {
+    type Shape = serde_json::Value;
+    fn from_shape(v: serde_json::Value) -> Self {
+        v
+    }
 }
 
 /// A Namespace as tierguard reads it.

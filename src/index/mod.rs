@@ -16,6 +16,11 @@
 //! - policies the API server stored but tierguard cannot read (over its
 //!   limits, or invalid to it) are kept by name per namespace
 //!   ([`Index::unreadable_in`]); changes in that namespace are "cannot judge";
+//! - cluster policies (ClusterNetworkPolicy, AdminNetworkPolicy,
+//!   BaselineAdminNetworkPolicy) are watched only while discovery finds their
+//!   kinds served; until a served kind has synced the index is not synced,
+//!   and one tierguard cannot read makes every change it could affect
+//!   "cannot judge" ([`Index::unreadable_cluster_policies`]);
 //! - a watch that keeps failing makes the index stale ([`Index::stale`]):
 //!   `/readyz` fails and judgements refuse until it recovers.
 
@@ -30,6 +35,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1 as corev1;
 use k8s_openapi::api::networking::v1 as netv1;
 
+use crate::engine::cluster::Api;
 use crate::engine::field::FieldError;
 use crate::engine::state::State;
 
@@ -54,6 +60,10 @@ pub enum Watched {
     Namespace,
     /// networking.k8s.io/v1 NetworkPolicy.
     NetworkPolicy,
+    /// The policy.networking.k8s.io kinds the API server serves
+    /// (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy),
+    /// and their discovery.
+    ClusterPolicy,
 }
 
 impl Watched {
@@ -62,6 +72,7 @@ impl Watched {
         match self {
             Watched::Namespace => "Namespace",
             Watched::NetworkPolicy => "NetworkPolicy",
+            Watched::ClusterPolicy => "cluster policy",
         }
     }
 
@@ -69,8 +80,20 @@ impl Watched {
         match self {
             Watched::Namespace => 0,
             Watched::NetworkPolicy => 1,
+            Watched::ClusterPolicy => 2,
         }
     }
+}
+
+/// The cluster policy kinds, as discovery and their watches know them.
+#[derive(Debug, Default)]
+struct ClusterKinds {
+    /// Discovery has answered at least once.
+    discovered: bool,
+    /// Served kinds → whether their initial list has been applied.
+    served: BTreeMap<Api, bool>,
+    /// (kind, name) → why it cannot be read.
+    unreadable: BTreeMap<(Api, String), String>,
 }
 
 /// A streak of watch failures not yet followed by a success.
@@ -111,7 +134,10 @@ pub struct Index {
     policies_synced: bool,
     /// namespace → policy name → why it cannot be read.
     unreadable: BTreeMap<String, BTreeMap<String, String>>,
-    health: [Health; 2],
+    /// The cluster policy kinds discovery found served, whether each has
+    /// synced, and those of their objects tierguard cannot read.
+    cluster: ClusterKinds,
+    health: [Health; 3],
     stale_after: Duration,
 }
 
@@ -122,7 +148,8 @@ impl Default for Index {
             namespaces_synced: false,
             policies_synced: false,
             unreadable: BTreeMap::new(),
-            health: [Health::default(); 2],
+            cluster: ClusterKinds::default(),
+            health: [Health::default(); 3],
             stale_after: DEFAULT_STALE_AFTER,
         }
     }
@@ -142,6 +169,10 @@ impl Index {
             state,
             namespaces_synced: true,
             policies_synced: true,
+            cluster: ClusterKinds {
+                discovered: true,
+                ..ClusterKinds::default()
+            },
             ..Self::default()
         }
     }
@@ -172,16 +203,20 @@ impl Index {
     /// The stale watch, if one has been failing for longer than the bound
     /// at `now` (and has not gone quiet since, see [`RECOVERED_AFTER_QUIET`]).
     pub fn stale_at(&self, now: Instant) -> Option<Stale> {
-        [Watched::Namespace, Watched::NetworkPolicy]
-            .into_iter()
-            .find_map(|kind| {
-                let h = self.health[kind.slot()];
-                let (since, last) = (h.failing_since?, h.last_failure?);
-                let failing_for = now.saturating_duration_since(since);
-                let quiet = now.saturating_duration_since(last);
-                (failing_for >= self.stale_after && quiet < RECOVERED_AFTER_QUIET)
-                    .then_some(Stale { kind, failing_for })
-            })
+        [
+            Watched::Namespace,
+            Watched::NetworkPolicy,
+            Watched::ClusterPolicy,
+        ]
+        .into_iter()
+        .find_map(|kind| {
+            let h = self.health[kind.slot()];
+            let (since, last) = (h.failing_since?, h.last_failure?);
+            let failing_for = now.saturating_duration_since(since);
+            let quiet = now.saturating_duration_since(last);
+            (failing_for >= self.stale_after && quiet < RECOVERED_AFTER_QUIET)
+                .then_some(Stale { kind, failing_for })
+        })
     }
 
     /// [`Index::stale_at`] now.
@@ -198,7 +233,7 @@ impl Index {
             .map(|(n, e)| (n.as_str(), e.as_str()))
     }
 
-    /// How many stored policies tierguard cannot read.
+    /// How many stored NetworkPolicies tierguard cannot read.
     pub fn unreadable_count(&self) -> usize {
         self.unreadable.values().map(BTreeMap::len).sum()
     }
@@ -217,9 +252,14 @@ impl Index {
         &self.state
     }
 
-    /// True when both initial lists have been applied.
+    /// True when every initial list has been applied: namespaces,
+    /// NetworkPolicies, and, once discovery has run, each cluster policy
+    /// kind the API server serves.
     pub fn is_synced(&self) -> bool {
-        self.namespaces_synced && self.policies_synced
+        self.namespaces_synced
+            && self.policies_synced
+            && self.cluster.discovered
+            && self.cluster.served.values().all(|synced| *synced)
     }
 
     /// Adds or replaces a namespace.
@@ -305,6 +345,116 @@ impl Index {
         }
         self.policies_synced = true;
         rejected
+    }
+
+    /// Records what discovery found: the cluster policy kinds served now.
+    /// A kind that is new must sync before the index is synced again; the
+    /// objects of a kind no longer served leave the judged state (the API
+    /// server no longer has them, so the data plane is not told them
+    /// either).
+    pub fn set_cluster_apis(&mut self, served: &[Api]) {
+        let gone: Vec<Api> = self
+            .cluster
+            .served
+            .keys()
+            .filter(|a| !served.contains(a))
+            .copied()
+            .collect();
+        for api in gone {
+            self.cluster.served.remove(&api);
+            self.drop_cluster_objects(api);
+        }
+        for api in served {
+            self.cluster.served.entry(*api).or_insert(false);
+        }
+        self.cluster.discovered = true;
+    }
+
+    /// The cluster policy kinds served, as discovery last found them.
+    pub fn cluster_apis(&self) -> impl Iterator<Item = Api> + '_ {
+        self.cluster.served.keys().copied()
+    }
+
+    fn drop_cluster_objects(&mut self, api: Api) {
+        let names: Vec<String> = self
+            .state
+            .cluster_policies()
+            .filter(|p| p.api == api)
+            .map(|p| p.name.clone())
+            .collect();
+        for n in names {
+            self.state.delete_cluster_policy(api, &n);
+        }
+        self.cluster.unreadable.retain(|(a, _), _| *a != api);
+    }
+
+    /// Adds or replaces a cluster policy, given as JSON. One tierguard cannot
+    /// read leaves the judged state and is remembered: every judgement that
+    /// it could change is then "cannot judge" (a cluster policy may select
+    /// any namespace).
+    pub fn apply_cluster_policy(
+        &mut self,
+        api: Api,
+        obj: &serde_json::Value,
+    ) -> Result<(), Vec<FieldError>> {
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        match crate::model::clusterpolicy::convert(api, obj) {
+            Ok(p) => {
+                self.cluster.unreadable.remove(&(api, name));
+                self.state.apply_cluster_policy(Arc::new(p));
+                Ok(())
+            }
+            Err(e) => {
+                self.state.delete_cluster_policy(api, &name);
+                let why = e.first().map(ToString::to_string).unwrap_or_default();
+                self.cluster
+                    .unreadable
+                    .insert((api, name), crate::report::clip(&why, 200));
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes a cluster policy.
+    pub fn delete_cluster_policy(&mut self, api: Api, name: &str) {
+        self.cluster.unreadable.remove(&(api, name.to_string()));
+        self.state.delete_cluster_policy(api, name);
+    }
+
+    /// Replaces every object of `api` (after a full list) and marks the kind
+    /// synced. Returns those that could not be read, by name.
+    pub fn reset_cluster_policies(
+        &mut self,
+        api: Api,
+        all: &[serde_json::Value],
+    ) -> BTreeMap<String, Vec<FieldError>> {
+        self.drop_cluster_objects(api);
+        let mut rejected = BTreeMap::new();
+        for obj in all {
+            if let Err(e) = self.apply_cluster_policy(api, obj) {
+                let name = obj
+                    .pointer("/metadata/name")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default();
+                rejected.insert(format!("{} {name}", api.kind()), e);
+            }
+        }
+        if let Some(synced) = self.cluster.served.get_mut(&api) {
+            *synced = true;
+        }
+        rejected
+    }
+
+    /// The cluster policies tierguard cannot read: (kind, name, why).
+    pub fn unreadable_cluster_policies(&self) -> impl Iterator<Item = (Api, &str, &str)> {
+        self.cluster
+            .unreadable
+            .iter()
+            .map(|((a, n), why)| (*a, n.as_str(), why.as_str()))
     }
 
     /// Counts: (namespaces, policies).

@@ -1,8 +1,10 @@
 //! kube-rs watches that keep the index current.
 
+mod cluster;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use futures::StreamExt;
@@ -18,12 +20,19 @@ use super::{Index, SharedIndex, Watched};
 use crate::engine::field::FieldError;
 use crate::telemetry::{Metrics, labels};
 
-/// Watches namespaces and NetworkPolicies until the streams end (they
+/// Watches namespaces and NetworkPolicies, and the cluster policy kinds
+/// discovery finds (every `discover_every`), until the streams end (they
 /// retry with backoff, so only on shutdown).
-pub async fn run_watches(client: Client, index: SharedIndex, metrics: Arc<Metrics>) -> Result<()> {
+pub async fn run_watches(
+    client: Client,
+    index: SharedIndex,
+    metrics: Arc<Metrics>,
+    discover_every: Duration,
+) -> Result<()> {
     tokio::join!(
         watch::<corev1::Namespace>(client.clone(), index.clone(), metrics.clone()),
-        watch::<netv1::NetworkPolicy>(client, index, metrics)
+        watch::<netv1::NetworkPolicy>(client.clone(), index.clone(), metrics.clone()),
+        cluster::discover(client, index, metrics, discover_every)
     );
     Ok(())
 }
@@ -47,6 +56,25 @@ pub fn publish(index: &SharedIndex, metrics: &Metrics) {
         .index_objects
         .get_or_create(&labels(&[("kind", "NetworkPolicy")]))
         .set(i64::try_from(np).unwrap_or(i64::MAX));
+    for api in crate::engine::cluster::Api::ALL {
+        let n = idx
+            .state()
+            .cluster_policies()
+            .filter(|p| p.api == api)
+            .count();
+        metrics
+            .index_objects
+            .get_or_create(&labels(&[("kind", api.kind())]))
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+        let bad = idx
+            .unreadable_cluster_policies()
+            .filter(|(a, _, _)| *a == api)
+            .count();
+        metrics
+            .index_unreadable
+            .get_or_create(&labels(&[("kind", api.kind())]))
+            .set(i64::try_from(bad).unwrap_or(i64::MAX));
+    }
 }
 
 /// A kind the index keeps, and how its watch events change the index.
@@ -140,21 +168,26 @@ async fn watch<K: Indexed>(client: Client, index: SharedIndex, metrics: Arc<Metr
                 continue;
             }
         };
-        for (object, errs) in &rejected {
-            metrics
-                .index_rejected
-                .get_or_create(&labels(&[("kind", K::KIND)]))
-                .inc();
-            let first = errs.first().map(ToString::to_string).unwrap_or_default();
-            warn!(
-                kind = K::KIND,
-                object = %crate::report::clip(object, 256),
-                errors = errs.len(),
-                first = %crate::report::clip(&first, 512),
-                "cannot read the object; changes in its namespace are not judged until it is fixed or deleted"
-            );
-        }
+        report_rejected(&metrics, K::KIND, &rejected);
         publish(&index, &metrics);
+    }
+}
+
+/// Counts and logs the objects of `kind` the index could not read.
+fn report_rejected(metrics: &Metrics, kind: &str, rejected: &BTreeMap<String, Vec<FieldError>>) {
+    for (object, errs) in rejected {
+        metrics
+            .index_rejected
+            .get_or_create(&labels(&[("kind", kind)]))
+            .inc();
+        let first = errs.first().map(ToString::to_string).unwrap_or_default();
+        warn!(
+            kind,
+            object = %crate::report::clip(object, 256),
+            errors = errs.len(),
+            first = %crate::report::clip(&first, 512),
+            "cannot read the object; changes it could affect are not judged until it is fixed or deleted"
+        );
     }
 }
 

@@ -107,6 +107,17 @@ pub enum Unjudgeable {
         /// Why the first cannot be read.
         error: String,
     },
+    /// Stored cluster policies (ClusterNetworkPolicy, AdminNetworkPolicy,
+    /// BaselineAdminNetworkPolicy) cannot be read by tierguard; each may
+    /// select any namespace, so no change they could affect is judged.
+    UnreadableClusterPolicies {
+        /// `Kind name` of each (at most a few).
+        policies: Vec<String>,
+        /// How many there are.
+        count: usize,
+        /// Why the first cannot be read.
+        error: String,
+    },
     /// The request's object (or old object) is missing or unreadable.
     Unreadable {
         /// What was read and why it failed.
@@ -212,6 +223,25 @@ impl std::fmt::Display for Unjudgeable {
                     policies.join(", ")
                 )
             }
+            Unjudgeable::UnreadableClusterPolicies {
+                policies,
+                count,
+                error,
+            } => {
+                let more = count.saturating_sub(policies.len());
+                let more = if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                };
+                write!(
+                    f,
+                    "the cluster holds cluster policies tierguard cannot read ({}{more}; first: \
+                     {error}); each may select any namespace, so it cannot tell what tier pods may \
+                     reach; fix or delete them (changes to those policies themselves are judged)",
+                    policies.join(", ")
+                )
+            }
             Unjudgeable::Unreadable { error } => f.write_str(error),
             Unjudgeable::Nameless => f.write_str("the namespace has no metadata.name"),
             Unjudgeable::Invalid { object, errors } => {
@@ -222,7 +252,9 @@ impl std::fmt::Display for Unjudgeable {
             }
             Unjudgeable::Kind { group, kind } => write!(
                 f,
-                "tierguard judges Namespaces, NetworkPolicies and Pods, not {group}/{kind}; check the webhook's rules"
+                "tierguard judges Namespaces, NetworkPolicies, Pods and {}'s cluster policies, not \
+                 {group}/{kind}; check the webhook's rules",
+                crate::model::clusterpolicy::GROUP
             ),
             Unjudgeable::Operation { kind, operation } => write!(
                 f,

@@ -12,10 +12,14 @@
 //! 3. Pod CREATE in a tier namespace ([`pod`]): refused until the
 //!    namespace's baseline policies are in the index (no window of open
 //!    traffic).
+//! 4. ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy
+//!    CREATE/UPDATE/DELETE ([`clusterpolicy`]): valid, and opening no
+//!    forbidden flow in any tier namespace, judged tier by tier.
 //!
 //! In enforce mode a request that cannot be judged (index not synced, object
 //! unreadable) is refused with the reason.
 
+pub mod clusterpolicy;
 pub mod namespace;
 pub mod networkpolicy;
 pub mod pod;
@@ -23,6 +27,7 @@ pub mod pod;
 use super::outcome::Outcome;
 use super::request::{Kind, Request};
 use crate::admission::context::Ctx;
+use crate::engine::cluster::Api;
 use crate::engine::isolation::Cost;
 use crate::engine::state::State;
 use crate::index::Index;
@@ -34,6 +39,9 @@ pub fn review(ctx: &Ctx, req: &Request) -> Outcome {
         Kind::Namespace => with_index(ctx, req, |state| namespace::review(ctx, state, req)),
         Kind::NetworkPolicy => with_index(ctx, req, |state| networkpolicy::review(ctx, state, req)),
         Kind::Pod => with_index(ctx, req, |state| pod::review(ctx, state, req)),
+        Kind::ClusterPolicy(api) => with_index(ctx, req, |state| {
+            clusterpolicy::review(ctx, state, req, *api)
+        }),
         Kind::Other { group, kind } => Outcome::cannot(Unjudgeable::Kind {
             group: group.clone(),
             kind: kind.clone(),
@@ -42,11 +50,12 @@ pub fn review(ctx: &Ctx, req: &Request) -> Outcome {
 }
 
 /// What judging `req` costs, as the engine states it: a Namespace change
-/// walks every tier namespace; a NetworkPolicy change costs what the
-/// isolation policy's judgement makes it; a Pod is a lookup.
+/// or a cluster policy change walks every tier namespace; a NetworkPolicy
+/// change costs what the isolation policy's judgement makes it; a Pod is a
+/// lookup.
 pub fn cost(ctx: &Ctx, req: &Request) -> Cost {
     match req.kind {
-        Kind::Namespace => Cost::of_namespace_change(),
+        Kind::Namespace | Kind::ClusterPolicy(_) => Cost::Cluster,
         Kind::NetworkPolicy => Cost::of_policy_change(&ctx.policy),
         Kind::Pod | Kind::Other { .. } => Cost::Namespace,
     }
@@ -76,9 +85,18 @@ fn with_index(ctx: &Ctx, req: &Request, f: impl FnOnce(&State) -> Outcome) -> Ou
         let (namespace, itself) = match req.kind {
             Kind::Namespace => (req.name(), None),
             Kind::NetworkPolicy => (req.namespace(), Some(req.name())),
-            Kind::Pod | Kind::Other { .. } => ("", None),
+            Kind::Pod | Kind::ClusterPolicy(_) | Kind::Other { .. } => ("", None),
         };
         if let Some(why) = unreadable(&index, namespace, itself) {
+            return Outcome::cannot(why);
+        }
+        let cluster_itself = match req.kind {
+            Kind::ClusterPolicy(api) => Some((api, req.name())),
+            _ => None,
+        };
+        if !matches!(req.kind, Kind::Pod | Kind::Other { .. })
+            && let Some(why) = unreadable_cluster(&index, cluster_itself)
+        {
             return Outcome::cannot(why);
         }
         index.state().clone()
@@ -99,6 +117,24 @@ fn unreadable(index: &Index, namespace: &str, itself: Option<&str>) -> Option<Un
     Some(Unjudgeable::UnreadablePolicies {
         namespace: namespace.to_string(),
         policies: others.iter().take(3).map(|(n, _)| n.to_string()).collect(),
+        count: others.len(),
+        error: error.to_string(),
+    })
+}
+
+/// The cluster policies tierguard cannot read other than `itself`, if any.
+fn unreadable_cluster(index: &Index, itself: Option<(Api, &str)>) -> Option<Unjudgeable> {
+    let others: Vec<(Api, &str, &str)> = index
+        .unreadable_cluster_policies()
+        .filter(|(api, name, _)| Some((*api, *name)) != itself)
+        .collect();
+    let (_, _, error) = others.first()?;
+    Some(Unjudgeable::UnreadableClusterPolicies {
+        policies: others
+            .iter()
+            .take(3)
+            .map(|(api, name, _)| format!("{} {name}", api.kind()))
+            .collect(),
         count: others.len(),
         error: error.to_string(),
     })

@@ -212,6 +212,15 @@ pub struct ClusterArgs {
         default_value_t = 60
     )]
     pub index_stale_after_seconds: u64,
+    /// Seconds between discoveries of the policy.networking.k8s.io kinds
+    /// (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy):
+    /// a kind whose CRD is installed later is watched from the next one on.
+    #[arg(
+        long,
+        env = "TIERGUARD_DISCOVERY_INTERVAL_SECONDS",
+        default_value_t = 30
+    )]
+    pub discovery_interval_seconds: u64,
 }
 
 /// The baseline controller and the Lease that elects the replica running it.
@@ -468,8 +477,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
     if cluster.world.is_empty() {
         let client = kube_client(&cluster).await?;
         let (idx, m, c) = (index.clone(), metrics.clone(), client.clone());
+        let every = Duration::from_secs(cluster.discovery_interval_seconds.max(1));
         tokio::spawn(async move {
-            if let Err(e) = crate::index::run_watches(c, idx, m).await {
+            if let Err(e) = crate::index::run_watches(c, idx, m, every).await {
                 warn!(error = %e, "watches stopped");
             }
         });
