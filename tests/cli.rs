@@ -87,6 +87,10 @@ const VIOLATIONS: &[(&str, &str)] = &[
         "08-named-port-opens-every-port",
         "opens: tier frontend -> tier backend on TCP/1-79, TCP/81-65535",
     ),
+    (
+        "09-admin-accept-frontend-to-database",
+        "opens: tier frontend -> tier database on TCP/5432",
+    ),
 ];
 
 fn check_case(case: &str, extra: &[&str]) -> Output {
@@ -750,4 +754,27 @@ fn connectivity_matrix_in_every_format() {
     let o = tierguard(&["connectivity", "-f", "examples/three-tier", "-n", "nowhere"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--namespace nowhere"), "{}", stderr(&o));
+}
+
+#[test]
+fn query_walks_through_the_cluster_tiers_side_by_side() {
+    let o = tierguard(&[
+        "query",
+        "-f",
+        "examples/three-tier",
+        "-f",
+        "examples/three-tier-violations/09-admin-accept-frontend-to-database/apply.yaml",
+        "--from",
+        "frontend/frontend-app",
+        "--to",
+        "database/database-app",
+        "--port",
+        "tcp/5432",
+    ]);
+    let out = stdout(&o);
+    // frontend's own egress still denies; database's ingress is opened by
+    // the Admin tier before any NetworkPolicy is consulted.
+    assert!(out.contains("on TCP/5432: DENIED"), "{out}");
+    assert!(out.contains("    Admin tier: no policy applies\n    NetworkPolicy tier: isolated by frontend/allow-frontend-egress-to-backend"), "{out}");
+    assert!(out.contains("decided by: ClusterNetworkPolicy frontend-reads-database (Admin tier, priority 10) ingress[0] \"from-frontend\" Accept"), "{out}");
 }

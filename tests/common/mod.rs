@@ -33,6 +33,14 @@ pub const UID: &str = "705ab4f5-6393-11e8-b7cc-42010a800002";
 pub const NS: (&str, &str, &str) = ("", "v1", "Namespace");
 /// `(group, version, kind)` of a NetworkPolicy.
 pub const NP: (&str, &str, &str) = ("networking.k8s.io", "v1", "NetworkPolicy");
+/// `(group, version, kind)` of a ClusterNetworkPolicy.
+pub const CNP: (&str, &str, &str) = (
+    "policy.networking.k8s.io",
+    "v1beta1",
+    "ClusterNetworkPolicy",
+);
+/// `(group, version, kind)` of an AdminNetworkPolicy.
+pub const ANP: (&str, &str, &str) = ("policy.networking.k8s.io", "v1alpha1", "AdminNetworkPolicy");
 /// `(group, version, kind)` of a Pod.
 pub const POD: (&str, &str, &str) = ("", "v1", "Pod");
 
@@ -247,6 +255,9 @@ impl Review {
             "Namespace" => "namespaces",
             "NetworkPolicy" => "networkpolicies",
             "Pod" => "pods",
+            "ClusterNetworkPolicy" => "clusternetworkpolicies",
+            "AdminNetworkPolicy" => "adminnetworkpolicies",
+            "BaselineAdminNetworkPolicy" => "baselineadminnetworkpolicies",
             _ => "others",
         };
         let options = match self.op {
@@ -295,6 +306,11 @@ pub fn namespace_no_labels(name: &str) -> Value {
 /// A NetworkPolicy object.
 pub fn netpol(ns: &str, name: &str, spec: Value) -> Value {
     json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": name, "namespace": ns, "uid": "x", "resourceVersion": "1"}, "spec": spec})
+}
+
+/// A ClusterNetworkPolicy object.
+pub fn cnp(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "policy.networking.k8s.io/v1beta1", "kind": "ClusterNetworkPolicy", "metadata": {"name": name, "uid": "c", "resourceVersion": "1"}, "spec": spec})
 }
 
 /// A fresh directory under the system's temporary directory.

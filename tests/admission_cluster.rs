@@ -1,0 +1,353 @@
+//! The webhook on ClusterNetworkPolicy and AdminNetworkPolicy requests, and
+//! on NetworkPolicy and Namespace requests in a cluster that holds them:
+//! AdmissionReviews in the API server's shape through the router.
+
+mod common;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::*;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tierguard::admission::{Ctx, router};
+use tierguard::engine::cluster::Api;
+use tierguard::engine::tiers::Mode;
+use tower::ServiceExt;
+
+async fn post(ctx: Arc<Ctx>, review: Value) -> Value {
+    let resp = router(ctx, true)
+        .oneshot(
+            Request::post("/validate")
+                .header("content-type", "application/json")
+                .body(Body::from(serde_json::to_vec(&review).expect("json")))
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).expect("review");
+    assert_eq!(v["response"]["uid"], UID);
+    v["response"].clone()
+}
+
+fn message(r: &Value) -> String {
+    r["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// An Admin-tier policy on database's pods with one ingress rule.
+fn admin_on_database(action: &str, from_ns: &str, port: u16) -> Value {
+    json!({
+        "tier": "Admin", "priority": 10,
+        "subject": {"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "database"}}},
+        "ingress": [{"name": "r", "action": action,
+            "from": [{"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": from_ns}}}],
+            "protocols": [{"tcp": {"destinationPort": {"number": port}}}]}]
+    })
+}
+
+/// The tutorial's state with `obj` stored as a cluster policy of `api`.
+fn state_with(api: Api, obj: &Value) -> tierguard::engine::state::State {
+    let mut s = three_tier_state();
+    let p = tierguard::model::clusterpolicy::convert(api, obj).expect("valid");
+    s.apply_cluster_policy(Arc::new(p));
+    s
+}
+
+#[tokio::test]
+async fn an_admin_accept_opening_a_forbidden_flow_is_refused_naming_tier_priority_and_rule() {
+    let obj = cnp("oops", admin_on_database("Accept", "frontend", 5432));
+    let r = post(
+        TestCtx::three_tier().build(),
+        Review::create(CNP, "oops", obj.clone()).json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    let msg = message(&r);
+    assert!(
+        msg.starts_with("tierguard: ClusterNetworkPolicy oops would open 1 forbidden flow:"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("tier frontend -> tier database on TCP/5432 is forbidden"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("ClusterNetworkPolicy oops (Admin tier, priority 10) ingress[0] \"r\" Accept"),
+        "{msg}"
+    );
+    // Dry runs and updates are judged the same; an update to an allowed peer passes.
+    let r = post(
+        TestCtx::three_tier().build(),
+        Review::create(CNP, "oops", obj.clone()).dry_run().json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    let fine = cnp("oops", admin_on_database("Accept", "backend", 5432));
+    let r = post(
+        TestCtx::three_tier()
+            .state(state_with(Api::ClusterNetworkPolicy, &fine))
+            .build(),
+        Review::update(CNP, "oops", obj.clone(), fine.clone()).json(),
+    )
+    .await;
+    assert_eq!(
+        r["allowed"], false,
+        "backend -> database is allowed, frontend is not: {r}"
+    );
+    let r = post(
+        TestCtx::three_tier()
+            .state(state_with(Api::ClusterNetworkPolicy, &obj))
+            .build(),
+        Review::update(CNP, "oops", fine, obj).json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], true, "{r}");
+}
+
+#[tokio::test]
+async fn a_deny_or_a_rule_reaching_only_isolated_pods_is_admitted() {
+    // Admin Deny opens nothing.
+    let deny = cnp("deny", admin_on_database("Deny", "frontend", 5432));
+    let r = post(
+        TestCtx::three_tier().build(),
+        Review::create(CNP, "deny", deny).json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], true, "{r}");
+    // A Baseline Accept reaches pods no NetworkPolicy isolates; database's
+    // default-deny isolates all of its pods, so it opens nothing.
+    let mut spec = admin_on_database("Accept", "frontend", 5432);
+    spec["tier"] = json!("Baseline");
+    let r = post(
+        TestCtx::three_tier().build(),
+        Review::create(CNP, "late", cnp("late", spec.clone())).json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], true, "{r}");
+    // Without database's NetworkPolicies, and with a Baseline Deny of every
+    // namespace into database after it, the same rule opens the flow to
+    // database's unisolated pods.
+    let mut wall = admin_on_database("Deny", "frontend", 5432);
+    wall["tier"] = json!("Baseline");
+    wall["priority"] = json!(100);
+    wall["ingress"][0]["from"] = json!([{"namespaces": {}}]);
+    wall["ingress"][0]
+        .as_object_mut()
+        .expect("rule")
+        .remove("protocols");
+    let mut state = state_with(Api::ClusterNetworkPolicy, &cnp("baseline-wall", wall));
+    for p in [
+        "tierguard-default-deny",
+        "tierguard-allow-dns",
+        "allow-backend-to-database",
+    ] {
+        assert!(state.delete_policy("database", p).is_some(), "{p}");
+    }
+    let r = post(
+        TestCtx::three_tier().state(state).build(),
+        Review::create(CNP, "late", cnp("late", spec)).json(),
+    )
+    .await;
+    assert_eq!(
+        r["allowed"], false,
+        "database's pods are unisolated, the Baseline Accept lets frontend in: {r}"
+    );
+    let msg = message(&r);
+    assert!(
+        msg.contains("tier frontend -> tier database on TCP/5432 is forbidden"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("ClusterNetworkPolicy late (Baseline tier, priority 10) ingress[0]"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn deleting_an_admin_deny_that_shadows_an_allow_is_refused() {
+    // An allow-all NetworkPolicy in database, shadowed by an Admin Deny of
+    // everything into database.
+    let deny = cnp(
+        "wall",
+        json!({"tier": "Admin", "priority": 1,
+            "subject": {"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "database"}}},
+            "ingress": [{"action": "Deny", "from": [{"namespaces": {}}]}]}),
+    );
+    let mut state = state_with(Api::ClusterNetworkPolicy, &deny);
+    let allow_all = netpol(
+        "database",
+        "allow-all",
+        json!({"podSelector": {}, "ingress": [{}]}),
+    );
+    let p = tierguard::model::networkpolicy::convert(
+        &serde_json::from_value(allow_all).expect("np"),
+        "default",
+    )
+    .expect("valid");
+    state.apply_policy(Arc::new(p));
+    let r = post(
+        TestCtx::three_tier().state(state).build(),
+        Review::delete(CNP, "wall", deny).json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    let msg = message(&r);
+    assert!(
+        msg.starts_with(
+            "tierguard: Deleting ClusterNetworkPolicy wall would open 5 forbidden flows"
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("tier frontend -> tier database"), "{msg}");
+}
+
+#[tokio::test]
+async fn an_invalid_cluster_policy_is_refused_with_its_field_path() {
+    let mut spec = admin_on_database("Allow", "frontend", 5432);
+    spec["priority"] = json!(1001);
+    let r = post(
+        TestCtx::three_tier().build(),
+        Review::create(CNP, "bad", cnp("bad", spec)).json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    let msg = message(&r);
+    assert!(msg.contains("ClusterNetworkPolicy bad is invalid"), "{msg}");
+    assert!(msg.contains("spec.priority"), "{msg}");
+    assert!(msg.contains("spec.ingress[0].action"), "{msg}");
+}
+
+#[tokio::test]
+async fn admin_network_policies_are_judged_too() {
+    let anp = json!({"apiVersion": "policy.networking.k8s.io/v1alpha1", "kind": "AdminNetworkPolicy",
+        "metadata": {"name": "anp"},
+        "spec": {"priority": 5,
+            "subject": {"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "database"}}},
+            "ingress": [{"name": "r", "action": "Allow",
+                "from": [{"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "frontend"}}}],
+                "ports": [{"portNumber": {"protocol": "TCP", "port": 5432}}]}]}});
+    let r = post(
+        TestCtx::three_tier().build(),
+        Review::create(ANP, "anp", anp).json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(
+        message(&r)
+            .contains("AdminNetworkPolicy anp (Admin tier, priority 5) ingress[0] \"r\" Allow"),
+        "{}",
+        message(&r)
+    );
+}
+
+#[tokio::test]
+async fn audit_mode_admits_with_a_warning_and_counts_the_kind() {
+    let c = TestCtx::three_tier().mode(Mode::Audit).build();
+    let obj = cnp("oops", admin_on_database("Accept", "frontend", 5432));
+    let r = post(c.clone(), Review::create(CNP, "oops", obj).json()).await;
+    assert_eq!(r["allowed"], true, "{r}");
+    let w = r["warnings"][0].as_str().unwrap_or_default();
+    assert!(
+        w.starts_with("tierguard (audit): tier frontend -> tier database on TCP/5432"),
+        "{w}"
+    );
+    let metrics = c.metrics.render().expect("metrics");
+    assert!(
+        metrics.contains(r#"kind="ClusterNetworkPolicy",operation="Create",verdict="warned""#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn unreadable_cluster_policies_make_changes_they_could_affect_unjudgeable() {
+    let ctx = TestCtx::three_tier().build();
+    // Stored while tierguard was down, and invalid to it.
+    let mut bad = admin_on_database("Accept", "frontend", 5432);
+    bad["priority"] = json!(-1);
+    let bad = cnp("bad", bad);
+    assert!(
+        ctx.index
+            .write()
+            .expect("index")
+            .apply_cluster_policy(Api::ClusterNetworkPolicy, &bad)
+            .is_err()
+    );
+    let r = post(ctx.clone(), deny_all_create("backend", "fine").json()).await;
+    assert_eq!(r["allowed"], false, "{r}");
+    let msg = message(&r);
+    assert!(
+        msg.contains("cluster policies tierguard cannot read (ClusterNetworkPolicy bad; first:"),
+        "{msg}"
+    );
+    assert!(msg.contains("spec.priority"), "{msg}");
+    // Another cluster policy is not judged either; replacing the unreadable
+    // one itself is.
+    let deny = cnp("deny", admin_on_database("Deny", "frontend", 5432));
+    let r = post(
+        ctx.clone(),
+        Review::create(CNP, "deny", deny.clone()).json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    let r = post(
+        ctx.clone(),
+        Review::update(
+            CNP,
+            "bad",
+            cnp("bad", admin_on_database("Deny", "frontend", 5432)),
+            bad,
+        )
+        .json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], true, "{r}");
+    // Once it is replaced by a readable one, judging resumes.
+    let fixed = cnp("bad", admin_on_database("Deny", "frontend", 5432));
+    assert!(
+        ctx.index
+            .write()
+            .expect("index")
+            .apply_cluster_policy(Api::ClusterNetworkPolicy, &fixed)
+            .is_ok()
+    );
+    let r = post(ctx, deny_all_create("backend", "fine").json()).await;
+    assert_eq!(r["allowed"], true, "{r}");
+}
+
+#[tokio::test]
+async fn a_network_policy_is_judged_under_the_cluster_tiers() {
+    // An Admin Deny of frontend into database shadows a NetworkPolicy that
+    // allows it: the NetworkPolicy opens nothing and is admitted.
+    let deny = cnp("wall", admin_on_database("Deny", "frontend", 5432));
+    let np = netpol(
+        "database",
+        "oops",
+        json!({
+        "podSelector": {}, "policyTypes": ["Ingress"],
+        "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "frontend"}}}], "ports": [{"protocol": "TCP", "port": 5432}]}]}),
+    );
+    let r = post(
+        TestCtx::three_tier()
+            .state(state_with(Api::ClusterNetworkPolicy, &deny))
+            .build(),
+        Review::create(NP, "oops", np.clone()).ns("database").json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], true, "{r}");
+    // A Pass does not shadow it.
+    let pass = cnp("pass", admin_on_database("Pass", "frontend", 5432));
+    let r = post(
+        TestCtx::three_tier()
+            .state(state_with(Api::ClusterNetworkPolicy, &pass))
+            .build(),
+        Review::create(NP, "oops", np).ns("database").json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+}
