@@ -282,10 +282,16 @@ impl<'c> Checker<'c> {
                 witness = witness.or(pod_witness);
                 continue;
             };
-            for lit in clause {
-                let mut g = f.clone();
-                g.apply(lit);
+            // Disjoint branches: the k-th takes its literal and the
+            // negations of the ones before it, so no region of labels,
+            // ports and addresses is searched twice (their union is the
+            // clause's).
+            let mut rest = f;
+            for (pos, lit) in clause {
+                let mut g = rest.clone();
+                g.apply(&(*pos, lit.clone()));
                 stack.push((g, i + 1));
+                rest.apply(&(!*pos, lit.clone()));
             }
         }
         Ok((found, witness))
