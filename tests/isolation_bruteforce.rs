@@ -545,6 +545,15 @@ fn load(world_yaml: &str, iso_yaml: &str) -> Option<(State, IsolationPolicy)> {
     Some((world.state, iso))
 }
 
+/// How many shrinking steps a failure gets (`TIERGUARD_BRUTE_SHRINK`, default
+/// 2,000: each step runs the brute force).
+fn shrink_iters() -> u32 {
+    std::env::var("TIERGUARD_BRUTE_SHRINK")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_000)
+}
+
 fn cases() -> u32 {
     std::env::var("TIERGUARD_BRUTE_CASES")
         .ok()
@@ -553,7 +562,7 @@ fn cases() -> u32 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), max_shrink_iters: 2_000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), max_shrink_iters: shrink_iters(), ..ProptestConfig::default() })]
 
     /// walls mode: exactly the brute-force set.
     #[test]
@@ -895,12 +904,552 @@ proptest! {
                 Change::ApplyPolicy(p) => after.apply_policy(p.clone()),
                 Change::DeletePolicy { namespace, name } => { after.delete_policy(namespace, name); }
                 Change::ApplyNamespace(ns) => after.apply_namespace(ns.clone()),
+                Change::ApplyClusterPolicy(_) | Change::DeleteClusterPolicy { .. } => {
+                    unreachable!("no cluster policy change here")
+                }
             }
             let mut alone = check_change(&iso, &state, &change).expect("within the budget");
             let mut whole = diff(&iso, &state, &after).expect("within the budget");
             // The namespaces a breach names as examples may differ: judged
             // alone, a change's breaches draw them from the causes it adds
             // only; the whole diff from every cause on that wall.
+            for b in alone.iter_mut().chain(whole.iter_mut()) {
+                for end in [&mut b.from, &mut b.to] {
+                    match end {
+                        End::Tier { namespace, .. } => *namespace = None,
+                        End::OtherNamespaces { examples } => examples.clear(),
+                        _ => {}
+                    }
+                }
+            }
+            alone.sort_by_key(|b| format!("{b:?}"));
+            whole.sort_by_key(|b| format!("{b:?}"));
+            prop_assert_eq!(alone, whole, "{:?}\nworld:\n{}\niso:\n{}", change, world_yaml, iso_yaml);
+        }
+    }
+}
+
+// === cluster-wide tiers ===
+
+/// A peer of a cluster policy rule (egress also gets networks).
+fn cluster_peer(egress: bool) -> impl Strategy<Value = String> {
+    let networks = prop::sample::select(vec![
+        "[10.0.0.0/16]",
+        "[10.0.1.0/24]",
+        "[0.0.0.0/0]",
+        "[192.168.1.0/24, '2001:db8::/32']",
+    ]);
+    let w = if egress { 2 } else { 0 };
+    prop_oneof![
+        3 => namespace_selector().prop_map(|n| format!("{{namespaces: {n}}}")),
+        3 => (namespace_selector(), pod_selector()).prop_map(|(n, p)| format!("{{pods: {{namespaceSelector: {n}, podSelector: {p}}}}}")),
+        w => networks.prop_map(|n| format!("{{networks: {n}}}")),
+    ]
+}
+
+/// `protocols` of a ClusterNetworkPolicy rule, or `ports` of an
+/// AdminNetworkPolicy's (`anp`).
+fn cluster_ports(anp: bool, named: bool) -> impl Strategy<Value = String> {
+    let entry = prop_oneof![
+        Just((
+            "{tcp: {destinationPort: {number: 1}}}",
+            "{portNumber: {port: 1}}"
+        )),
+        Just((
+            "{udp: {destinationPort: {range: {start: 2, end: 4}}}}",
+            "{portRange: {protocol: UDP, start: 2, end: 4}}"
+        )),
+        Just((
+            "{tcp: {destinationPort: {number: 4}}}",
+            "{portNumber: {protocol: TCP, port: 4}}"
+        )),
+        Just(("{destinationNamedPort: web}", "{namedPort: web}")),
+        Just(("{destinationNamedPort: db}", "{namedPort: db}")),
+    ];
+    let list = prop::collection::vec(entry, 1..=2).prop_map(move |es| {
+        let picked: Vec<&str> = es
+            .iter()
+            .filter(|(c, _)| named || !c.contains("Named"))
+            .map(|(c, a)| if anp { *a } else { *c })
+            .collect();
+        picked.join(", ")
+    });
+    prop_oneof![1 => Just(String::new()), 2 => list]
+}
+
+fn cluster_rule(
+    dir: &'static str,
+    anp: bool,
+    actions: &'static [&'static str],
+) -> impl Strategy<Value = String> {
+    let egress = dir == "egress";
+    let peers = prop::collection::vec(cluster_peer(egress), 1..=2);
+    let action = prop::sample::select(actions.to_vec());
+    (action, peers, any::<bool>()).prop_flat_map(move |(a, ps, _)| {
+        // Named ports cannot go with networks peers (the CRD's rule).
+        let named = !ps.iter().any(|p| p.contains("networks"));
+        let key = if egress { "to" } else { "from" };
+        let ports_key = if anp { "ports" } else { "protocols" };
+        cluster_ports(anp, named).prop_map(move |ports| {
+            let mut s = format!("{{action: {a}, {key}: [{}]", ps.join(", "));
+            if !ports.is_empty() {
+                s.push_str(&format!(", {ports_key}: [{ports}]"));
+            }
+            s.push('}');
+            s
+        })
+    })
+}
+
+/// A ClusterNetworkPolicy, an AdminNetworkPolicy or the
+/// BaselineAdminNetworkPolicy; priorities are distinct within a tier (ties
+/// have their own unit tests: the brute force evaluates one order).
+fn cluster_policy(index: usize) -> impl Strategy<Value = String> {
+    let kind = prop::sample::select(vec![0u8, 0, 0, 1, 2]);
+    let subject = prop_oneof![
+        namespace_selector().prop_map(|n| format!("{{namespaces: {n}}}")),
+        (namespace_selector(), pod_selector())
+            .prop_map(|(n, p)| format!("{{pods: {{namespaceSelector: {n}, podSelector: {p}}}}}")),
+    ];
+    let tier = prop::sample::select(vec!["Admin", "Baseline"]);
+    (kind, subject, tier).prop_flat_map(move |(kind, subject, tier)| {
+        let (api, k, actions): (&str, &str, &'static [&'static str]) = match kind {
+            0 => (
+                "policy.networking.k8s.io/v1beta1",
+                "ClusterNetworkPolicy",
+                &["Accept", "Deny", "Pass"],
+            ),
+            1 => (
+                "policy.networking.k8s.io/v1alpha1",
+                "AdminNetworkPolicy",
+                &["Allow", "Deny", "Pass"],
+            ),
+            _ => (
+                "policy.networking.k8s.io/v1alpha1",
+                "BaselineAdminNetworkPolicy",
+                &["Allow", "Deny"],
+            ),
+        };
+        let anp = kind != 0;
+        let ingress = prop::collection::vec(cluster_rule("ingress", anp, actions), 0..=2);
+        let egress = prop::collection::vec(cluster_rule("egress", anp, actions), 0..=2);
+        let subject = subject.clone();
+        (ingress, egress).prop_map(move |(ing, eg)| {
+            let name = if kind == 2 {
+                "default".to_string()
+            } else {
+                format!("c{index}")
+            };
+            let mut spec = vec![format!("subject: {subject}")];
+            match kind {
+                0 => {
+                    spec.push(format!("tier: {tier}"));
+                    spec.push(format!("priority: {}", index * 10));
+                }
+                1 => spec.push(format!("priority: {}", index * 10 + 5)),
+                _ => {}
+            }
+            if !ing.is_empty() {
+                spec.push(format!("ingress: [{}]", ing.join(", ")));
+            }
+            if !eg.is_empty() {
+                spec.push(format!("egress: [{}]", eg.join(", ")));
+            }
+            format!(
+                "apiVersion: {api}\nkind: {k}\nmetadata: {{name: {name}}}\nspec: {{{}}}\n",
+                spec.join(", ")
+            )
+        })
+    })
+}
+
+fn world_with_cluster_policies() -> impl Strategy<Value = String> {
+    let cps = prop::collection::vec(0usize..1, 1..=3).prop_flat_map(|v| {
+        let strategies: Vec<_> = (0..v.len()).map(cluster_policy).collect();
+        strategies
+    });
+    (world(), cps).prop_map(|(w, cps)| {
+        // At most one BaselineAdminNetworkPolicy (it is a singleton).
+        let mut seen_banp = false;
+        let cps: Vec<String> = cps
+            .into_iter()
+            .filter(|c| {
+                let banp = c.contains("kind: BaselineAdminNetworkPolicy");
+                let keep = !(banp && seen_banp);
+                seen_banp |= banp;
+                keep
+            })
+            .collect();
+        format!("{w}---\n{}", cps.join("---\n"))
+    })
+}
+
+/// True when some rule names a port.
+fn state_uses_named_ports(state: &State) -> bool {
+    use tierguard::engine::ports::PortNumbers;
+    let named = |ports: &Option<Vec<tierguard::engine::ports::PortMatch>>| {
+        ports
+            .iter()
+            .flatten()
+            .any(|m| matches!(m.numbers, PortNumbers::Named(_)))
+    };
+    state.policies().any(|p| {
+        [&p.ingress, &p.egress]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|r| named(&r.ports))
+    }) || state
+        .cluster_policies()
+        .any(|p| p.ingress.iter().chain(&p.egress).any(|r| named(&r.ports)))
+}
+
+/// One pod label set per behaviour, and one address per behaviour: the
+/// evaluator sees a pod's labels only through pod selectors and its
+/// address only through ipBlocks and networks, so label sets that every
+/// selector of the state treats alike (and addresses every set treats
+/// alike) are interchangeable.
+fn distinct_behaviours(
+    state: &State,
+    labels: Vec<BTreeMap<String, String>>,
+    ips: Vec<IpAddr>,
+) -> (Vec<BTreeMap<String, String>>, Vec<IpAddr>) {
+    use tierguard::engine::cluster::{ClusterPeer, Subject};
+    use tierguard::engine::ipblock::IpSet;
+    use tierguard::engine::policy::Peer;
+    use tierguard::engine::selector::Selector;
+    let mut sels: Vec<&Selector> = Vec::new();
+    let mut sets: Vec<IpSet> = Vec::new();
+    for p in state.policies() {
+        sels.push(&p.pod_selector);
+        for r in [&p.ingress, &p.egress].into_iter().flatten().flatten() {
+            for peer in r.peers.iter().flatten() {
+                match peer {
+                    Peer::Pods { pods: Some(s), .. } => sels.push(s),
+                    Peer::Pods { .. } => {}
+                    Peer::IpBlock(b) => sets.push(b.to_set()),
+                }
+            }
+        }
+    }
+    for p in state.cluster_policies() {
+        if let Subject::Pods { pods, .. } = &p.subject {
+            sels.push(pods);
+        }
+        for r in p.ingress.iter().chain(&p.egress) {
+            for peer in &r.peers {
+                match peer {
+                    ClusterPeer::Pods { pods, .. } => sels.push(pods),
+                    ClusterPeer::Networks { set, .. } => sets.push(set.clone()),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let mut seen = BTreeSet::new();
+    let labels = labels
+        .into_iter()
+        .filter(|l| seen.insert(sels.iter().map(|s| s.matches(l)).collect::<Vec<_>>()))
+        .collect();
+    let mut seen = BTreeSet::new();
+    let ips = ips
+        .into_iter()
+        .filter(|ip| seen.insert(sets.iter().map(|s| s.contains(*ip)).collect::<Vec<_>>()))
+        .collect();
+    (labels, ips)
+}
+
+/// One variant per behaviour of each namespace: a namespace's labels are
+/// seen only through namespace selectors (its name and tier count apart).
+fn distinct_namespaces(state: &State, variants: Vec<Namespace>) -> Vec<Namespace> {
+    use tierguard::engine::cluster::{ClusterPeer, Subject};
+    use tierguard::engine::policy::Peer;
+    use tierguard::engine::selector::Selector;
+    let mut sels: Vec<&Selector> = Vec::new();
+    for p in state.policies() {
+        for r in [&p.ingress, &p.egress].into_iter().flatten().flatten() {
+            for peer in r.peers.iter().flatten() {
+                if let Peer::Pods {
+                    namespaces: Some(s),
+                    ..
+                } = peer
+                {
+                    sels.push(s);
+                }
+            }
+        }
+    }
+    for p in state.cluster_policies() {
+        match &p.subject {
+            Subject::Namespaces(s) | Subject::Pods { namespaces: s, .. } => sels.push(s),
+        }
+        for r in p.ingress.iter().chain(&p.egress) {
+            for peer in &r.peers {
+                if let ClusterPeer::Namespaces(s) | ClusterPeer::Pods { namespaces: s, .. } = peer {
+                    sels.push(s);
+                }
+            }
+        }
+    }
+    let mut seen = BTreeSet::new();
+    variants
+        .into_iter()
+        .filter(|v| {
+            let tier = v.labels.get(TIER_LABEL).cloned();
+            let sig: Vec<bool> = sels.iter().map(|s| s.matches(&v.labels)).collect();
+            seen.insert((v.name.clone(), tier, sig))
+        })
+        .collect()
+}
+
+/// The brute force under cluster-wide tiers. The two monotone reductions of
+/// the module docs do not hold when a rule can deny, so each pod has one
+/// address, and a destination binds any subset of the port names: the wall's
+/// pod varies its labels and bindings (its own address matters to no rule of
+/// its own side), the other end its labels, its one address and, as a
+/// destination, its bindings.
+fn tiered_brute_force(iso: &IsolationPolicy, state: &State) -> BTreeSet<Key> {
+    let cluster = iso.cluster_addresses();
+    let samples = sample_ips();
+    let pod_ips: Vec<IpAddr> = samples
+        .iter()
+        .copied()
+        .filter(|ip| cluster.as_ref().is_none_or(|c| c.contains(*ip)))
+        .collect();
+    let external_ips: Vec<IpAddr> = samples
+        .iter()
+        .copied()
+        .filter(|ip| cluster.as_ref().is_none_or(|c| !c.contains(*ip)))
+        .collect();
+    let named = state_uses_named_ports(state);
+    let all_bindings: [&[&str]; 4] = [&["web", "db"], &["web"], &["db"], &[]];
+    let bindings: &[&[&str]] = if named {
+        &all_bindings
+    } else {
+        &all_bindings[..1]
+    };
+    let (labels, pod_ips) = distinct_behaviours(state, pod_label_sets(), pod_ips);
+    let make = |ns: &str,
+                l: &BTreeMap<String, String>,
+                ip: Option<IpAddr>,
+                names: &[&str],
+                proto,
+                port| {
+        let mut p = pod(ns, l, &ip.into_iter().collect::<Vec<_>>(), proto, port);
+        p.ports
+            .retain(|cp| cp.name.as_deref().is_some_and(|n| names.contains(&n)));
+        p
+    };
+    let checker = Checker::new(iso, state);
+    let variants = distinct_namespaces(state, namespace_variants(state, iso));
+    let ports: Vec<(Protocol, u16)> = PROTOS
+        .iter()
+        .flat_map(|p| PORTS.iter().map(move |n| (*p, *n)))
+        .collect();
+    let mut out = BTreeSet::new();
+    // A cluster policy's subject sees the wall's own namespace labels, which
+    // vary as every namespace's do (its protected ones stay).
+    let walls: Vec<Namespace> = checker
+        .tier_namespaces()
+        .iter()
+        .flat_map(|ns| variants.iter().filter(|v| v.name == ns.name).cloned())
+        .collect();
+    for wall_variant in &walls {
+        let wall_ns = wall_variant;
+        let mut wall_state = state.clone();
+        wall_state.apply_namespace(wall_variant.clone());
+        let state = &wall_state;
+        let me = party_of(iso, wall_ns);
+        let per_variant = |v: &Namespace| -> Vec<Key> {
+            let mut found = Vec::new();
+            if v.name == wall_ns.name && v != wall_ns {
+                return found;
+            }
+            let mut s = state.clone();
+            s.apply_namespace(v.clone());
+            let other = party_of(iso, v);
+            for &(proto, port) in &ports {
+                let check_in = !iso.allowed(&other, &me).contains(proto, port);
+                let check_out = !iso.allowed(&me, &other).contains(proto, port);
+                if check_in {
+                    let hit = labels.iter().any(|lh| {
+                        bindings.iter().any(|b| {
+                            let here = make(&wall_ns.name, lh, None, b, proto, port);
+                            labels.iter().any(|lt| {
+                                pod_ips.iter().any(|ip| {
+                                    let there = make(&v.name, lt, Some(*ip), &[], proto, port);
+                                    side_allows(
+                                        &s,
+                                        &here,
+                                        Direction::Ingress,
+                                        &Endpoint::Pod(&there),
+                                        proto,
+                                        port,
+                                        Some(&here.ports),
+                                    )
+                                })
+                            })
+                        })
+                    });
+                    if hit {
+                        found.push((
+                            wall_ns.name.clone(),
+                            Direction::Ingress,
+                            other.clone(),
+                            proto,
+                            port,
+                        ));
+                    }
+                }
+                if check_out {
+                    let hit = labels.iter().any(|lh| {
+                        let here = make(&wall_ns.name, lh, None, &[], proto, port);
+                        labels.iter().any(|lt| {
+                            pod_ips.iter().any(|ip| {
+                                bindings.iter().any(|b| {
+                                    let there = make(&v.name, lt, Some(*ip), b, proto, port);
+                                    side_allows(
+                                        &s,
+                                        &here,
+                                        Direction::Egress,
+                                        &Endpoint::Pod(&there),
+                                        proto,
+                                        port,
+                                        Some(&there.ports),
+                                    )
+                                })
+                            })
+                        })
+                    });
+                    if hit {
+                        found.push((
+                            wall_ns.name.clone(),
+                            Direction::Egress,
+                            other.clone(),
+                            proto,
+                            port,
+                        ));
+                    }
+                }
+            }
+            found
+        };
+        let (left, right) = variants.split_at(variants.len() / 2);
+        std::thread::scope(|scope| {
+            let handle = scope.spawn(|| left.iter().flat_map(per_variant).collect::<Vec<_>>());
+            out.extend(right.iter().flat_map(per_variant));
+            out.extend(handle.join().expect("brute-force thread"));
+        });
+        for &(proto, port) in &ports {
+            for (dir, dst_here) in [(Direction::Ingress, true), (Direction::Egress, false)] {
+                let allowed = match dir {
+                    Direction::Ingress => iso.allowed(&Party::External, &me),
+                    Direction::Egress => iso.allowed(&me, &Party::External),
+                };
+                if allowed.contains(proto, port) {
+                    continue;
+                }
+                let hit = labels.iter().any(|lh| {
+                    bindings.iter().any(|b| {
+                        let here = make(&wall_ns.name, lh, None, b, proto, port);
+                        let dst_ports = dst_here.then_some(here.ports.as_slice());
+                        external_ips.iter().any(|ip| {
+                            side_allows(
+                                state,
+                                &here,
+                                dir,
+                                &Endpoint::External(*ip),
+                                proto,
+                                port,
+                                dst_ports,
+                            )
+                        })
+                    })
+                });
+                if hit {
+                    out.insert((wall_ns.name.clone(), dir, Party::External, proto, port));
+                }
+            }
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), max_shrink_iters: shrink_iters(), ..ProptestConfig::default() })]
+
+    /// walls mode with ClusterNetworkPolicies, AdminNetworkPolicies and a
+    /// BaselineAdminNetworkPolicy mixed with NetworkPolicies: exactly the
+    /// brute-force set.
+    #[test]
+    fn walls_under_cluster_tiers_match_brute_force(
+        world_yaml in world_with_cluster_policies(),
+        iso_yaml in isolation("walls"),
+    ) {
+        let Some((state, iso)) = load(&world_yaml, &iso_yaml) else { return Ok(()) };
+        prop_assume!(state.has_cluster_policies());
+        let want = tiered_brute_force(&iso, &state);
+        let got = symbolic(&iso, &state);
+        let missed: Vec<_> = want.difference(&got).collect();
+        let extra: Vec<_> = got.difference(&want).collect();
+        prop_assert!(missed.is_empty() && extra.is_empty(),
+            "missed (unsound): {missed:?}\nextra (imprecise): {extra:?}\nworld:\n{world_yaml}\niso:\n{iso_yaml}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases() / 4, ..ProptestConfig::default() })]
+
+    /// Under cluster tiers, `check_change` on a NetworkPolicy write or
+    /// delete (judged in its own namespace only), a namespace change, or a
+    /// cluster policy create, update or delete finds exactly what diffing
+    /// the whole state before and after finds.
+    #[test]
+    fn a_change_under_cluster_tiers_judged_alone_is_the_whole_diff(
+        world_yaml in world_with_cluster_policies(),
+        iso_yaml in isolation("walls"),
+        policy_yaml in policy(0),
+        ns_yaml in namespace_change(),
+        cluster_yaml in cluster_policy(0),
+        delete in any::<bool>(),
+    ) {
+        let Some((state, iso)) = load(&world_yaml, &iso_yaml) else { return Ok(()) };
+        let mut changes = Vec::new();
+        if let Ok(w) = tierguard::world::World::from_text(&policy_yaml, "policy")
+            && let Some(p) = w.state.policies().next()
+        {
+            changes.push(if delete {
+                Change::DeletePolicy { namespace: p.namespace.clone(), name: p.name.clone() }
+            } else {
+                Change::ApplyPolicy(p.clone())
+            });
+        }
+        if let Some(doc) = &ns_yaml
+            && let Ok(w) = tierguard::world::World::from_text(doc, "namespace")
+            && let Some(ns) = w.state.namespaces().next()
+        {
+            changes.push(Change::ApplyNamespace(ns.clone()));
+        }
+        if let Ok(w) = tierguard::world::World::from_text(&cluster_yaml, "cluster policy")
+            && let Some(p) = w.state.cluster_policies().next()
+        {
+            changes.push(if delete {
+                Change::DeleteClusterPolicy { api: p.api, name: p.name.clone() }
+            } else {
+                Change::ApplyClusterPolicy(p.clone())
+            });
+        }
+        for change in changes {
+            let mut after = state.clone();
+            match &change {
+                Change::ApplyPolicy(p) => after.apply_policy(p.clone()),
+                Change::DeletePolicy { namespace, name } => { after.delete_policy(namespace, name); }
+                Change::ApplyNamespace(ns) => after.apply_namespace(ns.clone()),
+                Change::ApplyClusterPolicy(p) => after.apply_cluster_policy(p.clone()),
+                Change::DeleteClusterPolicy { api, name } => { after.delete_cluster_policy(*api, name); }
+            }
+            let mut alone = check_change(&iso, &state, &change).expect("within the budget");
+            let mut whole = diff(&iso, &state, &after).expect("within the budget");
             for b in alone.iter_mut().chain(whole.iter_mut()) {
                 for end in [&mut b.from, &mut b.to] {
                     match end {
