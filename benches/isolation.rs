@@ -15,6 +15,9 @@
 //!   quantifies over every pod that could exist); only `evaluate` (`query`)
 //!   does.
 //!
+//! The `cluster tiers` group adds 200 ClusterNetworkPolicies at mixed
+//! priorities (see `cluster_policy`).
+//!
 //! Run with `cargo bench --bench isolation`; results in docs/benchmarks.md.
 
 use std::collections::BTreeMap;
@@ -25,6 +28,7 @@ use std::sync::Arc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use serde_json::{Value, json};
+use tierguard::engine::cluster::{Api, ClusterPolicy};
 use tierguard::engine::isolation::{Change, Checker, check_change};
 use tierguard::engine::policy::Policy;
 use tierguard::engine::ports::{ContainerPort, Protocol};
@@ -32,6 +36,7 @@ use tierguard::engine::reach::{Endpoint, Unplaced, evaluate};
 use tierguard::engine::state::{Namespace, Pod, State};
 use tierguard::engine::tiers::IsolationPolicy;
 use tierguard::model::baseline::baseline_policies;
+use tierguard::model::clusterpolicy::convert;
 use tierguard::model::isolationpolicy;
 use tierguard::report::matrix::{Matrix, ports_that_matter};
 
@@ -241,6 +246,48 @@ fn team_create() -> Arc<Policy> {
     }))
 }
 
+/// Cluster policies added for the `cluster tiers` group.
+const CLUSTER_POLICIES: usize = 200;
+
+/// Cluster policy number `k`, priority `k` (mixed shapes; within the flows,
+/// so the world stays clean):
+/// - one in ten: Admin tier, every namespace, egress Accept to the cluster
+///   DNS pods on UDP/TCP 53 (an allowed flow);
+/// - one in ten: Admin tier, every namespace, ingress Pass from the
+///   monitoring namespace;
+/// - one in ten: Baseline tier, every namespace, ingress Deny from every
+///   namespace;
+/// - the rest: Admin tier, one team namespace, ingress Accept from another
+///   team namespace on TCP/8080.
+fn cluster_policy(k: usize) -> Value {
+    let all = json!({"namespaces": {}});
+    let by_name = |ns: String| json!({"matchLabels": {"kubernetes.io/metadata.name": ns}});
+    let spec = match k % 10 {
+        0 => json!({"tier": "Admin", "priority": k, "subject": all,
+            "egress": [{"name": "dns", "action": "Accept",
+                "to": [{"pods": {"namespaceSelector": by_name("kube-system".into()),
+                                 "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}}],
+                "protocols": [{"udp": {"destinationPort": {"number": 53}}},
+                              {"tcp": {"destinationPort": {"number": 53}}}]}]}),
+        1 => json!({"tier": "Admin", "priority": k, "subject": all,
+            "ingress": [{"name": "monitoring", "action": "Pass",
+                "from": [{"namespaces": by_name("monitoring".into())}]}]}),
+        2 => json!({"tier": "Baseline", "priority": k, "subject": all,
+            "ingress": [{"name": "deny", "action": "Deny", "from": [{"namespaces": {}}]}]}),
+        _ => json!({"tier": "Admin", "priority": k,
+            "subject": {"namespaces": by_name(other_namespace(10 + k))},
+            "ingress": [{"name": "peer", "action": "Accept",
+                "from": [{"namespaces": by_name(other_namespace(500 + k))}],
+                "protocols": [{"tcp": {"destinationPort": {"number": 8080}}}]}]}),
+    };
+    json!({"apiVersion": "policy.networking.k8s.io/v1beta1", "kind": "ClusterNetworkPolicy",
+        "metadata": {"name": format!("cnp-{k:03}")}, "spec": spec})
+}
+
+fn cluster_policy_of(v: &Value) -> Arc<ClusterPolicy> {
+    Arc::new(convert(Api::ClusterNetworkPolicy, v).expect("a valid ClusterNetworkPolicy"))
+}
+
 fn benches(c: &mut Criterion) {
     let Cluster { iso, state, pods } = cluster();
 
@@ -377,6 +424,64 @@ fn benches(c: &mut Criterion) {
     g.bench_function("State::clone (2,000 namespaces, 5,000 policies)", |b| {
         b.iter(|| black_box(&state).clone())
     });
+    g.finish();
+
+    // The same world with 200 ClusterNetworkPolicies at mixed priorities.
+    let mut tiered = state.clone();
+    for k in 0..CLUSTER_POLICIES {
+        tiered.apply_cluster_policy(cluster_policy_of(&cluster_policy(k)));
+    }
+    assert!(
+        Checker::new(&iso, &tiered)
+            .report()
+            .expect("within the budget")
+            .is_clean(),
+        "the world with cluster policies is clean"
+    );
+    let cnp_admitted = Change::ApplyClusterPolicy(cluster_policy_of(&json!({
+        "apiVersion": "policy.networking.k8s.io/v1beta1", "kind": "ClusterNetworkPolicy",
+        "metadata": {"name": "monitoring-pass"},
+        "spec": {"tier": "Admin", "priority": 7, "subject": {"namespaces": {}},
+            "ingress": [{"action": "Pass", "from": [{"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]}]},
+    })));
+    let cnp_rejected = Change::ApplyClusterPolicy(cluster_policy_of(&json!({
+        "apiVersion": "policy.networking.k8s.io/v1beta1", "kind": "ClusterNetworkPolicy",
+        "metadata": {"name": "frontend-reads-database"},
+        "spec": {"tier": "Admin", "priority": 3,
+            "subject": {"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "database"}}},
+            "ingress": [{"action": "Accept",
+                "from": [{"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "frontend"}}}],
+                "protocols": [{"tcp": {"destinationPort": {"number": 5432}}}]}]},
+    })));
+    let judge = |c: &Change| check_change(&iso, &tiered, c).expect("within the budget");
+    assert!(judge(&admitted).is_empty());
+    assert!(!judge(&rejected).is_empty());
+    assert!(judge(&cnp_admitted).is_empty());
+    assert!(!judge(&cnp_rejected).is_empty());
+    let mut g = c.benchmark_group("cluster tiers");
+    g.sample_size(20);
+    for (name, change) in [
+        (
+            "create database/allow-backend, 200 cluster policies (admitted)",
+            &admitted,
+        ),
+        (
+            "create database/allow-frontend, 200 cluster policies (rejected)",
+            &rejected,
+        ),
+        (
+            "create ClusterNetworkPolicy monitoring-pass, 200 others (admitted)",
+            &cnp_admitted,
+        ),
+        (
+            "create ClusterNetworkPolicy frontend-reads-database, 200 others (rejected)",
+            &cnp_rejected,
+        ),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| check_change(black_box(&iso), black_box(&tiered), black_box(change)))
+        });
+    }
     g.finish();
 
     let find = |ns: &str, name: &str| {
