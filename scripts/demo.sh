@@ -44,7 +44,7 @@ say "starting tierguard serve on 127.0.0.1:$PORT (certificates from tierguard ce
 "$TG" certs --out "$DIR/certs" --host 127.0.0.1 >/dev/null
 "$TG" serve --kubeconfig "$KUBECONFIG" --tls-cert "$DIR/certs/tls.crt" --tls-key "$DIR/certs/tls.key" \
   --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$ADMIN" --policy policies/three-tier.yaml \
-  --log-format json --drain-seconds 0 > "$DIR/tierguard.log" 2>&1 &
+  --log-format json --drain-seconds 0 --discovery-interval-seconds 1 > "$DIR/tierguard.log" 2>&1 &
 SERVE_PID=$!
 for _ in $(seq 1 100); do
   curl -fsS "http://127.0.0.1:$ADMIN/readyz" >/dev/null 2>&1 && break
@@ -78,6 +78,16 @@ run kubectl apply -f examples/three-tier-violations/01-database-open-to-frontend
 run kubectl apply -f examples/three-tier-violations/02-allow-all-ingress-in-backend/apply.yaml
 run kubectl apply -f examples/three-tier-violations/07-selector-on-unprotected-label/apply.yaml
 run kubectl apply -f examples/three-tier-violations/08-named-port-opens-every-port/apply.yaml
+
+say "   on a plugin with sig-network's ClusterNetworkPolicy, the same flow opened by an Admin-tier Accept is refused too"
+say "   (the network-policy-api CRDs, fetched from the Go module proxy; tierguard finds them without a restart)"
+tests/control-plane/crds.sh 2>/dev/null | while read -r crd; do kubectl apply --server-side -f "$crd" >/dev/null; done
+kubectl wait --for=condition=Established --timeout=60s crd/clusternetworkpolicies.policy.networking.k8s.io >/dev/null
+for _ in $(seq 1 50); do
+  kubectl apply --dry-run=server -f examples/three-tier-violations/09-admin-accept-frontend-to-database/apply.yaml 2>&1 | grep -q 'Admin tier' && break
+  sleep 0.2
+done
+run kubectl apply -f examples/three-tier-violations/09-admin-accept-frontend-to-database/apply.yaml
 
 say "c. the baseline, the name label and tier membership are protected"
 run kubectl delete networkpolicy tierguard-default-deny -n database

@@ -234,12 +234,53 @@ impl Cluster {
             .arg("policies/three-tier.yaml")
             .arg("--log-format")
             .arg("json")
+            .arg("--discovery-interval-seconds")
+            .arg("1")
             .args(&self.serve_args)
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
         cmd.spawn().expect("tierguard serve starts")
+    }
+
+    /// Installs the policy.networking.k8s.io CRDs (ClusterNetworkPolicy,
+    /// AdminNetworkPolicy, BaselineAdminNetworkPolicy) fetched by
+    /// `tests/control-plane/crds.sh` from the Go module proxy, and waits
+    /// until the API server serves them.
+    pub fn install_netpol_crds(&self) {
+        let out = Command::new("bash")
+            .arg(format!("{REPO}/tests/control-plane/crds.sh"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("crds.sh runs");
+        assert!(out.status.success(), "tests/control-plane/crds.sh failed");
+        let files = String::from_utf8_lossy(&out.stdout).to_string();
+        for f in files.lines().filter(|l| !l.is_empty()) {
+            let o = self.kubectl(&["apply", "--server-side", "-f", f]);
+            assert!(
+                o.status.success(),
+                "applying {f}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        for crd in [
+            "clusternetworkpolicies",
+            "adminnetworkpolicies",
+            "baselineadminnetworkpolicies",
+        ] {
+            let o = self.kubectl(&[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                &format!("crd/{crd}.policy.networking.k8s.io"),
+            ]);
+            assert!(
+                o.status.success(),
+                "{crd} not established: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
     }
 
     /// Adds flags for the next [`Cluster::start_webhook`].
@@ -288,7 +329,7 @@ impl Cluster {
                 }
             })
             .collect();
-        assert_eq!(replaced, 5, "deploy/base/webhooks.yaml changed shape");
+        assert_eq!(replaced, 6, "deploy/base/webhooks.yaml changed shape");
         let out = self.kubectl_stdin(&["apply", "-f", "-"], &yaml);
         assert!(
             out.status.success(),

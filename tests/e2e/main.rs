@@ -184,6 +184,27 @@ fn enforce_mode_end_to_end() {
         assert!(!get.ok && get.stderr.contains("NotFound"), "dry-run created the policy: {}", get.stdout);
     });
 
+    s.run("i. cluster policies: CRDs installed while tierguard runs are watched; an Admin-tier Accept opening frontend->database is refused with its rule, the same rule in the Baseline tier (database is isolated) admitted, an AdminNetworkPolicy judged too", || {
+        c.install_netpol_crds();
+        let file = format!("{VIOLATIONS}/09-admin-accept-frontend-to-database/apply.yaml");
+        // Discovery finds the kinds within about a second; until their lists
+        // are in, tierguard answers "retry", so nothing is admitted unjudged.
+        c.eventually(60, "the Admin-tier Accept is refused with its tier, priority and rule", || {
+            let o = said(c.kubectl(&["apply", "-f", &file]));
+            assert!(!o.ok, "the Admin-tier Accept was admitted: {}", o.stdout);
+            o.stderr.contains("tier frontend -> tier database on TCP/5432 is forbidden, but database's ingress allows it via ClusterNetworkPolicy frontend-reads-database (Admin tier, priority 10) ingress[0] \"from-frontend\" Accept")
+        });
+        let get = said(c.kubectl(&["get", "clusternetworkpolicy", "frontend-reads-database"]));
+        assert!(!get.ok && get.stderr.contains("NotFound"), "created: {}", get.stdout);
+        let text = std::fs::read_to_string(format!("{}/{file}", harness::REPO)).expect("example");
+        let late = text.replace("tier: Admin", "tier: Baseline").replace("name: frontend-reads-database", "name: frontend-reads-database-late");
+        expect_ok(&said(c.kubectl_stdin(&["apply", "-f", "-"], &late)), "a Baseline-tier Accept into isolated pods");
+        let anp = "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {name: frontend-reads-database}\nspec:\n  priority: 20\n  subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: database}}}\n  ingress:\n  - {name: from-frontend, action: Allow, from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: frontend}}}], ports: [{portNumber: {protocol: TCP, port: 5432}}]}\n";
+        expect_refused(&said(c.kubectl_stdin(&["apply", "-f", "-"], anp)), "an AdminNetworkPolicy Allow", "via AdminNetworkPolicy frontend-reads-database (Admin tier, priority 20) ingress[0] \"from-frontend\" Allow");
+        // Deleting it opens nothing.
+        expect_ok(&said(c.kubectl(&["delete", "clusternetworkpolicy", "frontend-reads-database-late"])), "deleting the Baseline-tier policy");
+    });
+
     s.run("audit annotations record refusals", || {
         let log = c.audit_log();
         assert!(
