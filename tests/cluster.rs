@@ -665,4 +665,33 @@ fn policies_at_equal_priority_are_judged_in_every_order() {
         "{:#?}",
         report.flows
     );
+    // An AdminNetworkPolicy is not ordered against a ClusterNetworkPolicy,
+    // whatever their priorities: its Allow at priority 50 may come before
+    // the Deny at 4.
+    let anp = format!(
+        "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: AdminNetworkPolicy\nmetadata: {{name: z-allow}}\n\
+         spec: {{priority: 50, subject: {subject}, ingress: [{{action: Allow, from: {from_front}}}]}}\n---\n"
+    );
+    let w = world(
+        &(deny_all_baseline()
+            + &cnp(
+                "a-deny",
+                "Admin",
+                4,
+                &subject,
+                &format!("ingress: [{{action: Deny, from: {from_front}}}]"),
+            )
+            + &anp),
+    );
+    let report = Checker::new(&iso, &w.state).report().expect("budget");
+    let b = report
+        .flows
+        .iter()
+        .find(|b| b.namespace == "network-policy-conformance-slytherin")
+        .expect("the AdminNetworkPolicy's Allow may come first");
+    assert!(
+        b.notes.iter().any(|n| matches!(n, Note::EqualPriority { priority: 50, others, .. } if others.iter().any(|o| o.contains("a-deny")))),
+        "{:?}",
+        b.notes
+    );
 }

@@ -60,6 +60,15 @@ impl Api {
         }
     }
 
+    /// 0 for ClusterNetworkPolicy, 1 for the older AdminNetworkPolicy and
+    /// BaselineAdminNetworkPolicy: priorities order policies within a family.
+    fn family(self) -> u8 {
+        match self {
+            Api::ClusterNetworkPolicy => 0,
+            Api::AdminNetworkPolicy | Api::BaselineAdminNetworkPolicy => 1,
+        }
+    }
+
     /// The versions tierguard reads, preferred first.
     pub fn versions(self) -> &'static [&'static str] {
         match self {
@@ -266,6 +275,24 @@ impl fmt::Display for ClusterRuleRef {
 }
 
 // === impl ClusterPolicy ===
+
+impl ClusterPolicy {
+    /// True when this policy's rules are evaluated before `other`'s for
+    /// certain (both of one tier): a lower priority within one API family.
+    /// ClusterNetworkPolicy and the older AdminNetworkPolicy /
+    /// BaselineAdminNetworkPolicy do not order their policies against each
+    /// other's (a network plugin serving both picks), so across the two
+    /// families nothing is certain.
+    pub fn surely_before(&self, other: &ClusterPolicy) -> bool {
+        self.api.family() == other.api.family() && self.priority < other.priority
+    }
+
+    /// True when the APIs leave the order of this policy and `other` (of one
+    /// tier) to the network plugin.
+    pub fn unordered_with(&self, other: &ClusterPolicy) -> bool {
+        self.key() != other.key() && !self.surely_before(other) && !other.surely_before(self)
+    }
+}
 
 impl ClusterPolicy {
     /// The rules of one direction.

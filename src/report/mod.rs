@@ -351,8 +351,9 @@ pub fn note(n: &Note) -> String {
             priority,
             others,
         } => format!(
-            "{policy} shares priority {priority} with {}: the API leaves their order to the \
-             network plugin, so tierguard judges every order",
+            "{policy} (priority {priority}) is not ordered against {} by the APIs (the same \
+             priority, or ClusterNetworkPolicy against AdminNetworkPolicy or \
+             BaselineAdminNetworkPolicy): the network plugin picks, so tierguard judges every order",
             others.join(", ")
         ),
         Note::UnprotectedNamespaceLabels {

@@ -92,14 +92,16 @@ pub enum Note {
         /// overlaps them) or not (any address may be a pod's).
         cluster_declared: bool,
     },
-    /// Cluster-wide policies of one tier at the same priority: the API
-    /// leaves their order to the implementation, so every order is judged.
+    /// Cluster-wide policies of one tier the APIs do not order (the same
+    /// priority, or one ClusterNetworkPolicy and one of the older
+    /// AdminNetworkPolicy/BaselineAdminNetworkPolicy): the implementation
+    /// picks, so every order is judged.
     EqualPriority {
         /// The policy whose rule decides.
         policy: String,
-        /// The priority they share.
+        /// Its priority.
         priority: i32,
-        /// The others at that priority.
+        /// The policies not ordered against it.
         others: Vec<String>,
     },
 }

@@ -146,7 +146,7 @@ impl<'c, 'r> Ctx<'c, 'r> {
                 let mut notes = Vec::new();
                 let peers_at_par: Vec<String> = tier
                     .iter()
-                    .filter(|q| q.priority == pol.priority && q.key() != pol.key())
+                    .filter(|q| q.unordered_with(pol))
                     .map(|q| q.key())
                     .collect();
                 if !peers_at_par.is_empty() {
@@ -189,7 +189,7 @@ impl<'c, 'r> Ctx<'c, 'r> {
                 let before = match until {
                     None => true,
                     Some((u, index)) if u.key() == pol.key() => rule.index < index,
-                    Some((u, _)) => pol.priority < u.priority,
+                    Some((u, _)) => pol.surely_before(u),
                 };
                 if !before {
                     continue;
