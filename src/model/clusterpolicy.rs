@@ -487,7 +487,8 @@ fn domain_name(d: &str) -> bool {
         })
 }
 
-fn strings(v: &Value, path: &FieldPath, max: usize, errs: &mut Errors) -> Option<Vec<String>> {
+/// The list at `path`: present, with 1 to `max` items.
+fn list<'v>(v: &'v Value, path: &FieldPath, max: usize, errs: &mut Errors) -> Option<&'v [Value]> {
     let Some(list) = v.as_array() else {
         errs.push(path, "Invalid value: must be a list");
         return None;
@@ -503,6 +504,11 @@ fn strings(v: &Value, path: &FieldPath, max: usize, errs: &mut Errors) -> Option
         );
         return None;
     }
+    Some(list)
+}
+
+fn strings(v: &Value, path: &FieldPath, max: usize, errs: &mut Errors) -> Option<Vec<String>> {
+    let list = list(v, path, max, errs)?;
     let mut out = Vec::new();
     for (i, s) in list.iter().enumerate() {
         match s.as_str() {

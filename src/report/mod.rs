@@ -191,6 +191,14 @@ pub enum Unjudgeable {
     },
 }
 
+/// " and N more" when `count` exceeds the `shown`, else nothing.
+fn and_more(count: usize, shown: usize) -> String {
+    match count.saturating_sub(shown) {
+        0 => String::new(),
+        more => format!(" and {more} more"),
+    }
+}
+
 impl std::fmt::Display for Unjudgeable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -209,12 +217,7 @@ impl std::fmt::Display for Unjudgeable {
                 count,
                 error,
             } => {
-                let more = count.saturating_sub(policies.len());
-                let more = if more > 0 {
-                    format!(" and {more} more")
-                } else {
-                    String::new()
-                };
+                let more = and_more(*count, policies.len());
                 write!(
                     f,
                     "namespace {namespace} holds NetworkPolicies tierguard cannot read ({}{more}; \
@@ -228,12 +231,7 @@ impl std::fmt::Display for Unjudgeable {
                 count,
                 error,
             } => {
-                let more = count.saturating_sub(policies.len());
-                let more = if more > 0 {
-                    format!(" and {more} more")
-                } else {
-                    String::new()
-                };
+                let more = and_more(*count, policies.len());
                 write!(
                     f,
                     "the cluster holds cluster policies tierguard cannot read ({}{more}; first: \

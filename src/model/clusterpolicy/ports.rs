@@ -19,21 +19,7 @@ pub(super) fn ports(
     max: usize,
     errs: &mut Errors,
 ) -> Option<Vec<PortMatch>> {
-    let Some(list) = v.as_array() else {
-        errs.push(path, "Invalid value: must be a list");
-        return None;
-    };
-    if list.is_empty() {
-        errs.push(path, "Invalid value: must have at least 1 item");
-        return None;
-    }
-    if list.len() > max {
-        errs.push(
-            path,
-            format!("Too many: {}: must have at most {max} items", list.len()),
-        );
-        return None;
-    }
+    let list = super::list(v, path, max, errs)?;
     let mut out = Vec::new();
     for (i, p) in list.iter().enumerate() {
         let entry = match api {
