@@ -56,9 +56,19 @@ pub fn review(ctx: &Ctx, req: &Request) -> Outcome {
 pub fn cost(ctx: &Ctx, req: &Request) -> Cost {
     match req.kind {
         Kind::Namespace | Kind::ClusterPolicy(_) => Cost::Cluster,
+        // Under cluster tiers a wall's search grows with the cluster
+        // policies that may select it: judged off the request threads.
+        Kind::NetworkPolicy if has_cluster_policies(ctx) => Cost::Cluster,
         Kind::NetworkPolicy => Cost::of_policy_change(&ctx.policy),
         Kind::Pod | Kind::Other { .. } => Cost::Namespace,
     }
+}
+
+/// True when the index holds cluster policies (or cannot say).
+fn has_cluster_policies(ctx: &Ctx) -> bool {
+    ctx.index
+        .read()
+        .map_or(true, |i| i.state().has_cluster_policies())
 }
 
 /// Judges against a snapshot of the index. The lock is held only to take

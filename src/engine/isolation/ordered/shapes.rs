@@ -58,12 +58,7 @@ impl<'c, 'r> Ctx<'c, 'r> {
         let dir = self.dir;
         // A: an Admin Accept decides.
         out.extend(self.deciding(admin, Action::Accept));
-        // The Admin tier passes: nothing matches, or a Pass decides.
-        let mut passes: Vec<(Term<'a>, Vec<Clause<'a>>)> =
-            vec![(Vec::new(), self.negations(admin, None))];
-        for s in self.deciding(admin, Action::Pass) {
-            passes.push((s.term, s.clauses));
-        }
+        let passes = self.passes(admin);
         let unselected: Term<'a> = nps
             .iter()
             .map(|p| (false, Lit::Sel(Space::Pod, &p.pod_selector)))
@@ -113,11 +108,7 @@ impl<'c, 'r> Ctx<'c, 'r> {
                 s.term.extend(unselected.iter().cloned());
                 out.push(with_pass(s));
             }
-            let mut base_passes = vec![(Vec::new(), self.negations(baseline, None))];
-            for s in self.deciding(baseline, Action::Pass) {
-                base_passes.push((s.term, s.clauses));
-            }
-            for (term, clauses) in base_passes {
+            for (term, clauses) in self.passes(baseline) {
                 let mut t = unselected.clone();
                 t.extend(term);
                 out.push(with_pass(Shape {
@@ -173,6 +164,74 @@ impl<'c, 'r> Ctx<'c, 'r> {
         out
     }
 
+    /// "The tier passes" (its first matching rule is a Pass, or none
+    /// matches), as alternatives: no Accept or Deny rule matches; or a Pass
+    /// rule that may come before some Accept or Deny rule decides. Every
+    /// way to pass is one of these (if an Accept or Deny rule matches, a
+    /// Pass before it decided), and each passes; Pass rules after every
+    /// Accept and Deny add nothing to the first.
+    fn passes<'a>(&self, tier: &[&'a ClusterPolicy]) -> Vec<(Term<'a>, Vec<Clause<'a>>)>
+    where
+        'r: 'a,
+    {
+        let dir = self.dir;
+        let deciders: Vec<(&ClusterPolicy, &ClusterRule)> = tier
+            .iter()
+            .flat_map(|p| {
+                p.rules(dir)
+                    .iter()
+                    .filter(|r| r.action != Action::Pass)
+                    .map(move |r| (*p, r))
+            })
+            .collect();
+        let mut out = vec![(
+            Vec::new(),
+            self.clauses_of(tier, |_, r| r.action != Action::Pass),
+        )];
+        let may_precede = |p: &ClusterPolicy, r: &ClusterRule| {
+            deciders.iter().any(|(q, d)| {
+                if q.key() == p.key() {
+                    r.index < d.index
+                } else {
+                    !q.surely_before(p)
+                }
+            })
+        };
+        for pol in tier {
+            for rule in pol.rules(dir) {
+                if rule.action != Action::Pass || !may_precede(pol, rule) {
+                    continue;
+                }
+                let before = self.negations(tier, Some((pol, rule.index)));
+                for (_, term, _) in self.rule_terms(pol, rule) {
+                    out.push((term, before.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// One clause per rule term of the rules of `tier` that `keep` keeps:
+    /// "none of them matches".
+    fn clauses_of<'a>(
+        &self,
+        tier: &[&'a ClusterPolicy],
+        keep: impl Fn(&ClusterPolicy, &ClusterRule) -> bool,
+    ) -> Vec<Clause<'a>>
+    where
+        'r: 'a,
+    {
+        let mut out = Vec::new();
+        for pol in tier {
+            for rule in pol.rules(self.dir).iter().filter(|r| keep(pol, r)) {
+                for (_, term, _) in self.rule_terms(pol, rule) {
+                    out.push(term.into_iter().map(|(pos, l)| (!pos, l)).collect());
+                }
+            }
+        }
+        out
+    }
+
     /// "No rule of `tier` before `until` matches" (every rule, without
     /// `until`): one clause per rule term.
     pub(super) fn negations<'a>(
@@ -183,23 +242,11 @@ impl<'c, 'r> Ctx<'c, 'r> {
     where
         'r: 'a,
     {
-        let mut out = Vec::new();
-        for pol in tier {
-            for rule in pol.rules(self.dir) {
-                let before = match until {
-                    None => true,
-                    Some((u, index)) if u.key() == pol.key() => rule.index < index,
-                    Some((u, _)) => pol.surely_before(u),
-                };
-                if !before {
-                    continue;
-                }
-                for (_, term, _) in self.rule_terms(pol, rule) {
-                    out.push(term.into_iter().map(|(pos, l)| (!pos, l)).collect());
-                }
-            }
-        }
-        out
+        self.clauses_of(tier, |pol, rule| match until {
+            None => true,
+            Some((u, index)) if u.key() == pol.key() => rule.index < index,
+            Some((u, _)) => pol.surely_before(u),
+        })
     }
 
     /// The terms of one cluster rule: subject ∧ one peer ∧ one port entry.
