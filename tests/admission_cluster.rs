@@ -351,3 +351,57 @@ async fn a_network_policy_is_judged_under_the_cluster_tiers() {
     .await;
     assert_eq!(r["allowed"], false, "{r}");
 }
+
+#[tokio::test]
+async fn a_kind_the_index_does_not_hold_yet_is_not_admitted() {
+    // A CRD installed a moment ago: the webhook's rule sends its writes at
+    // once, discovery has not found the kind yet.
+    let mut index = tierguard::index::Index::new();
+    index.reset_namespaces(&[]);
+    index.reset_policies(&[]);
+    index.set_cluster_apis(&[]);
+    let ctx = TestCtx::three_tier().build();
+    *ctx.index.write().expect("index") = index;
+    let deny = cnp("deny", admin_on_database("Deny", "frontend", 5432));
+    let r = post(
+        ctx.clone(),
+        Review::create(CNP, "deny", deny.clone()).json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    let msg = message(&r);
+    assert!(
+        msg.contains("does not watch ClusterNetworkPolicy yet"),
+        "{msg}"
+    );
+    // Found and listed: judged.
+    {
+        let mut idx = ctx.index.write().expect("index");
+        idx.set_cluster_apis(&[Api::ClusterNetworkPolicy]);
+        idx.reset_cluster_policies(Api::ClusterNetworkPolicy, &[]);
+    }
+    let r = post(ctx, Review::create(CNP, "deny", deny).json()).await;
+    assert_eq!(r["allowed"], true, "{r}");
+}
+
+#[tokio::test]
+async fn a_policy_over_the_rule_term_limit_is_refused_naming_the_field() {
+    let peers: Vec<Value> = (0..25)
+        .map(|i| json!({"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": format!("ns-{i}")}}}))
+        .collect();
+    let rule = json!({"action": "Deny", "from": peers,
+        "protocols": (1..=20).map(|p| json!({"tcp": {"destinationPort": {"number": p}}})).collect::<Vec<_>>()});
+    let spec =
+        json!({"tier": "Admin", "priority": 1, "subject": {"namespaces": {}}, "ingress": [rule]});
+    let r = post(
+        TestCtx::three_tier().build(),
+        Review::create(CNP, "big", cnp("big", spec)).json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    let msg = message(&r);
+    assert!(
+        msg.contains("spec.ingress: Too many: 500 rule terms"),
+        "{msg}"
+    );
+}

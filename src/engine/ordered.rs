@@ -20,7 +20,6 @@ use super::cluster::{
 use super::policy::Direction;
 use super::ports::{ContainerPort, Protocol};
 use super::reach::{Endpoint, SideVerdict, np_allows, np_side};
-use super::selector::Labels;
 use super::state::{Pod, State};
 
 /// How a tier decided one side of a connection.
@@ -62,7 +61,6 @@ fn in_namespaces(state: &State, sel: &super::selector::Selector, p: &Pod) -> boo
 }
 
 fn peer_match(state: &State, peer: &ClusterPeer, other: &Endpoint<'_>) -> Match {
-    let no_labels = Labels::new();
     match (peer, other) {
         (ClusterPeer::Namespaces(sel), Endpoint::Pod(p)) => {
             bool_match(in_namespaces(state, sel, p))
@@ -82,7 +80,11 @@ fn peer_match(state: &State, peer: &ClusterPeer, other: &Endpoint<'_>) -> Match 
         (ClusterPeer::Networks { .. }, Endpoint::Outside) => {
             Match::Unsure(format!("if its address is in {peer}"))
         }
-        (ClusterPeer::Nodes(sel), Endpoint::Node { .. }) => bool_match(sel.matches(&no_labels)),
+        // Nodes' labels are not known: only an empty selector is certain.
+        (ClusterPeer::Nodes(sel), Endpoint::Node { .. }) if sel.is_everything() => Match::Yes,
+        (ClusterPeer::Nodes(_), Endpoint::Node { .. }) => {
+            Match::Unsure(format!("if the node's labels match {peer}"))
+        }
         (ClusterPeer::DomainNames(_), Endpoint::External(_) | Endpoint::Outside) => {
             Match::Unsure(format!("if it is one of {peer}"))
         }

@@ -92,6 +92,9 @@ struct ClusterKinds {
     discovered: bool,
     /// Served kinds → whether their initial list has been applied.
     served: BTreeMap<Api, bool>,
+    /// Served kinds the last discovery did not find (dropped if the next
+    /// does not either).
+    missing: std::collections::BTreeSet<Api>,
     /// (kind, name) → why it cannot be read.
     unreadable: BTreeMap<(Api, String), String>,
 }
@@ -169,8 +172,11 @@ impl Index {
             state,
             namespaces_synced: true,
             policies_synced: true,
+            // The world holds whatever cluster policies it has: every
+            // kind counts as served and listed.
             cluster: ClusterKinds {
                 discovered: true,
+                served: Api::ALL.into_iter().map(|a| (a, true)).collect(),
                 ..ClusterKinds::default()
             },
             ..Self::default()
@@ -259,6 +265,7 @@ impl Index {
         self.namespaces_synced
             && self.policies_synced
             && self.cluster.discovered
+            && self.cluster.missing.is_empty()
             && self.cluster.served.values().all(|synced| *synced)
     }
 
@@ -352,22 +359,49 @@ impl Index {
     /// objects of a kind no longer served leave the judged state (the API
     /// server no longer has them, so the data plane is not told them
     /// either).
+    ///
+    /// A kind missing from one discovery is not dropped at once (an API
+    /// server restarting or lagging behind a load balancer may omit a
+    /// group): its objects stay and the index is not synced until a second
+    /// discovery in a row confirms it gone, or the next one finds it again.
     pub fn set_cluster_apis(&mut self, served: &[Api]) {
-        let gone: Vec<Api> = self
+        let missing: Vec<Api> = self
             .cluster
             .served
             .keys()
             .filter(|a| !served.contains(a))
             .copied()
             .collect();
-        for api in gone {
+        for api in missing {
+            if self.cluster.missing.insert(api) {
+                continue;
+            }
+            self.cluster.missing.remove(&api);
             self.cluster.served.remove(&api);
             self.drop_cluster_objects(api);
         }
         for api in served {
+            // Back after a miss: its watch was stopped, so it lists again.
+            if self.cluster.missing.remove(api) {
+                self.cluster.served.insert(*api, false);
+            }
             self.cluster.served.entry(*api).or_insert(false);
         }
         self.cluster.discovered = true;
+    }
+
+    /// Forgets `api` at once (its watch restarts at another version): its
+    /// objects leave the judged state and it must sync again.
+    pub fn restart_cluster_api(&mut self, api: Api) {
+        self.cluster.missing.remove(&api);
+        self.cluster.served.insert(api, false);
+        self.drop_cluster_objects(api);
+    }
+
+    /// True when `api` is served and its list is in: its writes can be
+    /// judged.
+    pub fn cluster_api_synced(&self, api: Api) -> bool {
+        self.cluster.served.get(&api) == Some(&true) && !self.cluster.missing.contains(&api)
     }
 
     /// The cluster policy kinds served, as discovery last found them.

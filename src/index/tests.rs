@@ -216,8 +216,22 @@ fn cluster_policy_kinds_sync_when_served_and_leave_when_gone() {
         idx.cluster_apis().collect::<Vec<_>>(),
         [Api::ClusterNetworkPolicy, Api::AdminNetworkPolicy]
     );
-    // The CRD is removed: its objects leave the judged state.
+    // Missing from one discovery (an API server restarting, say): kept,
+    // but not synced; found again, it lists again.
+    idx.set_cluster_apis(&[Api::AdminNetworkPolicy]);
+    assert_eq!(idx.state().cluster_policies().count(), 1);
+    assert!(!idx.is_synced());
+    assert!(!idx.cluster_api_synced(Api::ClusterNetworkPolicy));
+    idx.set_cluster_apis(&[Api::ClusterNetworkPolicy, Api::AdminNetworkPolicy]);
+    assert!(!idx.is_synced(), "its watch restarted: it lists again");
+    idx.reset_cluster_policies(Api::ClusterNetworkPolicy, &[cnp("bad", 5)]);
+    assert!(idx.is_synced());
+    assert!(idx.cluster_api_synced(Api::ClusterNetworkPolicy));
+    // Missing from two discoveries in a row: the CRD is gone, and its
+    // objects leave the judged state.
+    idx.set_cluster_apis(&[Api::AdminNetworkPolicy]);
     idx.set_cluster_apis(&[Api::AdminNetworkPolicy]);
     assert_eq!(idx.state().cluster_policies().count(), 0);
     assert!(idx.is_synced());
+    assert!(!idx.cluster_api_synced(Api::ClusterNetworkPolicy));
 }

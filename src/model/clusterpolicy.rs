@@ -26,6 +26,11 @@ use crate::engine::policy::Direction;
 use crate::engine::ports::PortNumbers;
 use crate::engine::selector::Selector;
 
+/// The most rule terms (a peer and a port entry of one rule) a cluster
+/// policy may have per direction: the walls check meets each term with every
+/// earlier one, so this bounds its work per policy.
+pub const MAX_RULE_TERMS: usize = 400;
+
 /// The API group of all three kinds.
 pub const GROUP: &str = "policy.networking.k8s.io";
 
@@ -171,6 +176,24 @@ pub fn convert(api: Api, obj: &Value) -> Result<ClusterPolicy, Vec<FieldError>> 
     };
     let ingress = gress(Direction::Ingress);
     let egress = gress(Direction::Egress);
+    for (key, rules) in [("ingress", &ingress), ("egress", &egress)] {
+        // tierguard's own limit: each rule is judged as one term per peer
+        // and port entry, and each term meets every earlier one.
+        let terms: usize = rules
+            .iter()
+            .map(|r| r.peers.len().max(1) * r.ports.as_ref().map_or(1, |p| p.len().max(1)))
+            .sum();
+        if terms > MAX_RULE_TERMS {
+            errs.push(
+                &sp.child(key),
+                format!(
+                    "Too many: {terms} rule terms (peers × port entries, summed over rules; a \
+                     named port counts once per protocol): must have at most {MAX_RULE_TERMS} \
+                     (tierguard's limit, docs/limits.md)"
+                ),
+            );
+        }
+    }
     if !errs.0.is_empty() {
         return Err(errs.0);
     }

@@ -118,6 +118,13 @@ pub enum Unjudgeable {
         /// Why the first cannot be read.
         error: String,
     },
+    /// A cluster policy kind tierguard does not watch (yet): discovery has
+    /// not found it served at a version tierguard reads, or its list is
+    /// not in.
+    KindNotWatched {
+        /// The kind.
+        kind: String,
+    },
     /// The request's object (or old object) is missing or unreadable.
     Unreadable {
         /// What was read and why it failed.
@@ -240,6 +247,13 @@ impl std::fmt::Display for Unjudgeable {
                     policies.join(", ")
                 )
             }
+            Unjudgeable::KindNotWatched { kind } => write!(
+                f,
+                "tierguard does not watch {kind} yet: its CRD was just installed (found at the next \
+                 discovery), or it serves no version tierguard reads (ClusterNetworkPolicy \
+                 v1beta1 or v1alpha2, AdminNetworkPolicy and BaselineAdminNetworkPolicy \
+                 v1alpha1); retry in a few seconds"
+            ),
             Unjudgeable::Unreadable { error } => f.write_str(error),
             Unjudgeable::Nameless => f.write_str("the namespace has no metadata.name"),
             Unjudgeable::Invalid { object, errors } => {

@@ -92,6 +92,15 @@ fn with_index(ctx: &Ctx, req: &Request, f: impl FnOnce(&State) -> Outcome) -> Ou
                 secs: stale.failing_for.as_secs(),
             });
         }
+        // A write of a kind the index does not hold yet would be judged
+        // alone and then missed by every later judgement.
+        if let Kind::ClusterPolicy(api) = req.kind
+            && !index.cluster_api_synced(api)
+        {
+            return Outcome::retry(Unjudgeable::KindNotWatched {
+                kind: api.kind().into(),
+            });
+        }
         let (namespace, itself) = match req.kind {
             Kind::Namespace => (req.name(), None),
             Kind::NetworkPolicy => (req.namespace(), Some(req.name())),

@@ -214,7 +214,8 @@ pub struct ClusterArgs {
     pub index_stale_after_seconds: u64,
     /// Seconds between discoveries of the policy.networking.k8s.io kinds
     /// (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy):
-    /// a kind whose CRD is installed later is watched from the next one on.
+    /// a kind whose CRD is installed later is watched from the next one on
+    /// (1 to 40; larger values are taken as 40).
     #[arg(
         long,
         env = "TIERGUARD_DISCOVERY_INTERVAL_SECONDS",
@@ -477,7 +478,9 @@ async fn serve(args: ServeArgs) -> Result<()> {
     if cluster.world.is_empty() {
         let client = kube_client(&cluster).await?;
         let (idx, m, c) = (index.clone(), metrics.clone(), client.clone());
-        let every = Duration::from_secs(cluster.discovery_interval_seconds.max(1));
+        // Under RECOVERED_AFTER_QUIET, so a discovery that keeps failing
+        // makes the index stale.
+        let every = Duration::from_secs(cluster.discovery_interval_seconds.clamp(1, 40));
         tokio::spawn(async move {
             if let Err(e) = crate::index::run_watches(c, idx, m, every).await {
                 warn!(error = %e, "watches stopped");

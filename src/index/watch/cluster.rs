@@ -5,7 +5,8 @@
 //!  every interval: GET /apis → policy.networking.k8s.io versions
 //!                  GET /apis/policy.networking.k8s.io/<version> → resources
 //!      kind newly served ──► Index::set_cluster_apis (unsynced) ──► spawn its watch
-//!      kind gone          ──► abort its watch, drop its objects
+//!      kind gone          ──► stop its watch; drop its objects when the next
+//!                             discovery confirms it (unsynced meanwhile)
 //! ```
 //!
 //! A kind is watched at the first version tierguard reads that the API
@@ -49,24 +50,28 @@ pub(super) async fn discover(
     loop {
         match served(&client).await {
             Ok(found) => {
-                running.retain(|api, r| {
-                    let keep = found.get(api) == Some(&r.version);
-                    if !keep {
+                // Watches of kinds gone, served at another version, or
+                // ended (a task that panicked) stop, and are awaited, so
+                // none writes to the index after this.
+                let stale: Vec<Api> = running
+                    .iter()
+                    .filter(|(api, r)| found.get(*api) != Some(&r.version) || r.task.is_finished())
+                    .map(|(api, _)| *api)
+                    .collect();
+                for api in &stale {
+                    if let Some(r) = running.remove(api) {
                         r.task.abort();
-                        info!(kind = api.kind(), version = %r.version, "no longer served; not watched");
+                        let _ = r.task.await;
+                        info!(kind = api.kind(), version = %r.version, "watch stopped");
                     }
-                    keep
-                });
+                }
                 let apis: Vec<Api> = found.keys().copied().collect();
                 {
                     let mut idx = write();
-                    // A kind whose version changed starts over: unsynced.
-                    let kept: Vec<Api> = apis
-                        .iter()
-                        .copied()
-                        .filter(|a| running.contains_key(a))
-                        .collect();
-                    idx.set_cluster_apis(&kept);
+                    // A kind watched again starts over: unsynced.
+                    for api in stale.iter().filter(|a| found.contains_key(a)) {
+                        idx.restart_cluster_api(*api);
+                    }
                     idx.set_cluster_apis(&apis);
                 }
                 for (api, version) in found {
