@@ -882,51 +882,96 @@ proptest! {
         delete in any::<bool>(),
     ) {
         let Some((state, iso)) = load(&world_yaml, &iso_yaml) else { return Ok(()) };
-        let mut changes = Vec::new();
-        if let Ok(w) = tierguard::world::World::from_text(&policy_yaml, "policy")
-            && let Some(p) = w.state.policies().next()
-        {
-            changes.push(if delete {
-                Change::DeletePolicy { namespace: p.namespace.clone(), name: p.name.clone() }
-            } else {
-                Change::ApplyPolicy(p.clone())
-            });
-        }
-        if let Some(doc) = &ns_yaml
-            && let Ok(w) = tierguard::world::World::from_text(doc, "namespace")
-            && let Some(ns) = w.state.namespaces().next()
-        {
-            changes.push(Change::ApplyNamespace(ns.clone()));
-        }
-        for change in changes {
-            let mut after = state.clone();
-            match &change {
-                Change::ApplyPolicy(p) => after.apply_policy(p.clone()),
-                Change::DeletePolicy { namespace, name } => { after.delete_policy(namespace, name); }
-                Change::ApplyNamespace(ns) => after.apply_namespace(ns.clone()),
-                Change::ApplyClusterPolicy(_) | Change::DeleteClusterPolicy { .. } => {
-                    unreachable!("no cluster policy change here")
-                }
-            }
-            let mut alone = check_change(&iso, &state, &change).expect("within the budget");
-            let mut whole = diff(&iso, &state, &after).expect("within the budget");
-            // The namespaces a breach names as examples may differ: judged
-            // alone, a change's breaches draw them from the causes it adds
-            // only; the whole diff from every cause on that wall.
-            for b in alone.iter_mut().chain(whole.iter_mut()) {
-                for end in [&mut b.from, &mut b.to] {
-                    match end {
-                        End::Tier { namespace, .. } => *namespace = None,
-                        End::OtherNamespaces { examples } => examples.clear(),
-                        _ => {}
-                    }
-                }
-            }
-            alone.sort_by_key(|b| format!("{b:?}"));
-            whole.sort_by_key(|b| format!("{b:?}"));
+        for change in changes_of(&policy_yaml, &ns_yaml, None, delete) {
+            let (alone, whole) = alone_and_whole(&iso, &state, &change);
             prop_assert_eq!(alone, whole, "{:?}\nworld:\n{}\niso:\n{}", change, world_yaml, iso_yaml);
         }
     }
+}
+
+/// The changes a case's documents describe: a NetworkPolicy write (or, with
+/// `delete`, the delete of a policy of that name), a namespace change, and a
+/// cluster policy write or delete.
+fn changes_of(
+    policy_yaml: &str,
+    ns_yaml: &Option<String>,
+    cluster_yaml: Option<&str>,
+    delete: bool,
+) -> Vec<Change> {
+    let mut changes = Vec::new();
+    if let Ok(w) = tierguard::world::World::from_text(policy_yaml, "policy")
+        && let Some(p) = w.state.policies().next()
+    {
+        changes.push(if delete {
+            Change::DeletePolicy {
+                namespace: p.namespace.clone(),
+                name: p.name.clone(),
+            }
+        } else {
+            Change::ApplyPolicy(p.clone())
+        });
+    }
+    if let Some(doc) = ns_yaml
+        && let Ok(w) = tierguard::world::World::from_text(doc, "namespace")
+        && let Some(ns) = w.state.namespaces().next()
+    {
+        changes.push(Change::ApplyNamespace(ns.clone()));
+    }
+    if let Some(doc) = cluster_yaml
+        && let Ok(w) = tierguard::world::World::from_text(doc, "cluster policy")
+        && let Some(p) = w.state.cluster_policies().next()
+    {
+        changes.push(if delete {
+            Change::DeleteClusterPolicy {
+                api: p.api,
+                name: p.name.clone(),
+            }
+        } else {
+            Change::ApplyClusterPolicy(p.clone())
+        });
+    }
+    changes
+}
+
+/// What `check_change` finds for `change`, and what diffing the whole state
+/// before and after it finds, comparable: sorted, and without the example
+/// namespaces a breach names (judged alone, a change's breaches draw them
+/// from the causes it adds only; the whole diff from every cause on that
+/// wall).
+fn alone_and_whole(
+    iso: &IsolationPolicy,
+    state: &State,
+    change: &Change,
+) -> (
+    Vec<tierguard::engine::isolation::Breach>,
+    Vec<tierguard::engine::isolation::Breach>,
+) {
+    let mut after = state.clone();
+    match change {
+        Change::ApplyPolicy(p) => after.apply_policy(p.clone()),
+        Change::DeletePolicy { namespace, name } => {
+            after.delete_policy(namespace, name);
+        }
+        Change::ApplyNamespace(ns) => after.apply_namespace(ns.clone()),
+        Change::ApplyClusterPolicy(p) => after.apply_cluster_policy(p.clone()),
+        Change::DeleteClusterPolicy { api, name } => {
+            after.delete_cluster_policy(*api, name);
+        }
+    }
+    let mut alone = check_change(iso, state, change).expect("within the budget");
+    let mut whole = diff(iso, state, &after).expect("within the budget");
+    for b in alone.iter_mut().chain(whole.iter_mut()) {
+        for end in [&mut b.from, &mut b.to] {
+            match end {
+                End::Tier { namespace, .. } => *namespace = None,
+                End::OtherNamespaces { examples } => examples.clear(),
+                _ => {}
+            }
+        }
+    }
+    alone.sort_by_key(|b| format!("{b:?}"));
+    whole.sort_by_key(|b| format!("{b:?}"));
+    (alone, whole)
 }
 
 // === cluster-wide tiers ===
@@ -1421,53 +1466,8 @@ proptest! {
         delete in any::<bool>(),
     ) {
         let Some((state, iso)) = load(&world_yaml, &iso_yaml) else { return Ok(()) };
-        let mut changes = Vec::new();
-        if let Ok(w) = tierguard::world::World::from_text(&policy_yaml, "policy")
-            && let Some(p) = w.state.policies().next()
-        {
-            changes.push(if delete {
-                Change::DeletePolicy { namespace: p.namespace.clone(), name: p.name.clone() }
-            } else {
-                Change::ApplyPolicy(p.clone())
-            });
-        }
-        if let Some(doc) = &ns_yaml
-            && let Ok(w) = tierguard::world::World::from_text(doc, "namespace")
-            && let Some(ns) = w.state.namespaces().next()
-        {
-            changes.push(Change::ApplyNamespace(ns.clone()));
-        }
-        if let Ok(w) = tierguard::world::World::from_text(&cluster_yaml, "cluster policy")
-            && let Some(p) = w.state.cluster_policies().next()
-        {
-            changes.push(if delete {
-                Change::DeleteClusterPolicy { api: p.api, name: p.name.clone() }
-            } else {
-                Change::ApplyClusterPolicy(p.clone())
-            });
-        }
-        for change in changes {
-            let mut after = state.clone();
-            match &change {
-                Change::ApplyPolicy(p) => after.apply_policy(p.clone()),
-                Change::DeletePolicy { namespace, name } => { after.delete_policy(namespace, name); }
-                Change::ApplyNamespace(ns) => after.apply_namespace(ns.clone()),
-                Change::ApplyClusterPolicy(p) => after.apply_cluster_policy(p.clone()),
-                Change::DeleteClusterPolicy { api, name } => { after.delete_cluster_policy(*api, name); }
-            }
-            let mut alone = check_change(&iso, &state, &change).expect("within the budget");
-            let mut whole = diff(&iso, &state, &after).expect("within the budget");
-            for b in alone.iter_mut().chain(whole.iter_mut()) {
-                for end in [&mut b.from, &mut b.to] {
-                    match end {
-                        End::Tier { namespace, .. } => *namespace = None,
-                        End::OtherNamespaces { examples } => examples.clear(),
-                        _ => {}
-                    }
-                }
-            }
-            alone.sort_by_key(|b| format!("{b:?}"));
-            whole.sort_by_key(|b| format!("{b:?}"));
+        for change in changes_of(&policy_yaml, &ns_yaml, Some(&cluster_yaml), delete) {
+            let (alone, whole) = alone_and_whole(&iso, &state, &change);
             prop_assert_eq!(alone, whole, "{:?}\nworld:\n{}\niso:\n{}", change, world_yaml, iso_yaml);
         }
     }
