@@ -59,14 +59,7 @@ fn protocol_entry(v: &Value, path: &FieldPath, errs: &mut Errors) -> Option<Port
         "tcp" => Protocol::Tcp,
         "udp" => Protocol::Udp,
         "sctp" => Protocol::Sctp,
-        _ => {
-            let name = v.as_str().unwrap_or_default();
-            errs.extend_msgs(&p, name, names::port_name(name));
-            return Some(PortMatch {
-                protocol: Protocol::Tcp,
-                numbers: PortNumbers::Named(name.to_string()),
-            });
-        }
+        _ => return Some(named_port(v, &p, errs)),
     };
     let Some(m) = v.as_object() else {
         errs.push(&p, "Invalid value: must be an object");
@@ -90,6 +83,17 @@ fn protocol_entry(v: &Value, path: &FieldPath, errs: &mut Errors) -> Option<Port
     Some(PortMatch { protocol, numbers })
 }
 
+/// A named port (its protocol is the container port's: [`ports`] expands
+/// it to every protocol).
+fn named_port(v: &Value, path: &FieldPath, errs: &mut Errors) -> PortMatch {
+    let name = v.as_str().unwrap_or_default();
+    errs.extend_msgs(path, name, names::port_name(name));
+    PortMatch {
+        protocol: Protocol::Tcp,
+        numbers: PortNumbers::Named(name.to_string()),
+    }
+}
+
 /// `ports[i]` of an (Baseline)AdminNetworkPolicy: `portNumber`,
 /// `namedPort` or `portRange` (protocol defaults to TCP).
 fn anp_port(v: &Value, path: &FieldPath, errs: &mut Errors) -> Option<PortMatch> {
@@ -101,12 +105,7 @@ fn anp_port(v: &Value, path: &FieldPath, errs: &mut Errors) -> Option<PortMatch>
     )?;
     let p = path.child(k);
     if k == "namedPort" {
-        let name = v.as_str().unwrap_or_default();
-        errs.extend_msgs(&p, name, names::port_name(name));
-        return Some(PortMatch {
-            protocol: Protocol::Tcp,
-            numbers: PortNumbers::Named(name.to_string()),
-        });
+        return Some(named_port(v, &p, errs));
     }
     let Some(m) = v.as_object() else {
         errs.push(&p, "Invalid value: must be an object");
