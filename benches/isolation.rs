@@ -16,7 +16,8 @@
 //!   does.
 //!
 //! The `cluster tiers` group adds 200 ClusterNetworkPolicies at mixed
-//! priorities (see `cluster_policy`).
+//! priorities (see `cluster_policy`); the `cluster baseline` group the
+//! Admin-tier baseline of `via: clusterNetworkPolicy` instead.
 //!
 //! Run with `cargo bench --bench isolation`; results in docs/benchmarks.md.
 
@@ -44,6 +45,7 @@ mod world;
 use world::{NAMESPACES, POLICIES, TIERS, namespace_manifest, other_namespace, team_policy};
 
 const THREE_TIER: &str = include_str!("../policies/three-tier.yaml");
+const CLUSTER_BASELINE: &str = include_str!("../examples/three-tier-cluster-baseline/policy.yaml");
 const PODS_PER_NAMESPACE: usize = 10;
 
 struct Cluster {
@@ -480,6 +482,70 @@ fn benches(c: &mut Criterion) {
     ] {
         g.bench_function(name, |b| {
             b.iter(|| check_change(black_box(&iso), black_box(&tiered), black_box(change)))
+        });
+    }
+    g.finish();
+
+    // The same world under the baseline no namespace owner can override
+    // (`via: clusterNetworkPolicy`: the Admin-tier policies tierguard keeps).
+    let guarded_iso = isolationpolicy::parse(CLUSTER_BASELINE, "cluster-baseline").expect("policy");
+    let mut guarded = state.clone();
+    for p in guarded_iso.cluster_baseline() {
+        guarded.apply_cluster_policy(p.clone());
+    }
+    let shadowed = Change::ApplyPolicy(policy(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "open-to-pods", "namespace": "database"},
+        "spec": {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}}]}]},
+    })));
+    let to_the_internet = Change::ApplyPolicy(policy(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "open-to-the-internet", "namespace": "database"},
+        "spec": {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
+            "ports": [{"protocol": "TCP", "port": 5432}]}]},
+    })));
+    let judge = |c: &Change| check_change(&guarded_iso, &guarded, c).expect("within the budget");
+    assert!(judge(&admitted).is_empty());
+    assert!(
+        judge(&rejected).is_empty(),
+        "frontend's pods are denied by the baseline"
+    );
+    assert!(
+        !judge(&to_the_internet).is_empty(),
+        "hosts outside are NetworkPolicy's to isolate"
+    );
+    assert!(
+        judge(&shadowed).is_empty(),
+        "the baseline's Deny shadows it"
+    );
+    let mut g = c.benchmark_group("cluster baseline");
+    g.sample_size(20);
+    for (name, change) in [
+        (
+            "create database/allow-backend under the cluster baseline (admitted)",
+            &admitted,
+        ),
+        (
+            "create database/allow-frontend under the cluster baseline (shadowed, admitted)",
+            &rejected,
+        ),
+        (
+            "create database/open-to-pods under the cluster baseline (shadowed, admitted)",
+            &shadowed,
+        ),
+        (
+            "create database/open-to-the-internet under the cluster baseline (rejected)",
+            &to_the_internet,
+        ),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                check_change(
+                    black_box(&guarded_iso),
+                    black_box(&guarded),
+                    black_box(change),
+                )
+            })
         });
     }
     g.finish();

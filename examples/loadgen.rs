@@ -107,7 +107,8 @@ struct Args {
     /// The tierguard binary.
     #[arg(long, default_value = "target/release/tierguard")]
     server: PathBuf,
-    /// The isolation policy the server uses.
+    /// The isolation policy the server uses (with `--addr`: the one the
+    /// server was started with, so the refused request is one it refuses).
     #[arg(long, default_value = "policies/three-tier.yaml")]
     policy: PathBuf,
     /// World manifests for the server (default: generated into a temporary directory).
@@ -163,7 +164,17 @@ fn yaml_stream(docs: &[Value]) -> Result<String> {
 
 /// Writes the world into `dir` and checks it loads as 2,000 namespaces and
 /// 5,000 policies.
-fn write_world(dir: &Path) -> Result<()> {
+/// True when the isolation policy at `path` keeps baseline
+/// ClusterNetworkPolicies.
+fn keeps_cluster_baseline(path: &Path) -> Result<bool> {
+    let iso = tierguard::model::isolationpolicy::load_file(path)?;
+    Ok(!iso.cluster_baseline().is_empty())
+}
+
+/// Writes the benchmark world into `dir`, with the baseline
+/// ClusterNetworkPolicies the isolation policy at `policy` keeps, if any
+/// (as tierguard's controller would have created them).
+fn write_world(dir: &Path, policy: &Path) -> Result<()> {
     let tiers = dir.join("three-tier");
     std::fs::create_dir_all(&tiers).with_context(|| format!("creating {}", tiers.display()))?;
     for (name, text) in THREE_TIER {
@@ -185,6 +196,11 @@ fn write_world(dir: &Path) -> Result<()> {
     }
     std::fs::write(dir.join("namespaces.yaml"), yaml_stream(&namespaces)?)?;
     std::fs::write(dir.join("policies.yaml"), yaml_stream(&policies)?)?;
+    let iso = tierguard::model::isolationpolicy::load_file(policy)?;
+    if let tierguard::engine::tiers::Via::ClusterNetworkPolicy { priority, .. } = iso.baseline.via {
+        let objects = tierguard::model::clusterbaseline::objects(&iso, priority);
+        std::fs::write(dir.join("cluster-baseline.yaml"), yaml_stream(&objects)?)?;
+    }
 
     let world = tierguard::world::World::load(&[dir.to_path_buf()])?;
     let counts = world.state.counts();
@@ -194,10 +210,11 @@ fn write_world(dir: &Path) -> Result<()> {
         dir.display()
     );
     eprintln!(
-        "wrote {}: {} namespaces, {} NetworkPolicies",
+        "wrote {}: {} namespaces, {} NetworkPolicies, {} ClusterNetworkPolicies",
         dir.display(),
         counts.0,
-        counts.1
+        counts.1,
+        world.state.cluster_policies().count()
     );
     Ok(())
 }
@@ -321,7 +338,7 @@ fn netpol_object(ns: &str, name: &str, spec: Value) -> Value {
 }
 
 impl Templates {
-    fn new() -> Result<Self> {
+    fn new(cluster_baseline: bool) -> Result<Self> {
         const NP: (&str, &str) = ("networking.k8s.io", "NetworkPolicy");
         let admit = review_template(
             NP,
@@ -340,7 +357,15 @@ impl Templates {
             netpol_object(
                 "database",
                 "allow-frontend-@ID@",
-                world::frontend_to_database(),
+                if cluster_baseline {
+                    json!({
+                        "podSelector": {"matchLabels": {"app": "database"}},
+                        "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0"}}],
+                            "ports": [{"protocol": "TCP", "port": 5432}]}],
+                    })
+                } else {
+                    world::frontend_to_database()
+                },
             ),
         );
         let other = review_template(
@@ -495,6 +520,10 @@ struct Phase<'a> {
     duration: Duration,
     connections: usize,
     mix: Mix,
+    /// The server keeps the baseline ClusterNetworkPolicies (`via:
+    /// clusterNetworkPolicy`): frontend's pods are denied there, so the
+    /// refused request opens database to the outside instead.
+    cluster_baseline: bool,
 }
 
 struct Plan {
@@ -593,7 +622,7 @@ async fn run_phase(target: &Arc<Target>, p: &Phase<'_>) -> Result<PhaseResult> {
         rate: p.rate,
         path: p.path.to_string(),
         mix: p.mix,
-        templates: Templates::new()?,
+        templates: Templates::new(p.cluster_baseline)?,
     });
     let (tx, rx) = mpsc::unbounded_channel::<u64>();
     let jobs = Arc::new(Mutex::new(rx));
@@ -1016,12 +1045,14 @@ async fn measure(
     server: &Server,
     path: &str,
 ) -> Result<Measured> {
+    let cluster_baseline = keeps_cluster_baseline(&args.policy)?;
     let phase = |duration| Phase {
         path,
         rate: args.rate,
         duration,
         connections: args.connections,
         mix: args.mix,
+        cluster_baseline,
     };
     if !args.warmup.is_zero() {
         run_phase(target, &phase(args.warmup)).await?;
@@ -1098,7 +1129,7 @@ async fn compare(args: &Args) -> Result<bool> {
         Some(w) => w.clone(),
         None => {
             let w = dir.join("world");
-            write_world(&w)?;
+            write_world(&w, &args.policy)?;
             w
         }
     };
@@ -1275,12 +1306,14 @@ async fn load(args: &Args) -> Result<bool> {
         .ok_or_else(|| anyhow!("--addr needs --ca"))?;
     let ca = std::fs::read(ca_path).with_context(|| format!("reading {}", ca_path.display()))?;
     let target = Arc::new(Target::new(addr, &ca, &args.server_name)?);
+    let cluster_baseline = keeps_cluster_baseline(&args.policy)?;
     let phase = |duration| Phase {
         path: &args.path,
         rate: args.rate,
         duration,
         connections: args.connections,
         mix: args.mix,
+        cluster_baseline,
     };
     if !args.warmup.is_zero() {
         run_phase(&target, &phase(args.warmup)).await?;
@@ -1298,7 +1331,7 @@ fn main() -> Result<std::process::ExitCode> {
     let args = Args::parse();
     if args.write_world.is_some() || args.write_certs.is_some() {
         if let Some(dir) = &args.write_world {
-            write_world(dir)?;
+            write_world(dir, &args.policy)?;
         }
         if let Some(dir) = &args.write_certs {
             write_certs(dir)?;

@@ -6,39 +6,11 @@ mod common;
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
 use common::*;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tierguard::admission::{Ctx, router};
+use tierguard::admission::Ctx;
 use tierguard::engine::cluster::Api;
 use tierguard::engine::tiers::Mode;
-use tower::ServiceExt;
-
-async fn post(ctx: Arc<Ctx>, review: Value) -> Value {
-    let resp = router(ctx, true)
-        .oneshot(
-            Request::post("/validate")
-                .header("content-type", "application/json")
-                .body(Body::from(serde_json::to_vec(&review).expect("json")))
-                .expect("request"),
-        )
-        .await
-        .expect("infallible");
-    assert_eq!(resp.status(), StatusCode::OK);
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    let v: Value = serde_json::from_slice(&bytes).expect("review");
-    assert_eq!(v["response"]["uid"], UID);
-    v["response"].clone()
-}
-
-fn message(r: &Value) -> String {
-    r["status"]["message"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
 
 /// An Admin-tier policy on database's pods with one ingress rule.
 fn admin_on_database(action: &str, from_ns: &str, port: u16) -> Value {
@@ -62,7 +34,7 @@ fn state_with(api: Api, obj: &Value) -> tierguard::engine::state::State {
 #[tokio::test]
 async fn an_admin_accept_opening_a_forbidden_flow_is_refused_naming_tier_priority_and_rule() {
     let obj = cnp("oops", admin_on_database("Accept", "frontend", 5432));
-    let r = post(
+    let r = validate(
         TestCtx::three_tier().build(),
         Review::create(CNP, "oops", obj.clone()).json(),
     )
@@ -82,14 +54,14 @@ async fn an_admin_accept_opening_a_forbidden_flow_is_refused_naming_tier_priorit
         "{msg}"
     );
     // Dry runs and updates are judged the same; an update to an allowed peer passes.
-    let r = post(
+    let r = validate(
         TestCtx::three_tier().build(),
         Review::create(CNP, "oops", obj.clone()).dry_run().json(),
     )
     .await;
     assert_eq!(r["allowed"], false, "{r}");
     let fine = cnp("oops", admin_on_database("Accept", "backend", 5432));
-    let r = post(
+    let r = validate(
         TestCtx::three_tier()
             .state(state_with(Api::ClusterNetworkPolicy, &fine))
             .build(),
@@ -100,7 +72,7 @@ async fn an_admin_accept_opening_a_forbidden_flow_is_refused_naming_tier_priorit
         r["allowed"], false,
         "backend -> database is allowed, frontend is not: {r}"
     );
-    let r = post(
+    let r = validate(
         TestCtx::three_tier()
             .state(state_with(Api::ClusterNetworkPolicy, &obj))
             .build(),
@@ -114,7 +86,7 @@ async fn an_admin_accept_opening_a_forbidden_flow_is_refused_naming_tier_priorit
 async fn a_deny_or_a_rule_reaching_only_isolated_pods_is_admitted() {
     // Admin Deny opens nothing.
     let deny = cnp("deny", admin_on_database("Deny", "frontend", 5432));
-    let r = post(
+    let r = validate(
         TestCtx::three_tier().build(),
         Review::create(CNP, "deny", deny).json(),
     )
@@ -124,7 +96,7 @@ async fn a_deny_or_a_rule_reaching_only_isolated_pods_is_admitted() {
     // default-deny isolates all of its pods, so it opens nothing.
     let mut spec = admin_on_database("Accept", "frontend", 5432);
     spec["tier"] = json!("Baseline");
-    let r = post(
+    let r = validate(
         TestCtx::three_tier().build(),
         Review::create(CNP, "late", cnp("late", spec.clone())).json(),
     )
@@ -149,7 +121,7 @@ async fn a_deny_or_a_rule_reaching_only_isolated_pods_is_admitted() {
     ] {
         assert!(state.delete_policy("database", p).is_some(), "{p}");
     }
-    let r = post(
+    let r = validate(
         TestCtx::three_tier().state(state).build(),
         Review::create(CNP, "late", cnp("late", spec)).json(),
     )
@@ -191,7 +163,7 @@ async fn deleting_an_admin_deny_that_shadows_an_allow_is_refused() {
     )
     .expect("valid");
     state.apply_policy(Arc::new(p));
-    let r = post(
+    let r = validate(
         TestCtx::three_tier().state(state).build(),
         Review::delete(CNP, "wall", deny).json(),
     )
@@ -211,7 +183,7 @@ async fn deleting_an_admin_deny_that_shadows_an_allow_is_refused() {
 async fn an_invalid_cluster_policy_is_refused_with_its_field_path() {
     let mut spec = admin_on_database("Allow", "frontend", 5432);
     spec["priority"] = json!(1001);
-    let r = post(
+    let r = validate(
         TestCtx::three_tier().build(),
         Review::create(CNP, "bad", cnp("bad", spec)).json(),
     )
@@ -232,7 +204,7 @@ async fn admin_network_policies_are_judged_too() {
             "ingress": [{"name": "r", "action": "Allow",
                 "from": [{"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "frontend"}}}],
                 "ports": [{"portNumber": {"protocol": "TCP", "port": 5432}}]}]}});
-    let r = post(
+    let r = validate(
         TestCtx::three_tier().build(),
         Review::create(ANP, "anp", anp).json(),
     )
@@ -250,7 +222,7 @@ async fn admin_network_policies_are_judged_too() {
 async fn audit_mode_admits_with_a_warning_and_counts_the_kind() {
     let c = TestCtx::three_tier().mode(Mode::Audit).build();
     let obj = cnp("oops", admin_on_database("Accept", "frontend", 5432));
-    let r = post(c.clone(), Review::create(CNP, "oops", obj).json()).await;
+    let r = validate(c.clone(), Review::create(CNP, "oops", obj).json()).await;
     assert_eq!(r["allowed"], true, "{r}");
     let w = r["warnings"][0].as_str().unwrap_or_default();
     assert!(
@@ -278,7 +250,7 @@ async fn unreadable_cluster_policies_make_changes_they_could_affect_unjudgeable(
             .apply_cluster_policy(Api::ClusterNetworkPolicy, &bad)
             .is_err()
     );
-    let r = post(ctx.clone(), deny_all_create("backend", "fine").json()).await;
+    let r = validate(ctx.clone(), deny_all_create("backend", "fine").json()).await;
     assert_eq!(r["allowed"], false, "{r}");
     let msg = message(&r);
     assert!(
@@ -289,13 +261,13 @@ async fn unreadable_cluster_policies_make_changes_they_could_affect_unjudgeable(
     // Another cluster policy is not judged either; replacing the unreadable
     // one itself is.
     let deny = cnp("deny", admin_on_database("Deny", "frontend", 5432));
-    let r = post(
+    let r = validate(
         ctx.clone(),
         Review::create(CNP, "deny", deny.clone()).json(),
     )
     .await;
     assert_eq!(r["allowed"], false, "{r}");
-    let r = post(
+    let r = validate(
         ctx.clone(),
         Review::update(
             CNP,
@@ -316,7 +288,7 @@ async fn unreadable_cluster_policies_make_changes_they_could_affect_unjudgeable(
             .apply_cluster_policy(Api::ClusterNetworkPolicy, &fixed)
             .is_ok()
     );
-    let r = post(ctx, deny_all_create("backend", "fine").json()).await;
+    let r = validate(ctx, deny_all_create("backend", "fine").json()).await;
     assert_eq!(r["allowed"], true, "{r}");
 }
 
@@ -332,7 +304,7 @@ async fn a_network_policy_is_judged_under_the_cluster_tiers() {
         "podSelector": {}, "policyTypes": ["Ingress"],
         "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "frontend"}}}], "ports": [{"protocol": "TCP", "port": 5432}]}]}),
     );
-    let r = post(
+    let r = validate(
         TestCtx::three_tier()
             .state(state_with(Api::ClusterNetworkPolicy, &deny))
             .build(),
@@ -342,7 +314,7 @@ async fn a_network_policy_is_judged_under_the_cluster_tiers() {
     assert_eq!(r["allowed"], true, "{r}");
     // A Pass does not shadow it.
     let pass = cnp("pass", admin_on_database("Pass", "frontend", 5432));
-    let r = post(
+    let r = validate(
         TestCtx::three_tier()
             .state(state_with(Api::ClusterNetworkPolicy, &pass))
             .build(),
@@ -363,7 +335,7 @@ async fn a_kind_the_index_does_not_hold_yet_is_not_admitted() {
     let ctx = TestCtx::three_tier().build();
     *ctx.index.write().expect("index") = index;
     let deny = cnp("deny", admin_on_database("Deny", "frontend", 5432));
-    let r = post(
+    let r = validate(
         ctx.clone(),
         Review::create(CNP, "deny", deny.clone()).json(),
     )
@@ -380,7 +352,7 @@ async fn a_kind_the_index_does_not_hold_yet_is_not_admitted() {
         idx.set_cluster_apis(&[Api::ClusterNetworkPolicy]);
         idx.reset_cluster_policies(Api::ClusterNetworkPolicy, &[]);
     }
-    let r = post(ctx, Review::create(CNP, "deny", deny).json()).await;
+    let r = validate(ctx, Review::create(CNP, "deny", deny).json()).await;
     assert_eq!(r["allowed"], true, "{r}");
 }
 
@@ -393,7 +365,7 @@ async fn a_policy_over_the_rule_term_limit_is_refused_naming_the_field() {
         "protocols": (1..=20).map(|p| json!({"tcp": {"destinationPort": {"number": p}}})).collect::<Vec<_>>()});
     let spec =
         json!({"tier": "Admin", "priority": 1, "subject": {"namespaces": {}}, "ingress": [rule]});
-    let r = post(
+    let r = validate(
         TestCtx::three_tier().build(),
         Review::create(CNP, "big", cnp("big", spec)).json(),
     )
@@ -404,4 +376,170 @@ async fn a_policy_over_the_rule_term_limit_is_refused_naming_the_field() {
         msg.contains("spec.ingress: Too many: 500 rule terms"),
         "{msg}"
     );
+}
+
+// === the baseline tierguard keeps (`via: clusterNetworkPolicy`) ===
+
+fn cluster_baseline_policy() -> tierguard::engine::tiers::IsolationPolicy {
+    tierguard::model::isolationpolicy::load_file(std::path::Path::new(
+        "examples/three-tier-cluster-baseline/policy.yaml",
+    ))
+    .expect("policy")
+}
+
+/// The tutorial's state, with the baseline ClusterNetworkPolicies stored
+/// (all of them, or all but `but`).
+fn with_cluster_baseline(but: Option<&str>) -> tierguard::engine::state::State {
+    let mut s = three_tier_state();
+    for c in cluster_baseline_policy().cluster_baseline() {
+        if Some(c.name.as_str()) != but {
+            s.apply_cluster_policy(c.clone());
+        }
+    }
+    s
+}
+
+fn cluster_baseline_ctx(state: tierguard::engine::state::State) -> Arc<Ctx> {
+    TestCtx::three_tier()
+        .policy(|p| *p = cluster_baseline_policy())
+        .state(state)
+        .build()
+}
+
+#[tokio::test]
+async fn under_the_cluster_baseline_a_shadowed_allow_all_is_admitted() {
+    let from_every_pod = netpol(
+        "database",
+        "open",
+        json!({"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"namespaceSelector": {}}]}],
+            "egress": [{"to": [{"namespaceSelector": {}}]}]}),
+    );
+    let review = Review::create(NP, "open", from_every_pod)
+        .ns("database")
+        .json();
+    let r = validate(
+        cluster_baseline_ctx(with_cluster_baseline(None)),
+        review.clone(),
+    )
+    .await;
+    assert_eq!(r["allowed"], true, "the baseline's Deny shadows it: {r}");
+    // Until the baseline is stored, the policy is judged without it.
+    let r = validate(cluster_baseline_ctx(three_tier_state()), review.clone()).await;
+    assert_eq!(r["allowed"], false, "{r}");
+    let r = validate(
+        cluster_baseline_ctx(with_cluster_baseline(Some(
+            "tierguard-baseline-database-by-name",
+        ))),
+        review,
+    )
+    .await;
+    assert_eq!(
+        r["allowed"], false,
+        "database's own baseline policy is missing: {r}"
+    );
+    // Hosts outside the cluster are NetworkPolicy's to isolate.
+    let from_everywhere = netpol(
+        "database",
+        "open",
+        json!({"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{}]}),
+    );
+    let r = validate(
+        cluster_baseline_ctx(with_cluster_baseline(None)),
+        Review::create(NP, "open", from_everywhere)
+            .ns("database")
+            .json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    let msg = message(&r);
+    assert!(
+        msg.contains("outside the cluster -> tier database"),
+        "{msg}"
+    );
+    assert!(!msg.contains("tier frontend -> tier database"), "{msg}");
+}
+
+#[tokio::test]
+async fn tier_pods_wait_for_the_cluster_baseline() {
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "database"}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
+    let review = Review::create(POD, "p", pod).ns("database").json();
+    let missing = "tierguard-baseline-database-by-name";
+    let r = validate(
+        cluster_baseline_ctx(with_cluster_baseline(Some(missing))),
+        review.clone(),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    let msg = message(&r);
+    assert!(
+        msg.contains(&format!("ClusterNetworkPolicy {missing}")),
+        "{msg}"
+    );
+    assert_eq!(
+        r["status"]["reason"], "ServiceUnavailable",
+        "retriable: {r}"
+    );
+    // Another tier's policy does not hold database's pods back.
+    let r = validate(
+        cluster_baseline_ctx(with_cluster_baseline(Some(
+            "tierguard-baseline-frontend-by-name",
+        ))),
+        review.clone(),
+    )
+    .await;
+    assert_eq!(r["allowed"], true, "{r}");
+    let r = validate(cluster_baseline_ctx(with_cluster_baseline(None)), review).await;
+    assert_eq!(r["allowed"], true, "{r}");
+}
+
+#[tokio::test]
+async fn the_cluster_baseline_is_left_to_the_guard() {
+    let iso = cluster_baseline_policy();
+    let name = "tierguard-baseline-database-by-name";
+    let objects = tierguard::model::clusterbaseline::objects(&iso, 0);
+    let live = objects
+        .iter()
+        .find(|o| o["metadata"]["name"] == name)
+        .expect("generated")
+        .clone();
+    let ctx = || cluster_baseline_ctx(with_cluster_baseline(None));
+    let r = validate(ctx(), Review::delete(CNP, name, live.clone()).json()).await;
+    assert_eq!(r["allowed"], false, "{r}");
+    let msg = message(&r);
+    assert!(msg.contains("is tierguard's baseline"), "{msg}");
+    assert!(msg.contains("user alice may not change it"), "{msg}");
+    let mut edited = live.clone();
+    let last = edited["spec"]["ingress"].as_array().expect("ingress").len() - 1;
+    assert_eq!(edited["spec"]["ingress"][last]["action"], "Deny");
+    edited["spec"]["ingress"][last]["action"] = json!("Accept");
+    let r = validate(
+        ctx(),
+        Review::update(CNP, name, edited.clone(), live.clone()).json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    // An update that leaves the spec alone (a label added) is judged as any.
+    let mut labelled = live.clone();
+    labelled["metadata"]["labels"]["team"] = json!("net");
+    let r = validate(
+        ctx(),
+        Review::update(CNP, name, labelled, live.clone()).json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], true, "{r}");
+    // The guard's own edit is judged on what it opens: the last rule made
+    // an Accept opens database to every pod.
+    let r = validate(
+        ctx(),
+        Review::update(CNP, name, edited, live.clone())
+            .by(GUARD)
+            .json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    assert!(message(&r).contains("would open"), "{}", message(&r));
+    // Deleting it opens nothing while the NetworkPolicy baseline holds.
+    let r = validate(ctx(), Review::delete(CNP, name, live).by(GUARD).json()).await;
+    assert_eq!(r["allowed"], true, "{r}");
 }

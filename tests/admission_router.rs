@@ -550,7 +550,9 @@ async fn deleting_the_baseline_is_refused_but_the_guard_may_manage_it() {
     assert_eq!(r["allowed"], false);
     let msg = r["status"]["message"].as_str().unwrap_or_default();
     assert!(
-        msg.contains("deleting database/tierguard-default-deny is refused: it is the baseline"),
+        msg.contains(
+            "deleting database/tierguard-default-deny is refused: it is part of the baseline"
+        ),
         "{msg}"
     );
     assert!(msg.contains("spec.baseline"), "{msg}");

@@ -338,6 +338,72 @@ fn the_example_baseline_is_what_tierguard_generates() {
 }
 
 #[test]
+fn the_cluster_baseline_is_printed_and_check_judges_under_it() {
+    let policy = "examples/three-tier-cluster-baseline/policy.yaml";
+    let o = tierguard(&["baseline", "--policy", policy]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(
+        out.matches("kind: ClusterNetworkPolicy").count(),
+        13,
+        "{out}"
+    );
+    assert!(
+        !out.contains("kind: NetworkPolicy"),
+        "no namespace named: {out}"
+    );
+    // An allow-all between pods in database, under the baseline the
+    // controller keeps: shadowed, so clean; without it, a violation.
+    let dir = std::env::temp_dir().join(format!("tierguard-cli-cnp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let baseline = dir.join("baseline.yaml");
+    std::fs::write(&baseline, &out).expect("write");
+    let open = dir.join("open.yaml");
+    std::fs::write(
+        &open,
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: open, namespace: database}\nspec: {podSelector: {}, ingress: [{from: [{namespaceSelector: {}}]}]}\n",
+    )
+    .expect("write");
+    let (b, op) = (baseline.display().to_string(), open.display().to_string());
+    let o = tierguard(&[
+        "check",
+        "--policy",
+        policy,
+        "-f",
+        "examples/three-tier",
+        "-f",
+        &b,
+        "-f",
+        &op,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let o = tierguard(&[
+        "check",
+        "--policy",
+        policy,
+        "-f",
+        "examples/three-tier",
+        "-f",
+        &op,
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("tier frontend -> tier database"),
+        "{}",
+        stdout(&o)
+    );
+    // Without via: clusterNetworkPolicy a namespace must be named.
+    let o = tierguard(&["baseline"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("spec.baseline.via is networkPolicy"),
+        "{}",
+        stderr(&o)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn verbose_lists_skipped_kinds() {
     let o = tierguard(&["check", "-v", "-f", "examples/three-tier"]);
     assert_eq!(o.status.code(), Some(0));

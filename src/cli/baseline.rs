@@ -1,4 +1,6 @@
-//! `tierguard baseline`: the NetworkPolicies injected into tier namespaces.
+//! `tierguard baseline`: the NetworkPolicies injected into tier namespaces,
+//! and with `via: clusterNetworkPolicy` the Admin-tier ClusterNetworkPolicies
+//! tierguard keeps.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,7 +9,9 @@ use anyhow::{Result, bail};
 use clap::Args;
 
 use crate::engine::names;
+use crate::engine::tiers::Via;
 use crate::model::baseline::baseline_policies;
+use crate::model::clusterbaseline;
 
 /// Arguments of `baseline`.
 #[derive(Debug, Args)]
@@ -16,8 +20,8 @@ pub struct BaselineArgs {
     /// in the repository, then ~/.config/tierguard/policy.yaml).
     #[arg(long, env = "TIERGUARD_POLICY")]
     pub policy: Option<PathBuf>,
-    /// Namespaces to generate the baseline for.
-    #[arg(required = true)]
+    /// Namespaces to generate the baseline for (none: only the
+    /// ClusterNetworkPolicies of `via: clusterNetworkPolicy`).
     pub namespaces: Vec<String>,
 }
 
@@ -25,6 +29,16 @@ pub struct BaselineArgs {
 pub fn run(args: BaselineArgs) -> Result<ExitCode> {
     let iso = super::load_policy(args.policy.as_deref())?;
     let mut docs = Vec::new();
+    if let Via::ClusterNetworkPolicy { priority, .. } = iso.baseline.via {
+        for obj in clusterbaseline::objects(&iso, priority) {
+            docs.push(serde_yaml_ng::to_string(&obj)?);
+        }
+    } else if args.namespaces.is_empty() {
+        bail!(
+            "name the tier namespaces to print the baseline for (the isolation policy {} keeps no ClusterNetworkPolicies: spec.baseline.via is networkPolicy)",
+            iso.name
+        );
+    }
     for ns in &args.namespaces {
         let msgs = names::dns1123_label(ns);
         if !msgs.is_empty() {

@@ -17,6 +17,9 @@
 //!                 API error ─► retry after 1 s, 2 s, 4 s … 5 min (per namespace)
 //! ```
 //!
+//! With `via: clusterNetworkPolicy` the baseline ClusterNetworkPolicies are
+//! kept alongside ([`cluster`]).
+//!
 //! Only the leader (a coordination.k8s.io Lease, see [`leader`]) reconciles;
 //! every replica serves the webhook. [`lead`] runs the controller while this
 //! replica holds the Lease; on shutdown it stops the controller and releases
@@ -24,6 +27,7 @@
 //! namespace until both baseline policies exist, so nothing runs unisolated
 //! in the meantime.
 
+pub mod cluster;
 pub mod leader;
 
 use std::sync::Arc;
@@ -102,7 +106,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn as_str(self) -> &'static str {
+    /// The `result` label of the reconcile metric.
+    pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Applied => "applied",
             Outcome::Repaired => "repaired",
@@ -363,6 +368,8 @@ pub async fn run(
     let managed =
         watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
     info!("baseline controller running");
+    let cluster_stop = CancellationToken::new();
+    let cluster = tokio::spawn(cluster::run(ctx.clone(), cluster_stop.clone()));
     Controller::new(namespaces, watcher::Config::default())
         .watches(policies, managed, |np: netv1::NetworkPolicy| {
             np.namespace()
@@ -376,6 +383,10 @@ pub async fn run(
             }
         })
         .await;
+    cluster_stop.cancel();
+    if let Err(e) = cluster.await {
+        warn!(error = %e, "baseline ClusterNetworkPolicy controller ended abnormally");
+    }
     info!("baseline controller stopped");
 }
 

@@ -89,6 +89,27 @@ pub struct Baseline {
     pub dns: Dns,
     /// Name of the DNS policy.
     pub dns_name: String,
+    /// Whether an Admin-tier ClusterNetworkPolicy baseline is kept too.
+    pub via: Via,
+}
+
+/// How the baseline is delivered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// NetworkPolicies in every tier namespace only (the default).
+    NetworkPolicy,
+    /// The NetworkPolicies, and Admin-tier ClusterNetworkPolicies that pass
+    /// the allowed flows to the NetworkPolicy tier and deny every other flow
+    /// of tier pods that a ClusterNetworkPolicy can name (all egress;
+    /// ingress from pods), so no NetworkPolicy can open one.
+    ClusterNetworkPolicy {
+        /// The priority of the policies that pass flows named by namespace;
+        /// the tier policies have the next one.
+        priority: i32,
+        /// The policies, in the engine's form (`model::clusterbaseline`
+        /// writes them as objects).
+        policies: Vec<std::sync::Arc<super::cluster::ClusterPolicy>>,
+    },
 }
 
 /// One end of a flow.
@@ -314,6 +335,15 @@ impl IsolationPolicy {
             v.push(self.baseline.dns_name.as_str());
         }
         v
+    }
+
+    /// The ClusterNetworkPolicies of the baseline (none unless `via:
+    /// clusterNetworkPolicy`).
+    pub fn cluster_baseline(&self) -> &[std::sync::Arc<super::cluster::ClusterPolicy>] {
+        match &self.baseline.via {
+            Via::NetworkPolicy => &[],
+            Via::ClusterNetworkPolicy { policies, .. } => policies,
+        }
     }
 }
 

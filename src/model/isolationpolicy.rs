@@ -15,7 +15,8 @@
 //!     namespaces: [database]      # ...or by name
 //!   membership: {groups: [system:masters]}
 //!   cluster: {podCIDRs: [10.244.0.0/16], serviceCIDRs: [10.96.0.0/12]}
-//!   baseline: {defaultDeny: true, dns: {to: cluster-dns}}
+//!   baseline: {defaultDeny: true, dns: {to: cluster-dns}}  # via: clusterNetworkPolicy adds
+//!                                 # an Admin-tier baseline (model::clusterbaseline)
 //!   flows:
 //!   - {from: "tier:backend", to: "tier:database", ports: [TCP/5432]}
 //! ```
@@ -33,6 +34,7 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 
+use super::clusterbaseline;
 use super::documents::parse_documents;
 use crate::engine::field::{Errors, FieldPath};
 use crate::engine::ipblock::Cidr;
@@ -40,7 +42,7 @@ use crate::engine::names;
 use crate::engine::ports::{PortSet, Protocol, parse_port_spec};
 use crate::engine::state::{METADATA_NAME_LABEL, NAME_LABEL};
 use crate::engine::tiers::{
-    Baseline, Dns, Flow, FlowEnd, IsolationPolicy, Judge, Membership, Mode, Tier,
+    Baseline, Dns, Flow, FlowEnd, IsolationPolicy, Judge, Membership, Mode, Tier, Via,
 };
 
 /// The API version of the isolation policy kind.
@@ -123,6 +125,8 @@ struct RawBaseline {
     default_deny: Option<bool>,
     default_deny_name: Option<String>,
     dns: Option<RawDns>,
+    via: Option<String>,
+    priority: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -373,11 +377,47 @@ fn validate(raw: Raw) -> Result<IsolationPolicy, Errors> {
             (dns, name)
         }
     };
+    let via = match (spec.baseline.via.as_deref(), spec.baseline.priority) {
+        (None | Some("networkPolicy"), None) => Some(Via::NetworkPolicy),
+        (None | Some("networkPolicy"), Some(_)) => {
+            errs.push(
+                &bp.child("priority"),
+                "Forbidden: only with via: clusterNetworkPolicy",
+            );
+            None
+        }
+        (Some("clusterNetworkPolicy"), p) => match p.unwrap_or(0) {
+            p @ 0..=997 => Some(Via::ClusterNetworkPolicy {
+                priority: p as i32,
+                policies: Vec::new(),
+            }),
+            p => {
+                errs.push(
+                    &bp.child("priority"),
+                    format!(
+                        "Invalid value: {p}: must be between 0 and {} (the baseline uses four priorities from it)",
+                        clusterbaseline::MAX_PRIORITY
+                    ),
+                );
+                None
+            }
+        },
+        (Some(other), _) => {
+            errs.push(
+                &bp.child("via"),
+                format!(
+                    "Unsupported value: {other:?}: supported values: \"networkPolicy\", \"clusterNetworkPolicy\""
+                ),
+            );
+            None
+        }
+    };
     let baseline = Baseline {
         default_deny: spec.baseline.default_deny.unwrap_or(true),
         default_deny_name,
         dns,
         dns_name,
+        via: via.unwrap_or(Via::NetworkPolicy),
     };
 
     let tier_names: BTreeSet<&str> = tiers.iter().map(|t| t.name.as_str()).collect();
@@ -445,7 +485,7 @@ fn validate(raw: Raw) -> Result<IsolationPolicy, Errors> {
     if !errs.is_empty() {
         return Err(errs);
     }
-    Ok(IsolationPolicy {
+    let mut policy = IsolationPolicy {
         name: raw.metadata.name,
         mode,
         judge,
@@ -457,7 +497,22 @@ fn validate(raw: Raw) -> Result<IsolationPolicy, Errors> {
         node_cidrs,
         baseline,
         flows,
-    })
+    };
+    if let Via::ClusterNetworkPolicy { priority, .. } = policy.baseline.via {
+        match clusterbaseline::engine_policies(&policy, priority) {
+            Ok(policies) => policy.baseline.via = Via::ClusterNetworkPolicy { priority, policies },
+            Err(msgs) => {
+                for m in msgs {
+                    errs.push(
+                        &bp.child("via"),
+                        format!("Invalid value: the baseline cannot be written: {m}"),
+                    );
+                }
+                return Err(errs);
+            }
+        }
+    }
+    Ok(policy)
 }
 
 fn flow_end(

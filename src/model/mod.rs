@@ -10,12 +10,15 @@
 //!  ClusterNetworkPolicy, (Baseline)AdminNetworkPolicy ──► clusterpolicy::convert ──► engine::cluster::ClusterPolicy
 //!  IsolationPolicy doc ──► isolationpolicy::parse  ──► engine::tiers::IsolationPolicy
 //!  engine::tiers::IsolationPolicy ──► baseline ──► the NetworkPolicies tierguard injects
+//!                                 ──► clusterbaseline ──► its Admin-tier ClusterNetworkPolicies
 //! ```
 //!
 //! A new policy kind (ClusterNetworkPolicy, Calico's) is one more module
 //! here plus its semantics in the engine.
 
 pub mod baseline;
+pub mod calico;
+pub mod clusterbaseline;
 pub mod clusterpolicy;
 pub mod documents;
 pub mod isolationpolicy;

@@ -213,7 +213,7 @@ fn problem_line(p: &Problem) -> String {
             user,
             ..
         } => format!(
-            "{} {object} is refused: it is the baseline tierguard keeps in every tier namespace (user {user} may not change it)",
+            "{} {object} is refused: it is part of the baseline tierguard keeps for the tier namespaces (user {user} may not change it)",
             if *delete { "deleting" } else { "changing" }
         ),
     }

@@ -1,7 +1,8 @@
 //! ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy
 //! CREATE, UPDATE and DELETE: valid, and opening no forbidden flow in any
 //! tier namespace (a cluster policy may select every namespace, so every
-//! wall is judged, tier by tier).
+//! wall is judged, tier by tier), and leaving the baseline tierguard keeps
+//! (`via: clusterNetworkPolicy`) to the guard.
 
 use std::sync::Arc;
 
@@ -14,13 +15,55 @@ use crate::admission::request::Request;
 use crate::engine::cluster::Api;
 use crate::engine::isolation::{Change, check_change};
 use crate::engine::state::State;
-use crate::report::Unjudgeable;
+use crate::model::clusterbaseline::is_managed;
 use crate::report::kubectl::Refusal;
+use crate::report::{Problem, Unjudgeable};
+
+/// A change to a baseline ClusterNetworkPolicy tierguard keeps by someone
+/// who may not make it; `Err` when the old object cannot be read.
+fn baseline_edit(ctx: &Ctx, req: &Request, api: Api) -> Result<Option<Problem>, Unjudgeable> {
+    let iso = &ctx.policy;
+    if !matches!(req.operation(), Operation::Update | Operation::Delete)
+        || !iso
+            .cluster_baseline()
+            .iter()
+            .any(|c| c.api == api && c.name == req.name())
+    {
+        return Ok(None);
+    }
+    let old: serde_json::Value = req
+        .old_object()
+        .map_err(|error| Unjudgeable::Unreadable { error })?;
+    Ok(super::baseline_edit_problem(
+        ctx,
+        req,
+        format!("{} {}", api.kind(), req.name()),
+        is_managed(&old),
+        || {
+            req.object::<serde_json::Value>()
+                .is_ok_and(|o| is_managed(&o) && o.get("spec") == old.get("spec"))
+        },
+    ))
+}
 
 /// Judges a request for a cluster policy of `api`.
 pub fn review(ctx: &Ctx, state: &State, req: &Request, api: Api) -> Outcome {
     let iso = &ctx.policy;
     let object = format!("{} {}", api.kind(), req.name());
+    match baseline_edit(ctx, req, api) {
+        Err(why) => return Outcome::cannot(why),
+        Ok(Some(p)) => {
+            return Outcome::Refuse(Refusal {
+                kind: api.kind().into(),
+                object: req.object_key.clone(),
+                delete: *req.operation() == Operation::Delete,
+                problems: vec![p],
+                breaches: Vec::new(),
+                policy: iso.name.clone(),
+            });
+        }
+        Ok(None) => {}
+    }
     let change = match req.operation() {
         Operation::Create | Operation::Update => {
             let obj: serde_json::Value = match req.object() {

@@ -15,10 +15,14 @@
 //! 4. ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy
 //!    CREATE/UPDATE/DELETE ([`clusterpolicy`]): valid, and opening no
 //!    forbidden flow in any tier namespace, judged tier by tier.
+//! 5. Calico NetworkPolicy and GlobalNetworkPolicy CREATE/UPDATE
+//!    ([`calico`]): not judged yet, so refused in enforce mode when they may
+//!    apply to tier pods with a rule that can let traffic through.
 //!
 //! In enforce mode a request that cannot be judged (index not synced, object
 //! unreadable) is refused with the reason.
 
+pub mod calico;
 pub mod clusterpolicy;
 pub mod namespace;
 pub mod networkpolicy;
@@ -42,6 +46,7 @@ pub fn review(ctx: &Ctx, req: &Request) -> Outcome {
         Kind::ClusterPolicy(api) => with_index(ctx, req, |state| {
             clusterpolicy::review(ctx, state, req, *api)
         }),
+        Kind::Calico(kind) => with_index(ctx, req, |state| calico::review(ctx, state, req, *kind)),
         Kind::Other { group, kind } => Outcome::cannot(Unjudgeable::Kind {
             group: group.clone(),
             kind: kind.clone(),
@@ -60,7 +65,8 @@ pub fn cost(ctx: &Ctx, req: &Request) -> Cost {
         // policies that may select it: judged off the request threads.
         Kind::NetworkPolicy if has_cluster_policies(ctx) => Cost::Cluster,
         Kind::NetworkPolicy => Cost::of_policy_change(&ctx.policy),
-        Kind::Pod | Kind::Other { .. } => Cost::Namespace,
+        // A Calico policy is read, not judged: a few selector questions.
+        Kind::Pod | Kind::Calico(_) | Kind::Other { .. } => Cost::Namespace,
     }
 }
 
@@ -104,7 +110,7 @@ fn with_index(ctx: &Ctx, req: &Request, f: impl FnOnce(&State) -> Outcome) -> Ou
         let (namespace, itself) = match req.kind {
             Kind::Namespace => (req.name(), None),
             Kind::NetworkPolicy => (req.namespace(), Some(req.name())),
-            Kind::Pod | Kind::ClusterPolicy(_) | Kind::Other { .. } => ("", None),
+            Kind::Pod | Kind::ClusterPolicy(_) | Kind::Calico(_) | Kind::Other { .. } => ("", None),
         };
         if let Some(why) = unreadable(&index, namespace, itself) {
             return Outcome::cannot(why);
@@ -113,7 +119,7 @@ fn with_index(ctx: &Ctx, req: &Request, f: impl FnOnce(&State) -> Outcome) -> Ou
             Kind::ClusterPolicy(api) => Some((api, req.name())),
             _ => None,
         };
-        if !matches!(req.kind, Kind::Pod | Kind::Other { .. })
+        if !matches!(req.kind, Kind::Pod | Kind::Calico(_) | Kind::Other { .. })
             && let Some(why) = unreadable_cluster(&index, cluster_itself)
         {
             return Outcome::cannot(why);
@@ -156,6 +162,29 @@ fn unreadable_cluster(index: &Index, itself: Option<(Api, &str)>) -> Option<Unju
             .collect(),
         count: others.len(),
         error: error.to_string(),
+    })
+}
+
+/// The problem of an UPDATE or DELETE of a baseline object tierguard keeps
+/// (`old_managed`: the stored object carries the managed-by label;
+/// `same`: the new object is managed and means the same), unless the user
+/// may edit the baseline or the update changes nothing.
+fn baseline_edit_problem(
+    ctx: &Ctx,
+    req: &Request,
+    object: String,
+    old_managed: bool,
+    same: impl FnOnce() -> bool,
+) -> Option<crate::report::Problem> {
+    if !old_managed || ctx.baseline_editors.contains(&req.user) {
+        return None;
+    }
+    let delete = *req.operation() == kube::core::admission::Operation::Delete;
+    (delete || !same()).then(|| crate::report::Problem::BaselineEdit {
+        object,
+        delete,
+        user: req.user.clone(),
+        policy: ctx.policy.name.clone(),
     })
 }
 

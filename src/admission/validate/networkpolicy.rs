@@ -28,20 +28,16 @@ fn baseline_edit(ctx: &Ctx, req: &Request) -> Result<Option<Problem>, Unjudgeabl
     let old = req
         .old_object::<netv1::NetworkPolicy>()
         .map_err(|error| Unjudgeable::Unreadable { error })?;
-    if !is_managed(&old) || ctx.baseline_editors.contains(&req.user) {
-        return Ok(None);
-    }
-    let delete = *req.operation() == Operation::Delete;
-    let unchanged = !delete
-        && req
-            .object::<netv1::NetworkPolicy>()
-            .is_ok_and(|o| is_managed(&o) && o.spec == old.spec);
-    Ok((!unchanged).then(|| Problem::BaselineEdit {
-        object: req.object_key.clone(),
-        delete,
-        user: req.user.clone(),
-        policy: iso.name.clone(),
-    }))
+    Ok(super::baseline_edit_problem(
+        ctx,
+        req,
+        req.object_key.clone(),
+        is_managed(&old),
+        || {
+            req.object::<netv1::NetworkPolicy>()
+                .is_ok_and(|o| is_managed(&o) && o.spec == old.spec)
+        },
+    ))
 }
 
 /// Judges a NetworkPolicy request.

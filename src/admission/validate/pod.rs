@@ -1,12 +1,14 @@
 //! Pod CREATE in a tier namespace: refused, retriably, until both baseline
-//! policies are in the index, so no pod runs before its namespace is
-//! isolated.
+//! policies are in the index (and, with `via: clusterNetworkPolicy`, every
+//! baseline ClusterNetworkPolicy that selects the namespace), so no pod runs
+//! before its namespace is isolated.
 
 use kube::core::admission::Operation;
 
 use crate::admission::context::Ctx;
 use crate::admission::outcome::Outcome;
 use crate::admission::request::Request;
+use crate::engine::cluster::Subject;
 use crate::engine::state::State;
 use crate::report::Unjudgeable;
 
@@ -24,13 +26,24 @@ pub fn review(ctx: &Ctx, state: &State, req: &Request) -> Outcome {
     if ctx.policy.tier_of_namespace(&ns.name, &ns.labels).is_none() {
         return Outcome::Admit;
     }
-    let missing: Vec<String> = ctx
+    let mut missing: Vec<String> = ctx
         .policy
         .baseline_names()
         .into_iter()
         .filter(|name| state.policy(namespace, name).is_none())
         .map(str::to_string)
         .collect();
+    missing.extend(
+        ctx.policy
+            .cluster_baseline()
+            .iter()
+            .filter(|c| match &c.subject {
+                Subject::Namespaces(sel) => sel.matches(&ns.labels),
+                Subject::Pods { namespaces, .. } => namespaces.matches(&ns.labels),
+            })
+            .filter(|c| state.cluster_policy(c.api, &c.name).is_none())
+            .map(|c| format!("{} {}", c.api.kind(), c.name)),
+    );
     if missing.is_empty() {
         return Outcome::Admit;
     }
