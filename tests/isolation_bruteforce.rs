@@ -17,6 +17,10 @@
 //! to the port being tried (an extra binding can only make more named ports
 //! match).
 
+mod common;
+
+use common::brute_cases as cases;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -552,13 +556,6 @@ fn shrink_iters() -> u32 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2_000)
-}
-
-fn cases() -> u32 {
-    std::env::var("TIERGUARD_BRUTE_CASES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10_000)
 }
 
 proptest! {

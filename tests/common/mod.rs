@@ -348,3 +348,43 @@ pub fn api_server_bytes(review: &Value) -> Vec<u8> {
 pub fn deny_all_create(ns: &str, name: &str) -> Review {
     Review::create(NP, name, netpol(ns, name, json!({"podSelector": {}}))).ns(ns)
 }
+
+/// Posts a review to `/validate` through the real router and returns its
+/// `response`, checked to answer the review's uid.
+pub async fn validate(ctx: Arc<Ctx>, review: Value) -> Value {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let resp = tierguard::admission::router(ctx, true)
+        .oneshot(
+            axum::http::Request::post("/validate")
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(
+                    serde_json::to_vec(&review).expect("json"),
+                ))
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(resp.status(), axum::http::StatusCode::OK);
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).expect("review");
+    assert_eq!(v["response"]["uid"], UID);
+    v["response"].clone()
+}
+
+/// A response's `status.message` (empty when admitted).
+pub fn message(r: &Value) -> String {
+    r["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The cases of a brute-force property: `TIERGUARD_BRUTE_CASES`, default
+/// 10,000.
+pub fn brute_cases() -> u32 {
+    std::env::var("TIERGUARD_BRUTE_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000)
+}
