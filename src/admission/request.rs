@@ -43,6 +43,9 @@ pub enum Kind {
     /// `policy.networking.k8s.io` ClusterNetworkPolicy, AdminNetworkPolicy
     /// or BaselineAdminNetworkPolicy.
     ClusterPolicy(Api),
+    /// Calico's NetworkPolicy or GlobalNetworkPolicy (`projectcalico.org`
+    /// or `crd.projectcalico.org`).
+    Calico(crate::model::calico::policy::Kind),
     /// Anything else (the webhook's rules should not send it).
     Other {
         /// Its group.
@@ -56,6 +59,9 @@ impl Kind {
     fn of(group: &str, kind: &str) -> Self {
         if let Some(api) = Api::of_kind(kind).filter(|_| group == GROUP) {
             return Kind::ClusterPolicy(api);
+        }
+        if let Some(k) = crate::model::calico::policy::Kind::of(group, kind) {
+            return Kind::Calico(k);
         }
         match (group, kind) {
             ("", "Namespace") => Kind::Namespace,
@@ -75,11 +81,12 @@ impl Kind {
             Kind::NetworkPolicy => "NetworkPolicy",
             Kind::Pod => "Pod",
             Kind::ClusterPolicy(api) => api.kind(),
+            Kind::Calico(k) => k.display_name(),
             Kind::Other { kind, .. } => kind,
         }
     }
 
-    /// The kind as a metric label: one of seven values. The group and kind of
+    /// The kind as a metric label: one of nine values. The group and kind of
     /// an unexpected request come from its body, so naming them in a label
     /// would add a time series, kept for the life of the process, per
     /// distinct body (logs name them instead).
@@ -89,6 +96,12 @@ impl Kind {
             Kind::NetworkPolicy => "NetworkPolicy",
             Kind::Pod => "Pod",
             Kind::ClusterPolicy(api) => api.kind(),
+            Kind::Calico(crate::model::calico::policy::Kind::NetworkPolicy) => {
+                "CalicoNetworkPolicy"
+            }
+            Kind::Calico(crate::model::calico::policy::Kind::GlobalNetworkPolicy) => {
+                "GlobalNetworkPolicy"
+            }
             Kind::Other { .. } => "other",
         }
     }
@@ -391,9 +404,14 @@ mod tests {
         );
         assert_eq!(r.object_key, "ns/n");
         assert!(r.dry_run());
-        // The same kind name in another group is not a NetworkPolicy.
+        // The same kind name in another group is Calico's.
         let r =
             Request::parse(&body("NetworkPolicy", "crd.projectcalico.org", "u")).expect("parses");
+        assert_eq!(
+            r.kind,
+            Kind::Calico(crate::model::calico::policy::Kind::NetworkPolicy)
+        );
+        let r = Request::parse(&body("Tier", "crd.projectcalico.org", "u")).expect("parses");
         assert!(
             matches!(r.kind, Kind::Other { ref group, .. } if group == "crd.projectcalico.org")
         );
