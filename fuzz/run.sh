@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes tierguard's untrusted inputs: Kubernetes manifests and the
-# isolation policy (text targets), and structure-aware AdmissionReviews
-# through the router and selectors through the engine.
+# isolation policy and Calico selectors (text targets), and structure-aware
+# AdmissionReviews through the router and selectors through the engine.
 # Usage: fuzz/run.sh [SECONDS]   (per target; default 600)
 #   TARGETS="admission selectors" fuzz/run.sh   which targets (default: the
 #                                               two text targets, as before)
@@ -74,6 +74,21 @@ sed '/^  cluster:/,/serviceCIDRs/d' "$base" >corpus/isolation_policy/seed-no-cid
 sed 's/to: cluster-dns/to: anywhere/; /namespace: kube-system/d; /podLabels:/d' "$base" >corpus/isolation_policy/seed-dns-anywhere.yaml
 sed 's/to: cluster-dns/to: none/; /namespace: kube-system/d; /podLabels:/d' "$base" >corpus/isolation_policy/seed-dns-none.yaml
 
+# calico_selectors: selectors from Calico's documentation and the tests'
+# shapes (one per line of the seed list).
+mkdir -p corpus/calico_selectors
+i=0
+while IFS= read -r line; do
+    printf '%s' "$line" >"corpus/calico_selectors/seed-$i"
+    i=$((i + 1))
+done <<'SEEDS'
+role == 'database'
+all()
+has(projectcalico.org/name) && projectcalico.org/name in {'frontend', 'backend'}
+!(tier not in {"db",}) || app != 'x' && k8s-app starts with 'kube'
+(a contains 'b' || global()) && !!has(c)
+SEEDS
+
 # admission and selectors: structure-aware (arbitrary bytes decoded by the
 # `arbitrary` crate); libFuzzer starts them from an empty corpus.
 mkdir -p corpus/admission corpus/selectors
@@ -101,7 +116,10 @@ run() {
         echo "== $target: ${SECONDS_PER_TARGET}s, log fuzz/logs/$target.log"
     fi
     # The dictionary is YAML text: it helps only the text targets.
-    case "$target" in manifests | isolation_policy) dict=(-dict=tierguard.dict) ;; esac
+    case "$target" in
+    manifests | isolation_policy) dict=(-dict=tierguard.dict) ;;
+    calico_selectors) dict=(-dict=calico.dict) ;;
+    esac
     local rc=0
     "$bin/$target" -artifact_prefix="artifacts/$target/" \
         "${limit[@]}" -max_len="$len" -timeout="$TIMEOUT" \
