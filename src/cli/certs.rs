@@ -33,7 +33,7 @@ pub struct CertsArgs {
 
 /// The webhooks of deploy/base/webhooks.yaml, in order, per configuration.
 const MUTATING: usize = 1;
-const VALIDATING: usize = 5;
+const VALIDATING: usize = 6;
 
 fn ymd(s: &str) -> Result<(i32, u8, u8)> {
     let parts: Vec<&str> = s.split('-').collect();

@@ -34,6 +34,8 @@ pub struct Cluster {
     ca: Ca,
     tls_dir: PathBuf,
     serve_args: Vec<String>,
+    /// The isolation policy `serve` runs with, relative to the repository.
+    policy: String,
 }
 
 pub fn free_port() -> u16 {
@@ -144,6 +146,7 @@ impl Cluster {
             ca,
             tls_dir,
             serve_args: serve_args.iter().map(|s| s.to_string()).collect(),
+            policy: "policies/three-tier.yaml".into(),
         };
         assert!(
             up.success(),
@@ -231,7 +234,7 @@ impl Cluster {
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .arg("--policy")
-            .arg("policies/three-tier.yaml")
+            .arg(&self.policy)
             .arg("--log-format")
             .arg("json")
             .arg("--discovery-interval-seconds")
@@ -264,23 +267,53 @@ impl Cluster {
                 String::from_utf8_lossy(&o.stderr)
             );
         }
-        for crd in [
-            "clusternetworkpolicies",
-            "adminnetworkpolicies",
-            "baselineadminnetworkpolicies",
-        ] {
+        self.wait_established(
+            "policy.networking.k8s.io",
+            &[
+                "clusternetworkpolicies",
+                "adminnetworkpolicies",
+                "baselineadminnetworkpolicies",
+            ],
+        );
+    }
+
+    /// Waits until the API server serves each CRD `<plural>.<group>`.
+    fn wait_established(&self, group: &str, plurals: &[&str]) {
+        for crd in plurals {
             let o = self.kubectl(&[
                 "wait",
                 "--for=condition=Established",
                 "--timeout=60s",
-                &format!("crd/{crd}.policy.networking.k8s.io"),
+                &format!("crd/{crd}.{group}"),
             ]);
             assert!(
                 o.status.success(),
-                "{crd} not established: {}",
+                "{crd}.{group} not established: {}",
                 String::from_utf8_lossy(&o.stderr)
             );
         }
+    }
+
+    /// Installs tierguard's minimal Calico policy CRDs
+    /// (`tests/control-plane/calico-crds.yaml`) and waits until the API
+    /// server serves them.
+    pub fn install_calico_crds(&self) {
+        let file = format!("{REPO}/tests/control-plane/calico-crds.yaml");
+        let o = self.kubectl(&["apply", "-f", &file]);
+        assert!(
+            o.status.success(),
+            "applying {file}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        self.wait_established(
+            "crd.projectcalico.org",
+            &["globalnetworkpolicies", "networkpolicies"],
+        );
+    }
+
+    /// The isolation policy of the next [`Cluster::start_webhook`].
+    pub fn set_policy(&mut self, path: &str) {
+        self.policy = path.to_string();
     }
 
     /// Adds flags for the next [`Cluster::start_webhook`].
@@ -329,7 +362,7 @@ impl Cluster {
                 }
             })
             .collect();
-        assert_eq!(replaced, 6, "deploy/base/webhooks.yaml changed shape");
+        assert_eq!(replaced, 7, "deploy/base/webhooks.yaml changed shape");
         let out = self.kubectl_stdin(&["apply", "-f", "-"], &yaml);
         assert!(
             out.status.success(),

@@ -98,7 +98,7 @@ fn enforce_mode_end_to_end() {
         let cases = [
             ("01-database-open-to-frontend", "apply", "tier frontend -> tier database on TCP/5432 is forbidden, but database's ingress allows it via database/allow-frontend-to-database ingress[0]"),
             ("02-allow-all-ingress-in-backend", "apply", "outside the cluster -> tier backend on all ports is forbidden"),
-            ("03-delete-database-default-deny", "delete", "deleting database/tierguard-default-deny is refused: it is the baseline"),
+            ("03-delete-database-default-deny", "delete", "deleting database/tierguard-default-deny is refused: it is part of the baseline"),
             ("04-namespace-claims-name-backend", "apply", "label name=backend must equal the namespace's name"),
             ("05-database-open-to-internet", "apply", "outside the cluster -> tier database on TCP/5432 is forbidden"),
             ("06-frontend-to-database-pair", "apply", "tier frontend -> tier database on TCP/5432 is forbidden"),
@@ -252,6 +252,83 @@ fn enforce_mode_end_to_end() {
         let log = c.webhook_log();
         assert!(log.contains("tier join nobody judged"), "no warning for the unjudged join");
         assert!(log.contains("unjudged tier join undone"), "no log line for the undo");
+    });
+
+    s.run("j. baseline.via: clusterNetworkPolicy: tierguard creates the Admin-tier baseline, keeps it, admits a NetworkPolicy it shadows, and refuses to let it go", || {
+        c.stop_webhook();
+        c.set_policy("examples/three-tier-cluster-baseline/policy.yaml");
+        c.start_webhook();
+        let name = "tierguard-baseline-database-by-name";
+        let exists = |n: &str| c.kubectl(&["get", "clusternetworkpolicy", n]).status.success();
+        // The killed replica's Lease runs out first (15 s).
+        c.eventually(90, "the baseline ClusterNetworkPolicies exist", || {
+            exists(name) && exists("tierguard-baseline-frontend-by-name-hosts") && exists("tierguard-baseline-ns-kube-system")
+        });
+        let managed = said(c.kubectl(&["get", "clusternetworkpolicy", name, "-o", "jsonpath={.metadata.labels.app\\.kubernetes\\.io/managed-by} {.spec.tier} {.spec.priority}"]));
+        assert_eq!(managed.stdout, "tierguard Admin 1", "{}", managed.stderr);
+        // Every pod of every namespace into database, and database out to
+        // every pod: shadowed by the baseline's Deny, so it opens nothing.
+        let open = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: open-to-pods, namespace: database}\nspec:\n  podSelector: {}\n  policyTypes: [Ingress, Egress]\n  ingress: [{from: [{namespaceSelector: {}}]}]\n  egress: [{to: [{namespaceSelector: {}}]}]\n";
+        c.eventually(30, "a NetworkPolicy the baseline shadows is admitted", || c.kubectl_stdin(&["apply", "-f", "-"], open).status.success());
+        // Hosts outside the cluster are still NetworkPolicy's to isolate.
+        expect_refused(
+            &said(c.kubectl(&["apply", "-f", &format!("{VIOLATIONS}/05-database-open-to-internet/apply.yaml")])),
+            "database open to the internet",
+            "outside the cluster -> tier database on TCP/5432 is forbidden",
+        );
+        expect_refused(
+            &said(c.kubectl(&["delete", "clusternetworkpolicy", name])),
+            "deleting the baseline",
+            "is tierguard's baseline",
+        );
+        // Even the guard's account cannot delete it now: the NetworkPolicy it
+        // shadows would open database to frontend.
+        expect_refused(
+            &said(c.kubectl(&["--as", "system:serviceaccount:tierguard:tierguard", "delete", "clusternetworkpolicy", name])),
+            "the guard deleting the baseline under a shadowed policy",
+            "tier frontend -> tier database",
+        );
+        // An edit made past the webhook's judgement is put back: relabelled
+        // by the guard's account (allowed, the spec is unchanged), then the
+        // controller restores the managed-by label.
+        expect_ok(
+            &said(c.kubectl(&["--as", "system:serviceaccount:tierguard:tierguard", "label", "clusternetworkpolicy", name, "app.kubernetes.io/managed-by-"])),
+            "the guard's account drops the label",
+        );
+        c.eventually(30, "the controller restores it", || {
+            said(c.kubectl(&["get", "clusternetworkpolicy", name, "-o", "jsonpath={.metadata.labels.app\\.kubernetes\\.io/managed-by}"])).stdout == "tierguard"
+        });
+        expect_ok(&said(c.kubectl(&["delete", "networkpolicy", "open-to-pods", "-n", "database"])), "deleting the shadowed policy");
+        c.stop_webhook();
+        c.set_policy("policies/three-tier.yaml");
+        c.start_webhook();
+    });
+
+    s.run("k. Calico policies: an allow-all GlobalNetworkPolicy and a Calico NetworkPolicy allowing into database are refused (not judged yet), one confined to a namespace outside the tiers and a Deny are admitted", || {
+        c.install_calico_crds();
+        let gnp = |name: &str, extra: &str| format!("apiVersion: crd.projectcalico.org/v1\nkind: GlobalNetworkPolicy\nmetadata: {{name: {name}}}\nspec:\n  order: 10\n  selector: all(){extra}\n  ingress: [{{action: Allow}}]\n  egress: [{{action: Allow}}]\n");
+        // The API server may take a moment to route the new kinds through
+        // the webhook's rules; one admitted meanwhile is deleted and retried.
+        c.eventually(30, "the allow-all GlobalNetworkPolicy is refused", || {
+            let o = said(c.kubectl_stdin(&["apply", "-f", "-"], &gnp("allow-all", "")));
+            if o.ok {
+                let _ = c.kubectl(&["delete", "globalnetworkpolicies.crd.projectcalico.org", "allow-all"]);
+                return false;
+            }
+            o.stderr.contains("Calico GlobalNetworkPolicy allow-all (tier default, order 10) may apply to pods of tier namespaces")
+                && o.stderr.contains("spec.ingress[0] Allow, spec.egress[0] Allow")
+        });
+        expect_ok(
+            &said(c.kubectl_stdin(&["apply", "-f", "-"], &gnp("monitoring-only", "\n  namespaceSelector: projectcalico.org/name == 'monitoring'"))),
+            "a GlobalNetworkPolicy confined to a namespace outside the tiers",
+        );
+        let np = |action: &str| format!("apiVersion: crd.projectcalico.org/v1\nkind: NetworkPolicy\nmetadata: {{name: from-frontend, namespace: database}}\nspec:\n  selector: all()\n  ingress: [{{action: {action}, source: {{namespaceSelector: \"projectcalico.org/name == 'frontend'\"}}}}]\n");
+        expect_refused(
+            &said(c.kubectl_stdin(&["apply", "-f", "-"], &np("Allow"))),
+            "a Calico NetworkPolicy allowing frontend into database",
+            "Calico NetworkPolicy database/from-frontend (tier default) may apply to pods of tier namespaces database",
+        );
+        expect_ok(&said(c.kubectl_stdin(&["apply", "-f", "-"], &np("Deny"))), "a Calico Deny in database");
     });
 
     s.finish(&c);
