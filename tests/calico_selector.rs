@@ -172,7 +172,15 @@ proptest! {
                 let printed = e.to_string();
                 prop_assert_eq!(parse(&printed), Ok(e.clone()), "{:?} printed {:?}", text, printed);
             }
-            Err(err) => prop_assert!(err.offset <= text.len(), "{:?}: {}", text, err),
+            Err(err) => {
+                // The place is a character boundary of the text, counted
+                // again as characters, and there is something to say.
+                let before = text.get(..err.offset);
+                prop_assert!(before.is_some(), "{:?}: offset {} off the text", text, err.offset);
+                let chars = before.map_or(0, |t| t.chars().count());
+                prop_assert_eq!(err.column, chars + 1, "{:?}: {}", text, err);
+                prop_assert!(!err.message.is_empty(), "{:?}", text);
+            }
         }
     }
 }

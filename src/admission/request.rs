@@ -96,12 +96,7 @@ impl Kind {
             Kind::NetworkPolicy => "NetworkPolicy",
             Kind::Pod => "Pod",
             Kind::ClusterPolicy(api) => api.kind(),
-            Kind::Calico(crate::model::calico::policy::Kind::NetworkPolicy) => {
-                "CalicoNetworkPolicy"
-            }
-            Kind::Calico(crate::model::calico::policy::Kind::GlobalNetworkPolicy) => {
-                "GlobalNetworkPolicy"
-            }
+            Kind::Calico(k) => k.metric_label(),
             Kind::Other { .. } => "other",
         }
     }

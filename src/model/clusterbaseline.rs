@@ -88,26 +88,27 @@ pub fn objects(policy: &IsolationPolicy, priority: i32) -> Vec<Value> {
                 names_in(&tier.namespaces),
             ));
         }
+        // The rules depend on the tier only: built once for its subjects.
+        let mut ingress = passes(policy, is, Side::Ingress);
+        ingress.push(rule("deny-other-pods", "Deny", "from", every_pod(), None));
+        let mut egress_pods = passes(policy, is, Side::EgressPods);
+        egress_pods.push(rule("deny-other-pods", "Deny", "to", every_pod(), None));
+        let mut egress_hosts = passes(policy, is, Side::EgressHosts);
+        egress_hosts.push(rule("deny-other-hosts", "Deny", "to", every_host(), None));
         for (name, subject) in subjects {
-            let mut ingress = passes(policy, is, Side::Ingress);
-            ingress.push(rule("deny-other-pods", "Deny", "from", every_pod(), None));
-            let mut egress = passes(policy, is, Side::EgressPods);
-            egress.push(rule("deny-other-pods", "Deny", "to", every_pod(), None));
             tiers.push(Target {
                 name: name.clone(),
                 priority: priority + 1,
                 subject: subject.clone(),
-                ingress,
-                egress,
+                ingress: ingress.clone(),
+                egress: egress_pods.clone(),
             });
-            let mut egress = passes(policy, is, Side::EgressHosts);
-            egress.push(rule("deny-other-hosts", "Deny", "to", every_host(), None));
             tier_hosts.push(Target {
                 name: format!("{name}-hosts"),
                 priority: priority + 3,
                 subject,
                 ingress: Vec::new(),
-                egress,
+                egress: egress_hosts.clone(),
             });
         }
     }

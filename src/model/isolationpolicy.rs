@@ -387,10 +387,12 @@ fn validate(raw: Raw) -> Result<IsolationPolicy, Errors> {
             None
         }
         (Some("clusterNetworkPolicy"), p) => match p.unwrap_or(0) {
-            p @ 0..=997 => Some(Via::ClusterNetworkPolicy {
-                priority: p as i32,
-                policies: Vec::new(),
-            }),
+            p if (0..=i64::from(clusterbaseline::MAX_PRIORITY)).contains(&p) => {
+                Some(Via::ClusterNetworkPolicy {
+                    priority: p as i32,
+                    policies: Vec::new(),
+                })
+            }
             p => {
                 errs.push(
                     &bp.child("priority"),

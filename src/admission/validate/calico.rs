@@ -88,7 +88,7 @@ pub fn review(ctx: &Ctx, state: &State, req: &Request, kind: Kind) -> Outcome {
                 // A namespaceSelector tierguard cannot read exactly may
                 // select any namespace.
                 caveat = format!("; its spec.namespaceSelector is read as any namespace: {why}");
-                let all = checker.tier_namespaces_matched(&Selector::everything());
+                let all = checker.tier_namespaces_matched(&[Selector::everything()]);
                 all.into_iter().collect()
             }
         },
@@ -118,15 +118,18 @@ fn namespaces_of(
     checker: &Checker<'_>,
     policy: &Policy,
 ) -> Result<Vec<String>, crate::model::calico::selector::Unsupported> {
-    let union = match &policy.namespace_selector {
+    let union: Vec<Selector> = match &policy.namespace_selector {
         None => vec![Selector::everything()],
-        Some(e) => e.to_engine()?,
+        Some(e) => e
+            .to_engine()?
+            .into_iter()
+            .map(as_namespace_selector)
+            .collect(),
     };
-    let mut out = std::collections::BTreeSet::new();
-    for sel in union {
-        out.extend(checker.tier_namespaces_matched(&as_namespace_selector(sel)));
-    }
-    Ok(out.into_iter().collect())
+    Ok(checker
+        .tier_namespaces_matched(&union)
+        .into_iter()
+        .collect())
 }
 
 /// A Calico namespace selector in the engine's terms: Calico's

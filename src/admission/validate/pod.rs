@@ -8,7 +8,6 @@ use kube::core::admission::Operation;
 use crate::admission::context::Ctx;
 use crate::admission::outcome::Outcome;
 use crate::admission::request::Request;
-use crate::engine::cluster::Subject;
 use crate::engine::state::State;
 use crate::report::Unjudgeable;
 
@@ -37,10 +36,7 @@ pub fn review(ctx: &Ctx, state: &State, req: &Request) -> Outcome {
         ctx.policy
             .cluster_baseline()
             .iter()
-            .filter(|c| match &c.subject {
-                Subject::Namespaces(sel) => sel.matches(&ns.labels),
-                Subject::Pods { namespaces, .. } => namespaces.matches(&ns.labels),
-            })
+            .filter(|c| c.subject_selectors().0.matches(&ns.labels))
             .filter(|c| state.cluster_policy(c.api, &c.name).is_none())
             .map(|c| format!("{} {}", c.api.kind(), c.name)),
     );

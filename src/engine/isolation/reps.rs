@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use super::Checker;
 use crate::engine::selector::{LabelSpace, LabelVal, Selector, satisfiable};
 use crate::engine::state::{METADATA_NAME_LABEL, NAME_LABEL, Namespace};
-use crate::engine::tiers::{IsolationPolicy, Judge, Party};
+use crate::engine::tiers::{Judge, Party};
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum RepName {
@@ -233,45 +233,46 @@ impl Checker<'_> {
 // === impl Checker: questions from outside the walls check ===
 
 impl Checker<'_> {
-    /// The tier namespaces `sel` may match: every existing one it matches,
-    /// each not yet created under a name the isolation policy lists, and
-    /// `future members of tier T` when a namespace created later with the
-    /// tier label `T` would match. (An existing namespace outside the tiers
-    /// that joins one later is judged when it joins.)
-    pub fn tier_namespaces_matched(&self, sel: &Selector) -> BTreeSet<String> {
+    /// The tier namespaces the union of `sels` may match: every existing
+    /// one it matches, each not yet created under a name the isolation
+    /// policy lists, and `future members of tier T` when a namespace created
+    /// later with the tier label `T` would match. (An existing namespace
+    /// outside the tiers that joins one later is judged when it joins.)
+    pub fn tier_namespaces_matched(&self, sels: &[Selector]) -> BTreeSet<String> {
+        let matches = |rep: &Rep| {
+            let space = RepSpace {
+                rep,
+                tier_label: &self.iso.tier_label,
+            };
+            sels.iter().any(|s| satisfiable(&[s], &space))
+        };
         let mut out = BTreeSet::new();
-        for ns in self.state.namespaces() {
-            if self.tier_of(ns).is_some() {
-                let rep = self.existing_rep(ns);
-                let space = RepSpace {
-                    rep: &rep,
-                    tier_label: &self.iso.tier_label,
-                };
-                if satisfiable(&[sel], &space) {
-                    out.insert(ns.name.clone());
-                }
-            }
-        }
-        for rep in self.matching_reps(sel) {
-            if let (RepName::Known(n), false) = (&rep.name, rep.existing)
-                && IsolationPolicy::is_tier(&rep.party)
-            {
-                out.insert(n.clone());
+        for ns in self.tier_namespaces() {
+            if matches(&self.existing_rep(ns)) {
+                out.insert(ns.name.clone());
             }
         }
         for (i, t) in self.iso.tiers.iter().enumerate() {
-            let rep = Rep {
+            for n in &t.namespaces {
+                if self.state.namespace(n).is_some() {
+                    continue;
+                }
+                let mut reps = Vec::new();
+                for s in sels {
+                    self.named_reps(n, s, &mut reps);
+                }
+                if reps.iter().any(matches) {
+                    out.insert(n.clone());
+                }
+            }
+            let member = Rep {
                 name: RepName::Fresh,
                 existing: false,
                 name_label: vec![LabelVal::Absent, LabelVal::Other],
                 tier_label: LabelVal::Value(t.name.clone()),
                 party: self.iso.party(None, Some(i)),
             };
-            let space = RepSpace {
-                rep: &rep,
-                tier_label: &self.iso.tier_label,
-            };
-            if satisfiable(&[sel], &space) {
+            if matches(&member) {
                 out.insert(format!("future members of tier {}", t.name));
             }
         }

@@ -43,10 +43,11 @@ impl Kind {
         }
     }
 
-    /// The kind's name.
-    pub fn name(self) -> &'static str {
+    /// The kind as a metric label: `NetworkPolicy` would not tell it from
+    /// Kubernetes' own.
+    pub fn metric_label(self) -> &'static str {
         match self {
-            Kind::NetworkPolicy => "NetworkPolicy",
+            Kind::NetworkPolicy => "CalicoNetworkPolicy",
             Kind::GlobalNetworkPolicy => "GlobalNetworkPolicy",
         }
     }
