@@ -105,6 +105,34 @@ async fn a_global_policy_is_judged_by_the_namespaces_it_may_select() {
             assert!(msg.contains("spec.ingress[1] Pass"), "{sel}: {msg}");
         }
     }
+    // A tier namespace the isolation policy lists but that does not exist
+    // yet is tier pods too, under every alternative that may name it.
+    let mut state = three_tier_state();
+    state.delete_namespace("database");
+    let without_database = || {
+        TestCtx::three_tier()
+            .mode(Mode::Enforce)
+            .state(state.clone())
+            .build()
+    };
+    for (sel, refused) in [
+        ("projectcalico.org/name == 'database'", true),
+        (
+            "name == 'monitoring' || kubernetes.io/metadata.name == 'database'",
+            true,
+        ),
+        ("projectcalico.org/name == 'monitoring'", false),
+    ] {
+        let obj = calico("GlobalNetworkPolicy", None, "g", allow(sel));
+        let r = validate(without_database(), Review::create(GNP, "g", obj).json()).await;
+        assert_eq!(r["allowed"], !refused, "{sel}: {r}");
+        if refused {
+            assert!(
+                message(&r).contains("tier namespaces database "),
+                "{sel}: {r}"
+            );
+        }
+    }
     // A namespaceSelector tierguard cannot read exactly is any namespace.
     let obj = calico(
         "GlobalNetworkPolicy",
