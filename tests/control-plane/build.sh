@@ -16,6 +16,9 @@
 #   KUBECTL               kubectl to use (default: the one on PATH; when there is
 #                         none, kubectl of the same k8s version is built)
 #   TIERGUARD_CP_KUBECTL=1  build kubectl even when one is on PATH
+#   TIERGUARD_K8S         a minor release of the version matrix (v1.36, v1.37):
+#                         build from versions/<it>/ instead of the default
+#                         modules here (v1.35, the oldest supported release)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,12 +27,19 @@ REPO="$(cd "$HERE/../.." && pwd)"
 log() { printf '[control-plane] %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+MODS="$HERE"
+if [[ -n "${TIERGUARD_K8S:-}" ]]; then
+  MODS="$HERE/versions/$TIERGUARD_K8S"
+  [[ -f "$MODS/kube-apiserver/go.mod" ]] \
+    || die "TIERGUARD_K8S=$TIERGUARD_K8S: no $MODS/kube-apiserver/go.mod (have: $(ls "$HERE/versions" | tr '\n' ' '))"
+fi
+
 # Versions are read from the pinned go.mod files (single source of truth).
 modver() { # $1 = go.mod, $2 = module path -> its required version
   awk -v m="$2" '$1=="require"{$1=""; $0=$0} $1==m{print $2; exit}' "$1"
 }
-K8S_VERSION="$(modver "$HERE/kube-apiserver/go.mod" k8s.io/kubernetes)"
-ETCD_VERSION="$(modver "$HERE/etcd/go.mod" go.etcd.io/etcd/server/v3)"
+K8S_VERSION="$(modver "$MODS/kube-apiserver/go.mod" k8s.io/kubernetes)"
+ETCD_VERSION="$(modver "$MODS/etcd/go.mod" go.etcd.io/etcd/server/v3)"
 [[ -n "$K8S_VERSION" ]] || die "cannot read k8s.io/kubernetes version from kube-apiserver/go.mod"
 [[ -n "$ETCD_VERSION" ]] || die "cannot read etcd version from etcd/go.mod"
 
@@ -95,7 +105,7 @@ if [[ -n "${KUBE_APISERVER:-}" ]]; then
   KUBE_APISERVER="$(abspath "$KUBE_APISERVER")"
   log "kube-apiserver: using prebuilt $KUBE_APISERVER (from \$KUBE_APISERVER)"
 else
-  build_one kube-apiserver "$HERE/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver "$K8S_LDFLAGS"
+  build_one kube-apiserver "$MODS/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver "$K8S_LDFLAGS"
   KUBE_APISERVER="$OUT/kube-apiserver"
 fi
 
@@ -104,9 +114,20 @@ if [[ -n "${ETCD:-}" ]]; then
   ETCD="$(abspath "$ETCD")"
   log "etcd: using prebuilt $ETCD (from \$ETCD)"
 else
-  build_one etcd "$HERE/etcd" . "-s -w"
+  build_one etcd "$MODS/etcd" . "-s -w"
   ETCD="$OUT/etcd"
 fi
+
+# Kubernetes' version skew policy: kubectl is supported within one minor
+# version of the API server. A kubectl on PATH outside that is not used.
+kubectl_minor() { # $1 = kubectl -> its client minor version ("" when unknown)
+  "$1" version --client -o json 2>/dev/null \
+    | sed -n 's/.*"minor": *"\([0-9]*\).*/\1/p' | head -n1
+}
+within_skew() { # $1 = kubectl
+  local m; m="$(kubectl_minor "$1")"
+  [[ -n "$m" ]] && (( m >= minor - 1 && m <= minor + 1 ))
+}
 
 # kubectl: $KUBECTL, else the one on PATH, else built from the same modules
 # (so a machine without kubectl still runs the end-to-end tests and the demo).
@@ -114,11 +135,15 @@ if [[ -n "${KUBECTL:-}" ]]; then
   [[ -x "$KUBECTL" ]] || KUBECTL="$(command -v "$KUBECTL" || true)"
   [[ -n "$KUBECTL" && -x "$KUBECTL" ]] || die "KUBECTL is not an executable"
   log "kubectl: using $KUBECTL (from \$KUBECTL)"
-elif [[ "${TIERGUARD_CP_KUBECTL:-0}" != 1 ]] && command -v kubectl >/dev/null 2>&1; then
+elif [[ "${TIERGUARD_CP_KUBECTL:-0}" != 1 ]] && command -v kubectl >/dev/null 2>&1 \
+     && within_skew "$(command -v kubectl)"; then
   KUBECTL="$(command -v kubectl)"
-  log "kubectl: using $KUBECTL (on PATH)"
+  log "kubectl: using $KUBECTL (on PATH, v1.$(kubectl_minor "$KUBECTL"))"
 else
-  build_one kubectl "$HERE/kube-apiserver" k8s.io/kubernetes/cmd/kubectl "$K8S_LDFLAGS"
+  if [[ "${TIERGUARD_CP_KUBECTL:-0}" != 1 ]] && command -v kubectl >/dev/null 2>&1; then
+    log "kubectl on PATH is v1.$(kubectl_minor "$(command -v kubectl)"), outside the supported skew (one minor) of v1.$minor; building kubectl $K8S_VERSION"
+  fi
+  build_one kubectl "$MODS/kube-apiserver" k8s.io/kubernetes/cmd/kubectl "$K8S_LDFLAGS"
   KUBECTL="$OUT/kubectl"
 fi
 echo "KUBECTL=$(abspath "$KUBECTL")"

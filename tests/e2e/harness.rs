@@ -153,6 +153,7 @@ impl Cluster {
             "tests/control-plane/up.sh failed (see {}/kube-apiserver.log)",
             cluster.dir.display()
         );
+        cluster.check_server_version();
         let pair = cluster
             .ca
             .issue(&["localhost".into(), "127.0.0.1".into()], (2035, 1, 1))
@@ -183,6 +184,36 @@ impl Cluster {
         cluster.start_webhook();
         cluster.register();
         Some(cluster)
+    }
+
+    /// Prints the API server's version and, when `TIERGUARD_K8S` (the
+    /// version matrix's release, e.g. `v1.37`) is set, fails unless the
+    /// server runs that release, so a matrix run cannot silently test
+    /// another version.
+    fn check_server_version(&self) {
+        let out = self.kubectl(&["version", "-o", "json"]);
+        assert!(
+            out.status.success(),
+            "kubectl version: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("version JSON");
+        let server = v["serverVersion"]["gitVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let client = v["clientVersion"]["gitVersion"]
+            .as_str()
+            .unwrap_or_default();
+        eprintln!("[e2e] kube-apiserver {server}, kubectl {client}");
+        if let Ok(want) = std::env::var("TIERGUARD_K8S")
+            && !want.is_empty()
+        {
+            assert!(
+                server.starts_with(&format!("{want}.")),
+                "TIERGUARD_K8S={want} but the API server is {server}"
+            );
+        }
     }
 
     /// Starts `tierguard serve` and waits until it is ready.
