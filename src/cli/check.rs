@@ -8,7 +8,9 @@ use anyhow::Result;
 use clap::Args;
 
 use super::Output;
+use crate::engine::calico::{Unjudged, unjudged};
 use crate::engine::isolation::{Checker, diff, namespace_problems};
+use crate::engine::tiers::IsolationPolicy;
 use crate::report::check::{Findings, json, text};
 use crate::world::World;
 
@@ -36,26 +38,55 @@ pub struct CheckArgs {
     pub verbose: bool,
 }
 
-/// Runs `check`: exit 0 clean, 1 violations.
+/// The Calico policies of `world` tierguard cannot judge.
+fn unjudged_calico(iso: &IsolationPolicy, world: &World) -> Vec<Unjudged> {
+    let checker = Checker::new(iso, &world.state);
+    world
+        .calico
+        .iter()
+        .filter_map(|c| {
+            let tier_namespace = c.namespace.as_deref().filter(|ns| {
+                world
+                    .state
+                    .namespace(ns)
+                    .is_some_and(|n| checker.tier_of(n).is_some())
+            });
+            unjudged(&checker, &c.object, &c.policy, tier_namespace)
+        })
+        .collect()
+}
+
+/// Runs `check`: exit 0 clean, 1 violations (or Calico policies it cannot
+/// judge).
 pub fn run(args: CheckArgs) -> Result<ExitCode> {
     let iso = super::load_policy(args.policy.as_deref())?;
     let mut head = World::load(&args.files)?;
     if !args.without.is_empty() {
         head.remove(&World::load(&args.without)?);
     }
-    let (flows, namespaces) = if args.base.is_empty() {
-        let report = Checker::new(&iso, &head.state).report()?;
-        (report.flows, report.namespaces)
-    } else {
-        let base = World::load(&args.base)?;
-        let flows = diff(&iso, &base.state, &head.state)?;
-        // Namespace problems the head adds.
-        let before = namespace_problems(&iso, base.state.namespaces());
-        let nss = namespace_problems(&iso, head.state.namespaces())
-            .into_iter()
-            .filter(|f| !before.contains(f))
-            .collect();
-        (flows, nss)
+    let base = match args.base.is_empty() {
+        true => None,
+        false => Some(World::load(&args.base)?),
+    };
+    let mut unjudged = unjudged_calico(&iso, &head);
+    let (flows, namespaces) = match &base {
+        None => {
+            let report = Checker::new(&iso, &head.state).report()?;
+            (report.flows, report.namespaces)
+        }
+        Some(base) => {
+            let flows = diff(&iso, &base.state, &head.state)?;
+            // Namespace problems the head adds.
+            let before = namespace_problems(&iso, base.state.namespaces());
+            let nss = namespace_problems(&iso, head.state.namespaces())
+                .into_iter()
+                .filter(|f| !before.contains(f))
+                .collect();
+            // Calico policies the head adds: one the base has already stands.
+            let before = unjudged_calico(&iso, base);
+            unjudged.retain(|u| !before.contains(u));
+            (flows, nss)
+        }
     };
     for w in &head.warnings {
         eprintln!("warning: {w}");
@@ -72,6 +103,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
         relative: !args.base.is_empty(),
         flows: &flows,
         namespaces: &namespaces,
+        unjudged: &unjudged,
         skipped: head.skipped.len(),
     };
     match args.output {

@@ -12,6 +12,7 @@
 //!           concrete pods)      which forbidden flows are open)
 //! ```
 
+pub mod calico;
 pub mod cluster;
 pub mod field;
 pub mod future;

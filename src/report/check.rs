@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::{Group, by_cause, cause, end, flow, namespace_problem, note};
+use crate::engine::calico::Unjudged;
 use crate::engine::isolation::{Breach, Cause, End, NamespaceProblem, Note};
 use crate::engine::tiers::{Judge, Mode};
 
@@ -22,6 +23,8 @@ pub struct Findings<'a> {
     pub flows: &'a [Breach],
     /// Namespace problems.
     pub namespaces: &'a [NamespaceProblem],
+    /// Calico policies tierguard cannot judge.
+    pub unjudged: &'a [Unjudged],
     /// Objects of kinds tierguard does not read.
     pub skipped: usize,
 }
@@ -39,13 +42,14 @@ impl<'a> Findings<'a> {
             relative: false,
             flows: &report.flows,
             namespaces: &report.namespaces,
+            unjudged: &[],
             skipped: 0,
         }
     }
 
     /// True when nothing is wrong.
     pub fn is_clean(&self) -> bool {
-        self.flows.is_empty() && self.namespaces.is_empty()
+        self.flows.is_empty() && self.namespaces.is_empty() && self.unjudged.is_empty()
     }
 }
 
@@ -61,7 +65,7 @@ pub fn text(f: &Findings<'_>) -> String {
         ));
     } else {
         out.push_str(&format!(
-            "{} forbidden flow(s) {} by {} cause(s); {} namespace problem(s) (isolation policy {})\n",
+            "{} forbidden flow(s) {} by {} cause(s); {} namespace problem(s){} (isolation policy {})\n",
             f.flows.len(),
             if f.relative {
                 "opened by the change"
@@ -70,6 +74,10 @@ pub fn text(f: &Findings<'_>) -> String {
             },
             groups.len(),
             f.namespaces.len(),
+            match f.unjudged.len() {
+                0 => String::new(),
+                n => format!("; {n} Calico policy(ies) tierguard cannot judge"),
+            },
             f.policy
         ));
     }
@@ -83,6 +91,12 @@ pub fn text(f: &Findings<'_>) -> String {
     for n in f.namespaces {
         out.push_str(&format!("namespace: {}\n", namespace_problem(n)));
     }
+    if !f.unjudged.is_empty() {
+        out.push('\n');
+    }
+    for u in f.unjudged {
+        out.push_str(&format!("cannot judge: {}\n", unjudged(u)));
+    }
     if f.skipped > 0 {
         out.push_str(&format!(
             "\n({} object(s) of other kinds skipped; -v lists them)\n",
@@ -90,6 +104,18 @@ pub fn text(f: &Findings<'_>) -> String {
         ));
     }
     out
+}
+
+/// An unjudged Calico policy for people.
+fn unjudged(u: &Unjudged) -> String {
+    format!(
+        "{} may apply to {} with rules that can let traffic through ({}); tierguard does not \
+         judge Calico policies' rules yet (docs/calico.md), so its webhook refuses this policy \
+         in enforce mode",
+        u.object,
+        u.applies_to(),
+        u.rules.join(", ")
+    )
 }
 
 fn group_text(g: &Group<'_>) -> String {
@@ -120,7 +146,16 @@ struct Json<'a> {
     /// The same flows grouped by what opens them.
     by_cause: Vec<JsonGroup<'a>>,
     namespaces: Vec<JsonNamespace<'a>>,
+    /// Calico policies tierguard cannot judge.
+    unjudged: Vec<JsonUnjudged<'a>>,
     skipped: usize,
+}
+
+#[derive(Serialize)]
+struct JsonUnjudged<'a> {
+    #[serde(flatten)]
+    policy: &'a Unjudged,
+    message: String,
 }
 
 #[derive(Serialize)]
@@ -189,6 +224,14 @@ pub fn json(f: &Findings<'_>) -> Result<String, serde_json::Error> {
             .map(|p| JsonNamespace {
                 problem: p,
                 message: namespace_problem(p),
+            })
+            .collect(),
+        unjudged: f
+            .unjudged
+            .iter()
+            .map(|u| JsonUnjudged {
+                policy: u,
+                message: unjudged(u),
             })
             .collect(),
         skipped: f.skipped,

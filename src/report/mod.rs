@@ -192,18 +192,7 @@ pub enum Unjudgeable {
     /// A Calico policy that may apply to tier namespaces' pods (or host
     /// endpoints) with rules that can let traffic through: tierguard does
     /// not judge Calico's rules yet.
-    CalicoPolicy {
-        /// `Kind namespace/name`, with its tier and order.
-        object: String,
-        /// The tier namespaces whose pods it may apply to (empty: host
-        /// endpoints only).
-        namespaces: Vec<String>,
-        /// The rules that can let traffic through (`spec.ingress[0] Allow`).
-        rules: Vec<String>,
-        /// Host-endpoint modes it sets (`doNotTrack`, `preDNAT`,
-        /// `applyOnForward`).
-        host_modes: Vec<String>,
-    },
+    CalicoPolicy(crate::engine::calico::Unjudged),
     /// A tier namespace's baseline is not in place yet.
     BaselineMissing {
         /// The namespace.
@@ -308,21 +297,9 @@ impl std::fmt::Display for Unjudgeable {
                 f,
                 "namespace {namespace} is not in tierguard's index yet; retry in a few seconds"
             ),
-            Unjudgeable::CalicoPolicy {
-                object,
-                namespaces,
-                rules,
-                host_modes,
-            } => {
-                let applies = match (namespaces.is_empty(), host_modes.is_empty()) {
-                    (false, true) => format!("pods of tier namespaces {}", namespaces.join(", ")),
-                    (false, false) => format!(
-                        "pods of tier namespaces {} and host endpoints ({})",
-                        namespaces.join(", "),
-                        host_modes.join(", ")
-                    ),
-                    _ => format!("host endpoints ({})", host_modes.join(", ")),
-                };
+            Unjudgeable::CalicoPolicy(u) => {
+                let crate::engine::calico::Unjudged { object, rules, .. } = u;
+                let applies = u.applies_to();
                 write!(
                     f,
                     "tierguard does not judge Calico policies' rules yet (docs/calico.md), and {object} \

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use anyhow::{Result, anyhow};
+use k8s_openapi::api::core::v1 as corev1;
 
 use super::World;
 use crate::engine::reach::{Endpoint, Placement};
@@ -93,4 +94,42 @@ impl World {
                 anyhow!("--{flag} {s:?}: no Pod or workload (Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob) named {name} in namespace {ns} in the manifests")
             })
     }
+}
+
+/// A Pod's own addresses: `status.podIPs` and `status.podIP`.
+pub(super) fn pod_ips(p: &corev1::Pod) -> Vec<IpAddr> {
+    let Some(status) = &p.status else {
+        return Vec::new();
+    };
+    let mut ips: Vec<IpAddr> = status
+        .pod_ips
+        .iter()
+        .flatten()
+        .filter_map(|i| i.ip.parse().ok())
+        .collect();
+    if let Some(ip) = status.pod_ip.as_deref().and_then(|s| s.parse().ok())
+        && !ips.contains(&ip)
+    {
+        ips.push(ip);
+    }
+    ips
+}
+
+/// The addresses of a Pod's node: `status.hostIPs` and `status.hostIP`.
+pub(super) fn host_ips(p: &corev1::Pod) -> Vec<IpAddr> {
+    let Some(status) = &p.status else {
+        return Vec::new();
+    };
+    let mut ips: Vec<IpAddr> = status
+        .host_ips
+        .iter()
+        .flatten()
+        .filter_map(|i| i.ip.parse().ok())
+        .collect();
+    if let Some(ip) = status.host_ip.as_deref().and_then(|s| s.parse().ok())
+        && !ips.contains(&ip)
+    {
+        ips.push(ip);
+    }
+    ips
 }

@@ -9,6 +9,8 @@
 //!  Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob ─► pods
 //!  Service ────────────────► services (kept for later use)
 //!  Node ───────────────────► nodes (addresses); Pod status.hostIP ─► host_ips
+//!  Calico NetworkPolicy, GlobalNetworkPolicy (projectcalico.org/v3,
+//!  crd.projectcalico.org/v1) ─validate─► calico (read, not judged)
 //!  anything else ──────────► skipped (counted; `-v` lists them)
 //!  no apiVersion, no kind ─► skipped with a warning (not a Kubernetes object)
 //! ```
@@ -36,7 +38,11 @@ use crate::engine::ports::{ContainerPort, Protocol};
 use crate::engine::state::{Namespace, Pod, State};
 use crate::model::documents::parse_documents;
 
+mod calico;
 mod endpoint;
+
+pub use calico::CalicoObject;
+use endpoint::{host_ips, pod_ips};
 
 /// The namespace objects without `metadata.namespace` land in.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -70,6 +76,8 @@ pub struct World {
     /// Node IPs: each Pod's `status.hostIP`/`hostIPs` (`namespace/name` →
     /// IPs), for the rule that a pod's own node always reaches it.
     pub host_ips: BTreeMap<String, Vec<IpAddr>>,
+    /// Calico NetworkPolicies and GlobalNetworkPolicies.
+    pub calico: Vec<CalicoObject>,
     /// Node objects: name → their addresses (InternalIP, ExternalIP).
     pub nodes: BTreeMap<String, Vec<IpAddr>>,
     /// Where nodes' addresses lie, from an isolation policy's
@@ -125,6 +133,8 @@ impl World {
         for ns in other.declared.iter() {
             self.state.delete_namespace(ns);
         }
+        self.calico
+            .retain(|c| !other.calico.iter().any(|o| o.object == c.object));
         self.pods.retain(|p| {
             !other
                 .pods
@@ -284,6 +294,11 @@ impl Loader {
                         }
                     }
                 }
+            }
+            (g, k) if crate::model::calico::policy::Kind::of(g, k).is_some() => {
+                let global = k == "GlobalNetworkPolicy";
+                let label = at(self, Some(obj_ns.as_str()).filter(|_| !global));
+                self.calico(&v, g, k, &obj_ns, &label);
             }
             ("", "Pod") => {
                 let label = at(self, Some(&obj_ns));
@@ -535,24 +550,6 @@ impl Loader {
     }
 }
 
-fn pod_ips(p: &corev1::Pod) -> Vec<IpAddr> {
-    let Some(status) = &p.status else {
-        return Vec::new();
-    };
-    let mut ips: Vec<IpAddr> = status
-        .pod_ips
-        .iter()
-        .flatten()
-        .filter_map(|i| i.ip.parse().ok())
-        .collect();
-    if let Some(ip) = status.pod_ip.as_deref().and_then(|s| s.parse().ok())
-        && !ips.contains(&ip)
-    {
-        ips.push(ip);
-    }
-    ips
-}
-
 /// A document with `apiVersion` or `kind` is meant as a Kubernetes object
 /// (and errors when invalid); a mapping with neither is some other file
 /// (`{"foo": 1}`, a `package.json`). A document that is not a mapping stays
@@ -562,24 +559,6 @@ fn looks_like_object(v: &Value) -> bool {
         Value::Object(m) => m.contains_key("apiVersion") || m.contains_key("kind"),
         _ => true,
     }
-}
-
-fn host_ips(p: &corev1::Pod) -> Vec<IpAddr> {
-    let Some(status) = &p.status else {
-        return Vec::new();
-    };
-    let mut ips: Vec<IpAddr> = status
-        .host_ips
-        .iter()
-        .flatten()
-        .filter_map(|i| i.ip.parse().ok())
-        .collect();
-    if let Some(ip) = status.host_ip.as_deref().and_then(|s| s.parse().ok())
-        && !ips.contains(&ip)
-    {
-        ips.push(ip);
-    }
-    ips
 }
 
 fn kind_of(v: &Value) -> &'static str {
