@@ -98,6 +98,7 @@ pub fn run(args: ConnectivityArgs) -> Result<ExitCode> {
     for w in &world.warnings {
         eprintln!("warning: {w}");
     }
+    super::warn_calico_not_judged(&world, "connectivity");
     let mut pods: Vec<_> = world
         .pods
         .iter()

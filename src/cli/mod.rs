@@ -81,6 +81,22 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// Warns on stderr that `world`'s Calico policies are read but not part of
+/// `command`'s verdicts (their rules are not judged yet).
+fn warn_calico_not_judged(world: &crate::world::World, command: &str) {
+    if let Some(first) = world.calico.first() {
+        let n = world.calico.len();
+        eprintln!(
+            "warning: {command} does not judge Calico policies' rules yet (docs/calico.md): its \
+             verdicts leave out {n} Calico polic{} ({}{}); `tierguard check` lists the ones that \
+             may open a tier",
+            if n == 1 { "y" } else { "ies" },
+            first.object,
+            if n > 1 { ", …" } else { "" }
+        );
+    }
+}
+
 /// The places an isolation policy is looked for when `--policy` (or
 /// `TIERGUARD_POLICY`, which sets it) is not given, first found wins:
 /// `./tierguard.yaml`, the repository's [`DEFAULT_POLICY`] (when run from

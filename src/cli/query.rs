@@ -217,6 +217,7 @@ pub fn run(args: QueryArgs) -> Result<ExitCode> {
     for w in &world.warnings {
         eprintln!("warning: {w}");
     }
+    super::warn_calico_not_judged(&world, "query");
     let mut answers = Vec::new();
     for (line, from, to, port) in &questions {
         let a = answer(&world, from, to, port).map_err(|e| match &args.batch {

@@ -141,7 +141,7 @@ elif [[ "${TIERGUARD_CP_KUBECTL:-0}" != 1 ]] && command -v kubectl >/dev/null 2>
   log "kubectl: using $KUBECTL (on PATH, v1.$(kubectl_minor "$KUBECTL"))"
 else
   if [[ "${TIERGUARD_CP_KUBECTL:-0}" != 1 ]] && command -v kubectl >/dev/null 2>&1; then
-    log "kubectl on PATH is v1.$(kubectl_minor "$(command -v kubectl)"), outside the supported skew (one minor) of v1.$minor; building kubectl $K8S_VERSION"
+    log "kubectl on PATH is v1.$(kubectl_minor "$(command -v kubectl)"), outside the supported skew (one minor) of v1.$minor; using kubectl $K8S_VERSION from the same modules"
   fi
   build_one kubectl "$MODS/kube-apiserver" k8s.io/kubernetes/cmd/kubectl "$K8S_LDFLAGS"
   KUBECTL="$OUT/kubectl"
