@@ -5,23 +5,14 @@
 //! clean; bad ones are errors naming the file, object and field.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn tierguard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tierguard"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("TIERGUARD_POLICY")
-        .output()
-        .expect("tierguard runs")
-}
+mod common;
+
+use common::{stderr, stdout, tierguard};
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    format!("{}{}", stdout(o), stderr(o))
 }
 
 /// A fresh directory holding the tutorial as tierguard leaves it plus
@@ -194,7 +185,7 @@ fn query_and_connectivity_warn_that_calico_rules_are_left_out() {
     let o = tierguard(&[
         "query", "-f", &d, "--from", "frontend", "--to", "database", "--port", "tcp/5432",
     ]);
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let err = stderr(&o);
     assert!(
         err.contains(
             "warning: query does not judge Calico policies' rules yet (docs/calico.md): its \
@@ -205,7 +196,7 @@ fn query_and_connectivity_warn_that_calico_rules_are_left_out() {
     );
     let o = tierguard(&["connectivity", "-f", &d]);
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("warning: connectivity does not judge Calico"),
+        stderr(&o).contains("warning: connectivity does not judge Calico"),
         "{}",
         text(&o)
     );
@@ -215,9 +206,5 @@ fn query_and_connectivity_warn_that_calico_rules_are_left_out() {
     let o = tierguard(&[
         "query", "-f", &p, "--from", "frontend", "--to", "database", "--port", "tcp/5432",
     ]);
-    assert!(
-        !String::from_utf8_lossy(&o.stderr).contains("Calico"),
-        "{}",
-        text(&o)
-    );
+    assert!(!stderr(&o).contains("Calico"), "{}", text(&o));
 }

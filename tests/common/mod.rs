@@ -388,3 +388,24 @@ pub fn brute_cases() -> u32 {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10_000)
 }
+
+/// Runs the `tierguard` binary from the repository root, as a user would
+/// from the README (with no `TIERGUARD_POLICY` from the environment).
+pub fn tierguard(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tierguard"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("TIERGUARD_POLICY")
+        .output()
+        .expect("tierguard runs")
+}
+
+/// A command's standard output.
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A command's standard error.
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
