@@ -384,7 +384,19 @@ async fn shutdown_fails_readiness_at_once_serves_through_the_drain_then_refuses(
     // loaded 2-core machine (at 500 ms, one CI rehearsal saw the drain end
     // before the second request).
     let drain = Duration::from_millis(2_000);
-    let s = Server::start(limits(), drain).await;
+    // Idle and header timeouts longer than the drain: the connection opened
+    // before the signal sits idle while readiness and liveness are asked,
+    // and on a loaded machine that took longer than IDLE (CI saw the open
+    // connection closed as idle). Here only the drain may close it.
+    let s = Server::start(
+        Limits {
+            idle_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            ..limits()
+        },
+        drain,
+    )
+    .await;
     assert_eq!(s.admin("/readyz").await.0, StatusCode::OK);
     let (mut before, _conn) = s.h1().await.expect("connect");
     assert_eq!(validate(&mut before).await.expect("before"), StatusCode::OK);
