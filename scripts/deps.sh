@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need and that are not there yet:
-# haproxy (the load balancer of tests/e2e's rolling-update test).
+# haproxy (the load balancer of tests/e2e's rolling-update test); iptables, ipset,
+# conntrack and iproute2 (the data plane of tests/dataplane).
 # Idempotent; silent when everything is present. Runs apt-get as root, or
 # through sudo otherwise.
 #
@@ -8,7 +9,7 @@
 #   scripts/deps.sh pkg ...    # these packages instead
 set -euo pipefail
 
-PACKAGES=(haproxy)
+PACKAGES=(haproxy iptables ipset conntrack iproute2)
 if [[ $# -gt 0 ]]; then
   PACKAGES=("$@")
 fi
