@@ -10,6 +10,8 @@
 
 #![allow(dead_code)]
 
+pub mod netpol_gen;
+
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;

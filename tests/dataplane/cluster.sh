@@ -8,15 +8,21 @@
 # node, each with a network namespace, the status a kubelet would report, and
 # `peer serve` as its workload. Needs root.
 #
-# Set before sourcing: ROOT (the repository). Provides dp_cluster_up,
+# Set before sourcing: ROOT (the repository); optionally TIERGUARD_BIN. Provides dp_cluster_up,
 # dp_pod, dp_attempt, k (kubectl against the cluster), $DIR, $FAILED.
 
 die() { printf '[dataplane] ERROR: %s\n' "$*" >&2; exit 1; }
 [[ "$(id -u)" -eq 0 ]] || die "needs root (network namespaces and iptables)"
 for c in ip iptables ipset; do command -v "$c" >/dev/null || die "$c not found (scripts/deps.sh installs it)"; done
 
-cargo build --quiet --bin tierguard
-TG="$ROOT/target/debug/tierguard"
+# $TIERGUARD_BIN: a tierguard binary to use (cargo test passes its own,
+# whose features differ from a plain `cargo build`'s).
+if [[ -n "${TIERGUARD_BIN:-}" ]]; then
+  TG="$TIERGUARD_BIN"
+else
+  cargo build --quiet --bin tierguard
+  TG="$ROOT/target/debug/tierguard"
+fi
 eval "$("$ROOT/tests/control-plane/build.sh" | grep -E '^(KUBE_APISERVER|ETCD|KUBECTL)=')"
 export KUBE_APISERVER ETCD
 eval "$("$ROOT/tests/dataplane/build.sh")"
@@ -83,7 +89,7 @@ YAML
     "{\"status\":{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"$NODE_IP\"},{\"type\":\"Hostname\",\"address\":\"$NODE\"}]}}" >/dev/null
   ip netns exec "$DP_NODE" "$KUBE_ROUTER" --kubeconfig "$DIR/kubeconfig" --hostname-override "$NODE" \
     --run-firewall=true --run-router=false --run-service-proxy=false --enable-cni=false \
-    --enable-ipv6=false --health-port=0 --metrics-port=0 --iptables-sync-period=5s \
+    --enable-ipv6=false --health-port=0 --metrics-port=0 --iptables-sync-period=2s \
     --service-cluster-ip-range=10.0.0.0/24 -v 1 > "$DIR/kube-router.log" 2>&1 &
   KR_PID=$!
 }
@@ -148,4 +154,36 @@ dp_expect() {
     printf '  FAIL  %-12s -> %-14s %s/%s should be %s, is %s\n' "$from" "$to" "$kind" "$port" "$want" "$got"
     FAILED=1
   fi
+}
+
+# dp_wait_synced: wait until two full syncs of kube-router have started since
+# now and none is running (the second began after every change made before
+# the call had reached it), and fail on a sync it aborted.
+dp_wait_synced() {
+  local s0 t0=$SECONDS log="$DIR/kube-router.log"
+  s0=$(grep -c 'Starting sync of iptables' "$log" || true)
+  until (( $(grep -c 'Starting sync of iptables' "$log" || true) >= s0 + 2 )) \
+        && (( $(grep -c 'sync iptables took' "$log" || true) >= $(grep -c 'Starting sync of iptables' "$log" || true) )); do
+    (( SECONDS - t0 < 60 )) || die "kube-router did not sync within 60 s"
+    kill -0 "$KR_PID" 2>/dev/null || die "kube-router exited"
+    sleep 0.2
+  done
+  if grep -q 'Aborting sync' "$log"; then
+    grep 'Aborting sync' "$log" | tail -n 3 >&2
+    die "kube-router aborted a sync"
+  fi
+}
+
+# dp_cluster_down: stop kube-router, tierguard and the control plane and
+# delete every namespace of this run (dp_cluster_up may then run again).
+dp_cluster_down() {
+  # kube-router's and tierguard's watches first: the API server then stops at once.
+  ip netns pids "$DP_NODE" 2>/dev/null | while read -r pid; do
+    grep -qaE 'kube-router|tierguard' "/proc/$pid/cmdline" 2>/dev/null && kill -TERM "$pid" 2>/dev/null
+  done || true
+  sleep 0.5
+  ip netns exec "$DP_NODE" "$ROOT/tests/control-plane/down.sh" "$DIR" >/dev/null 2>&1 || true
+  dp_destroy
+  DP_IFINDEX=0
+  DP_IP=()
 }

@@ -6,6 +6,7 @@
 //	peer connect -timeout 1s 10.89.0.3:5432  # exit 0: connected and got the greeting; 1: closed
 //	peer connect -udp -timeout 1s 10.89.0.3:9000
 //	peer dns -timeout 1s 10.89.0.2:53 backend-service.backend.svc.cluster.local
+//	peer probe -timeout 1s < probes            # lines "tcp|udp HOST:PORT"; prints "open"/"closed" per line
 //
 // A TCP connection gets one line, "peer <name> tcp/<port>", then is closed.
 // A UDP datagram is echoed back prefixed with "peer <name> udp/<port> ".
@@ -23,6 +24,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -38,6 +40,8 @@ func main() {
 		err = connect(os.Args[2:])
 	case "dns":
 		err = dns(os.Args[2:])
+	case "probe":
+		err = probe(os.Args[2:])
 	default:
 		usage()
 	}
@@ -144,40 +148,92 @@ func connect(args []string) error {
 	if fs.NArg() != 1 {
 		usage()
 	}
-	addr := fs.Arg(0)
 	network := "tcp"
 	if *udp {
 		network = "udp"
 	}
-	c, err := net.DialTimeout(network, addr, *timeout)
+	reply, err := attempt(network, fs.Arg(0), *timeout)
 	if err != nil {
 		return err
 	}
+	fmt.Println(reply)
+	return nil
+}
+
+// attempt makes one connection: nil when the server's greeting (TCP) or
+// echo (UDP) came back within timeout.
+func attempt(network, addr string, timeout time.Duration) (string, error) {
+	c, err := net.DialTimeout(network, addr, timeout)
+	if err != nil {
+		return "", err
+	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(*timeout))
-	if *udp {
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	if network == "udp" {
 		if _, err := c.Write([]byte("hello")); err != nil {
-			return err
+			return "", err
 		}
 		buf := make([]byte, 1500)
 		n, err := c.Read(buf)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if !strings.HasPrefix(string(buf[:n]), "peer ") {
-			return fmt.Errorf("%s: unexpected reply %q", addr, buf[:n])
+			return "", fmt.Errorf("%s: unexpected reply %q", addr, buf[:n])
 		}
-		fmt.Println(string(buf[:n]))
-		return nil
+		return string(buf[:n]), nil
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil {
-		return err
+		return "", err
 	}
 	if !strings.HasPrefix(line, "peer ") {
-		return fmt.Errorf("%s: unexpected greeting %q", addr, line)
+		return "", fmt.Errorf("%s: unexpected greeting %q", addr, line)
 	}
-	fmt.Print(line)
+	return strings.TrimSuffix(line, "\n"), nil
+}
+
+// probe reads "tcp|udp HOST:PORT" lines on stdin and prints, in the same
+// order, "open" or "closed" for each, attempting up to 64 at a time.
+func probe(args []string) error {
+	fs := flag.NewFlagSet("probe", flag.ExitOnError)
+	timeout := fs.Duration("timeout", time.Second, "give up on one connection after")
+	_ = fs.Parse(args)
+	var lines [][2]string
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) != 2 || (f[0] != "tcp" && f[0] != "udp") {
+			return fmt.Errorf("bad probe line %q (want: tcp|udp HOST:PORT)", sc.Text())
+		}
+		lines = append(lines, [2]string{f[0], f[1]})
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	results := make([]string, len(lines))
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	for i, l := range lines {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int, network, addr string) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if _, err := attempt(network, addr, *timeout); err != nil {
+				results[i] = "closed"
+			} else {
+				results[i] = "open"
+			}
+		}(i, l[0], l[1])
+	}
+	wg.Wait()
+	for _, r := range results {
+		fmt.Println(r)
+	}
 	return nil
 }
 
