@@ -2,7 +2,8 @@
 # The tutorial with tierguard, end to end, on a local control plane:
 # builds what is missing, starts a real etcd + kube-apiserver and tierguard,
 # registers the webhooks, plays the tutorial and its mistakes with kubectl,
-# and tears everything down.
+# then (as root) plays it again on packets (scripts/dataplane.sh), and tears
+# everything down.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -98,5 +99,14 @@ run kubectl --as alice label namespace analytics tierguard.io/tier=database
 
 say "and offline, the same engine answers \"why?\""
 run "$TG" query -f examples/three-tier --from frontend/frontend-app --to database/database-app --port tcp/5432
+
+say "d. on packets: the tutorial again with a real NetworkPolicy data plane"
+say "   (kube-router's firewall, pods as network namespaces; scripts/dataplane.sh, also make dataplane)"
+if [[ "$(id -u)" -eq 0 ]] && ip netns list >/dev/null 2>&1; then
+  scripts/deps.sh iptables ipset conntrack iproute2
+  scripts/dataplane.sh 2>&1 | grep -vE '^\[(control-plane|dataplane|up)\]' | sed 's/^/  /' || true
+else
+  say "   skipped: network namespaces and iptables need root (run make dataplane as root)"
+fi
 
 say "done; tearing down"
