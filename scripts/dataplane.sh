@@ -88,6 +88,57 @@ else
 fi
 tutorial_checks
 
+say "a pod in a new tier namespace: its connections from their first moment"
+# The order of a kubelet: the Pod is admitted (tierguard's pod guard waits
+# for the baseline), the container starts and connects at once, and its IP
+# reaches the Pod's status a moment later; kube-router learns the pod from
+# that status.
+k apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Namespace
+metadata: {name: analytics, labels: {tierguard.io/tier: database}}
+YAML
+refused=0
+for _ in $(seq 1 100); do
+  if k apply -f - >/dev/null 2>&1 <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: analytics-app, namespace: analytics, labels: {app: analytics}}
+spec:
+  nodeName: $NODE
+  containers: [{name: app, image: tierguard.test/peer}]
+YAML
+  then break; fi
+  refused=$((refused + 1)); sleep 0.1
+done
+k get pod analytics-app -n analytics >/dev/null 2>&1 || die "the analytics pod was never admitted"
+printf '  the Pod was refused %d times (baseline not in place yet), then admitted; baseline: %s\n' "$refused" \
+  "$(k get networkpolicy -n analytics -o name | tr '\n' ' ')"
+dp_pod_create analytics-app 10.89.0.20
+dp_serve outside outside-host -tcp 80
+DP_IP[outside]=192.0.2.10
+dp_in analytics-app "$PEER" hammer -for 8s -every 20ms 192.0.2.10:80 > "$DIR/hammer" &
+HAMMER=$!
+t_start=$(date +%s%N)
+sleep 0.2
+k patch pod analytics-app -n analytics --subresource=status --type=merge -p \
+  "{\"status\":{\"phase\":\"Running\",\"hostIP\":\"$NODE_IP\",\"hostIPs\":[{\"ip\":\"$NODE_IP\"}],\"podIP\":\"10.89.0.20\",\"podIPs\":[{\"ip\":\"10.89.0.20\"}]}}" >/dev/null
+t_ip=$(( ($(date +%s%N) - t_start) / 1000000 ))
+wait "$HAMMER"
+read -r attempts opened first last < <(awk '{n++} $2=="open"{o++; if (f=="") f=$1; l=$1} END {print n, o+0, (f==""?"-":f), (l==""?"-":l)}' "$DIR/hammer")
+if (( opened > 0 )); then
+  printf '  %d attempts to outside:80 every 20 ms; %d got through, from %s ms to %s ms after the container started (its IP in the Pod status at ~%d ms): the data plane'"'"'s window, before kube-router installs the pod'"'"'s rules\n' \
+    "$attempts" "$opened" "$first" "$last" "$t_ip"
+else
+  printf '  %d attempts to outside:80 every 20 ms; none got through\n' "$attempts"
+fi
+# Once the firewall knows the pod, the baseline holds: the last 3 s closed.
+if awk -v end="$(tail -n1 "$DIR/hammer" | cut -d' ' -f1)" '$1 > end - 3000 && $2 == "open" {bad=1} END {exit bad ? 0 : 1}' "$DIR/hammer"; then
+  printf '  FAIL  analytics-app -> outside tcp/80 still open 5 s after its IP was reported\n'; FAILED=1
+else
+  printf '  ok    analytics-app -> outside tcp/80 closed once the firewall knows the pod\n'
+fi
+
 kill -0 "$KR_PID" 2>/dev/null || die "kube-router exited"
 if [[ $FAILED -ne 0 ]]; then die "some connections were not as the tutorial says"; fi
 say "every connection is as the tutorial says"

@@ -7,6 +7,7 @@
 //	peer connect -udp -timeout 1s 10.89.0.3:9000
 //	peer dns -timeout 1s 10.89.0.2:53 backend-service.backend.svc.cluster.local
 //	peer probe -timeout 1s < probes            # lines "tcp|udp HOST:PORT"; prints "open"/"closed" per line
+//	peer hammer -for 10s -every 20ms 10.89.0.3:80  # one attempt per interval; prints "MS open|closed" each
 //
 // A TCP connection gets one line, "peer <name> tcp/<port>", then is closed.
 // A UDP datagram is echoed back prefixed with "peer <name> udp/<port> ".
@@ -42,6 +43,8 @@ func main() {
 		err = dns(os.Args[2:])
 	case "probe":
 		err = probe(os.Args[2:])
+	case "hammer":
+		err = hammer(os.Args[2:])
 	default:
 		usage()
 	}
@@ -52,7 +55,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: peer serve [-name N] [-tcp P,P] [-udp P,P] [-dns] | peer connect [-udp] [-timeout D] HOST:PORT | peer dns [-timeout D] HOST:PORT NAME")
+	fmt.Fprintln(os.Stderr, "usage: peer serve [-name N] [-tcp P,P] [-udp P,P] [-dns] | peer connect [-udp] [-timeout D] HOST:PORT | peer dns [-timeout D] HOST:PORT NAME | peer probe [-timeout D] | peer hammer [-for D] [-every D] HOST:PORT")
 	os.Exit(2)
 }
 
@@ -233,6 +236,32 @@ func probe(args []string) error {
 	wg.Wait()
 	for _, r := range results {
 		fmt.Println(r)
+	}
+	return nil
+}
+
+// hammer attempts a TCP connection every interval for a while and prints,
+// per attempt, the milliseconds since it started and "open" or "closed",
+// so a window in which connections got through can be measured.
+func hammer(args []string) error {
+	fs := flag.NewFlagSet("hammer", flag.ExitOnError)
+	total := fs.Duration("for", 10*time.Second, "how long")
+	every := fs.Duration("every", 20*time.Millisecond, "one attempt per")
+	_ = fs.Parse(args)
+	if fs.NArg() != 1 {
+		usage()
+	}
+	start := time.Now()
+	for time.Since(start) < *total {
+		t := time.Since(start)
+		result := "open"
+		if _, err := attempt("tcp", fs.Arg(0), *every); err != nil {
+			result = "closed"
+		}
+		fmt.Printf("%d %s\n", t.Milliseconds(), result)
+		if rest := *every - (time.Since(start) - t); rest > 0 {
+			time.Sleep(rest)
+		}
 	}
 	return nil
 }
