@@ -77,12 +77,16 @@ for case in 01-database-open-to-frontend 02-allow-all-ingress-in-backend 05-data
             06-frontend-to-database-pair 07-selector-on-unprotected-label 08-named-port-opens-every-port; do
   if out="$(k apply -f "examples/three-tier-violations/$case/apply.yaml" 2>&1)"; then
     printf '  FAIL  %s was admitted:\n%s\n' "$case" "$out"; FAILED=1
+  elif ! grep -q 'denied the request: tierguard' <<< "$out"; then
+    printf '  FAIL  %s failed, but not by tierguard'"'"'s refusal:\n%s\n' "$case" "$out"; FAILED=1
   else
     printf '  ok    %s refused: %s\n' "$case" "$(grep -m1 -o 'denied the request: .\{0,110\}' <<< "$out" || echo "$out" | head -n1)"
   fi
 done
 if out="$(k delete -f examples/three-tier-violations/03-delete-database-default-deny/delete.yaml 2>&1)"; then
   printf '  FAIL  03-delete-database-default-deny was admitted:\n%s\n' "$out"; FAILED=1
+elif ! grep -q 'denied the request: tierguard' <<< "$out" || ! k get networkpolicy tierguard-default-deny -n database >/dev/null 2>&1; then
+  printf '  FAIL  03-delete-database-default-deny: not tierguard'"'"'s refusal, or the policy is gone:\n%s\n' "$out"; FAILED=1
 else
   printf '  ok    03-delete-database-default-deny refused\n'
 fi

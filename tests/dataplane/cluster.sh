@@ -23,9 +23,11 @@ else
   cargo build --quiet --bin tierguard
   TG="$ROOT/target/debug/tierguard"
 fi
-eval "$("$ROOT/tests/control-plane/build.sh" | grep -E '^(KUBE_APISERVER|ETCD|KUBECTL)=')"
+built="$("$ROOT/tests/control-plane/build.sh")" || die "tests/control-plane/build.sh failed"
+eval "$(grep -E '^(KUBE_APISERVER|ETCD|KUBECTL)=' <<< "$built")"
 export KUBE_APISERVER ETCD
-eval "$("$ROOT/tests/dataplane/build.sh")"
+built="$("$ROOT/tests/dataplane/build.sh")" || die "tests/dataplane/build.sh failed"
+eval "$built"
 
 export DP_PREFIX="tgdp$$"
 # shellcheck source=net.sh
@@ -179,7 +181,7 @@ dp_wait_synced() {
 dp_cluster_down() {
   # kube-router's and tierguard's watches first: the API server then stops at once.
   ip netns pids "$DP_NODE" 2>/dev/null | while read -r pid; do
-    grep -qaE 'kube-router|tierguard' "/proc/$pid/cmdline" 2>/dev/null && kill -TERM "$pid" 2>/dev/null
+    grep -qxE 'kube-router|tierguard' "/proc/$pid/comm" 2>/dev/null && kill -TERM "$pid" 2>/dev/null
   done || true
   sleep 0.5
   ip netns exec "$DP_NODE" "$ROOT/tests/control-plane/down.sh" "$DIR" >/dev/null 2>&1 || true

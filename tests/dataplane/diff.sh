@@ -7,9 +7,9 @@
 #   tests/dataplane/diff.sh DIR
 #
 # A world directory holds
-#   namespaces.yaml  its Namespaces
+#   namespaces.json  its Namespaces (a List)
 #   pods.tsv         NAMESPACE NAME IP LABELS CONTAINER-PORTS (tab-separated; YAML flow style)
-#   policies/*.yaml  one NetworkPolicy each
+#   policies/*.json  one NetworkPolicy each
 #   probes.tsv       FROM PROTO ADDRESS:PORT (FROM: a pod's name, or "outside")
 # and gets
 #   applied.txt      the policy files the API server accepted (others are invalid)
@@ -31,9 +31,9 @@ for world in "$WORLDS"/*/; do
   t0=$SECONDS
   dp_cluster_up
   t_up=$SECONDS
-  k apply -f "$world/namespaces.yaml" >/dev/null
+  k apply -f "$world/namespaces.json" >/dev/null
   : > "$world/applied.txt"
-  for p in "$world"/policies/*.yaml; do
+  for p in "$world"/policies/*.json; do
     [[ -e "$p" ]] || continue
     if k apply -f "$p" >/dev/null 2>"$world/apply-errors.log.tmp"; then
       basename "$p" >> "$world/applied.txt"
@@ -59,13 +59,24 @@ for world in "$WORLDS"/*/; do
     cut -f2 "$DIR/lines-$from" | dp_in "$from" "$PEER" probe -timeout 2s > "$DIR/answers-$from" &
     probing+=($!)
   done
-  wait "${probing[@]}"  # not `wait`: kube-router and the servers run in the background too
+  # Each by its pid (a bare `wait` would wait for kube-router and the servers).
+  for pid in "${probing[@]}"; do wait "$pid" || die "$world: a peer probe failed"; done
   for from in $sources; do
+    [[ $(wc -l < "$DIR/answers-$from") -eq $(wc -l < "$DIR/lines-$from") ]] \
+      || die "$world: $from answered $(wc -l < "$DIR/answers-$from") of $(wc -l < "$DIR/lines-$from") probes"
     paste <(cut -f1 "$DIR/lines-$from") "$DIR/answers-$from" >> "$world/observed.tsv.tmp"
   done
   sort -n "$world/observed.tsv.tmp" | cut -f2 > "$world/observed.tsv"
   rm -f "$world/observed.tsv.tmp"
   [[ $(wc -l < "$world/observed.tsv") -eq $(wc -l < "$world/probes.tsv") ]] || die "$world: probes and answers differ in number"
+  # Every server still answers its node (always allowed): a closed probe
+  # above was the firewall, not a dead server.
+  while IFS=$'\t' read -r _ name ip _; do
+    for port in ${DP_PORTS//,/ }; do
+      dp_attempt node tcp "$ip" "$port" && dp_attempt node udp "$ip" "$port" \
+        || die "$world: pod $name does not answer its node on port $port"
+    done
+  done < "$world/pods.tsv"
   dp_log "$(basename "$world"): $(wc -l < "$world/applied.txt") policies applied, $(wc -l < "$world/pods.tsv") pods, $(wc -l < "$world/probes.tsv") probes in $((SECONDS - t0)) s (cluster $((t_up - t0)) s, objects and pods $((t_pods - t_up)) s, sync $((t_sync - t_pods)) s, probes $((SECONDS - t_sync)) s)"
   dp_cluster_down
 done
