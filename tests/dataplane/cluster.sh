@@ -89,7 +89,9 @@ spec: {podCIDR: 10.89.0.0/16, podCIDRs: [10.89.0.0/16]}
 YAML
   k patch node "$NODE" --subresource=status --type=merge -p \
     "{\"status\":{\"addresses\":[{\"type\":\"InternalIP\",\"address\":\"$NODE_IP\"},{\"type\":\"Hostname\",\"address\":\"$NODE\"}]}}" >/dev/null
-  ip netns exec "$DP_NODE" "$KUBE_ROUTER" --kubeconfig "$DIR/kubeconfig" --hostname-override "$NODE" \
+  # NODE_NAME: v2.1.0 looks the Node up by NODE_NAME, then the machine's
+  # hostname, and only then --hostname-override.
+  NODE_NAME="$NODE" ip netns exec "$DP_NODE" "$KUBE_ROUTER" --kubeconfig "$DIR/kubeconfig" --hostname-override "$NODE" \
     --run-firewall=true --run-router=false --run-service-proxy=false --enable-cni=false \
     --enable-ipv6=false --health-port=0 --metrics-port=0 --iptables-sync-period=2s \
     --service-cluster-ip-range=10.0.0.0/24 -v 1 > "$DIR/kube-router.log" 2>&1 &
