@@ -559,9 +559,10 @@ fn run_data_plane(base: &Path, worlds: &[World]) {
     }
 }
 
-/// The minimal world of the shared-chain deviation: one policy selects every
-/// pod of `ns-a`, admits TCP 4 in and lets nothing out.
-fn shared_chain_world() -> World {
+/// Namespace `ns-a` with two pods without labels or named ports and one
+/// policy (YAML flow style `spec` of the NetworkPolicy `name`), given to the
+/// data plane as it is.
+fn two_pod_world(name: &str, spec: &str) -> World {
     let pod = |name: &str, ip: &str| Pod {
         namespace: "ns-a".into(),
         name: name.into(),
@@ -571,10 +572,21 @@ fn shared_chain_world() -> World {
     };
     World {
         namespaces: vec!["apiVersion: v1\nkind: Namespace\nmetadata: {name: ns-a}\n".into()],
-        policies: vec!["apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: in-4-out-none, namespace: ns-a}\nspec: {podSelector: {}, policyTypes: [Ingress, Egress], ingress: [{ports: [{protocol: TCP, port: 4}]}]}\n".into()],
+        policies: vec![format!(
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: {name}, namespace: ns-a}}\nspec: {spec}\n"
+        )],
         pods: vec![pod("a1", "10.0.1.10"), pod("a2", "10.0.200.10")],
         as_is: true,
     }
+}
+
+/// The minimal world of the shared-chain deviation: one policy selects every
+/// pod of `ns-a`, admits TCP 4 in and lets nothing out.
+fn shared_chain_world() -> World {
+    two_pod_world(
+        "in-4-out-none",
+        "{podSelector: {}, policyTypes: [Ingress, Egress], ingress: [{ports: [{protocol: TCP, port: 4}]}]}",
+    )
 }
 
 #[test]
@@ -637,19 +649,10 @@ fn named_port_world() -> World {
 /// The minimal world of the unresolved named port: a rule allowing `web`
 /// to pods none of which has a port of that name.
 fn unresolved_named_port_world() -> World {
-    let pod = |name: &str, ip: &str| Pod {
-        namespace: "ns-a".into(),
-        name: name.into(),
-        ip: ip.into(),
-        labels: "{}",
-        ports: "[]",
-    };
-    World {
-        namespaces: vec!["apiVersion: v1\nkind: Namespace\nmetadata: {name: ns-a}\n".into()],
-        policies: vec!["apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: egress-web-to-pods, namespace: ns-a}\nspec: {podSelector: {}, policyTypes: [Egress], egress: [{to: [{podSelector: {}}], ports: [{port: web}]}]}\n".into()],
-        pods: vec![pod("a1", "10.0.1.10"), pod("a2", "10.0.200.10")],
-        as_is: true,
-    }
+    two_pod_world(
+        "egress-web-to-pods",
+        "{podSelector: {}, policyTypes: [Egress], egress: [{to: [{podSelector: {}}], ports: [{port: web}]}]}",
+    )
 }
 
 #[test]
