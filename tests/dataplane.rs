@@ -1,6 +1,6 @@
 //! Packets: tierguard's claims checked on a real NetworkPolicy data plane.
 //!
-//! Both tests run kube-router's firewall in network namespaces on this
+//! These tests run kube-router's firewall in network namespaces on this
 //! machine (`tests/dataplane/`: a node namespace with a real kube-apiserver
 //! and etcd, pods as namespaces on veth pairs, real TCP and UDP
 //! connections). They need root, iproute2, iptables, ipset and Go; without
@@ -17,8 +17,12 @@
 //!   worlds from the brute-force tests' generators (`common::netpol_gen`),
 //!   pods with IPs and named ports, every pair of pods (and a host outside the
 //!   cluster) connected on every probed port, each result compared with
-//!   `tierguard query`'s verdict for that connection. `TIERGUARD_DP_WORLDS`
-//!   (default 6) and `TIERGUARD_DP_SEED` choose the worlds.
+//!   `tierguard query`'s verdict for that connection; they must agree
+//!   exactly. `TIERGUARD_DP_WORLDS` (default 6) and `TIERGUARD_DP_SEED`
+//!   choose the worlds.
+//! - `kube_router_shared_chain_deviation` and `kube_router_named_port_deviation`
+//!   reproduce the three places kube-router v2.1.0 departs from the API
+//!   reference (tests/dataplane/README.md), which the random worlds avoid.
 
 mod common;
 
