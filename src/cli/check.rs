@@ -51,7 +51,7 @@ fn unjudged_calico(iso: &IsolationPolicy, world: &World) -> Vec<Unjudged> {
                     .namespace(ns)
                     .is_some_and(|n| checker.tier_of(n).is_some())
             });
-            unjudged(&checker, &c.object, &c.policy, tier_namespace)
+            unjudged(&checker, &c.object, &c.policy.to_engine(), tier_namespace)
         })
         .collect()
 }

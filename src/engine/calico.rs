@@ -16,12 +16,27 @@
 
 use super::isolation::Checker;
 use super::selector::Selector;
-use super::state::METADATA_NAME_LABEL;
-use crate::model::calico::policy::{Kind, Policy};
-use crate::model::calico::selector::Unsupported;
 
-/// The namespace label Calico gives every namespace: its name.
-const CALICO_NAME_LABEL: &str = "projectcalico.org/name";
+/// What the engine needs of a Calico policy (`model::calico::policy`
+/// reads it and converts it).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CalicoPolicy {
+    /// A GlobalNetworkPolicy (its namespaces come from `namespaces`), not a
+    /// namespaced NetworkPolicy.
+    pub global: bool,
+    /// `spec.tier`.
+    pub tier: String,
+    /// `spec.order`, when set.
+    pub order: Option<f64>,
+    /// A GlobalNetworkPolicy's `namespaceSelector` as a union of namespace
+    /// selectors: `Ok(None)` every namespace, `Err(why)` not readable exactly
+    /// (then it may select any namespace).
+    pub namespaces: Result<Option<Vec<Selector>>, String>,
+    /// The rules that can let traffic through (`spec.ingress[0] Allow`).
+    pub openings: Vec<String>,
+    /// Host-endpoint modes it sets (`doNotTrack`, `preDNAT`, `applyOnForward`).
+    pub host_modes: Vec<String>,
+}
 
 /// A Calico policy tierguard cannot judge, and why.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -64,27 +79,30 @@ impl Unjudged {
 pub fn unjudged(
     checker: &Checker<'_>,
     object: &str,
-    policy: &Policy,
+    policy: &CalicoPolicy,
     tier_namespace: Option<&str>,
 ) -> Option<Unjudged> {
     if policy.openings.is_empty() {
         return None;
     }
     let mut caveat = String::new();
-    let namespaces = match policy.kind {
-        Kind::NetworkPolicy => tier_namespace.map(str::to_string).into_iter().collect(),
-        Kind::GlobalNetworkPolicy => match namespaces_of(checker, policy) {
-            Ok(n) => n,
+    let namespaces: Vec<String> = if !policy.global {
+        tier_namespace.map(str::to_string).into_iter().collect()
+    } else {
+        let union = match &policy.namespaces {
+            Ok(Some(union)) => union.clone(),
+            Ok(None) => vec![Selector::everything()],
             Err(why) => {
                 // A namespaceSelector tierguard cannot read exactly may
                 // select any namespace.
                 caveat = format!("; its spec.namespaceSelector is read as any namespace: {why}");
-                checker
-                    .tier_namespaces_matched(&[Selector::everything()])
-                    .into_iter()
-                    .collect()
+                vec![Selector::everything()]
             }
-        },
+        };
+        checker
+            .tier_namespaces_matched(&union)
+            .into_iter()
+            .collect()
     };
     if namespaces.is_empty() && policy.host_modes.is_empty() {
         return None;
@@ -96,46 +114,7 @@ pub fn unjudged(
     Some(Unjudged {
         object: format!("{object} ({place}{caveat})"),
         namespaces,
-        rules: policy
-            .openings
-            .iter()
-            .map(|o| format!("{} {}", o.path, o.action))
-            .collect(),
-        host_modes: policy.host_modes.iter().map(|m| m.to_string()).collect(),
+        rules: policy.openings.clone(),
+        host_modes: policy.host_modes.clone(),
     })
-}
-
-/// The tier namespaces a GlobalNetworkPolicy's `namespaceSelector` may
-/// select (every one when it has none).
-fn namespaces_of(checker: &Checker<'_>, policy: &Policy) -> Result<Vec<String>, Unsupported> {
-    let union: Vec<Selector> = match &policy.namespace_selector {
-        None => vec![Selector::everything()],
-        Some(e) => e
-            .to_engine()?
-            .into_iter()
-            .map(as_namespace_selector)
-            .collect(),
-    };
-    Ok(checker
-        .tier_namespaces_matched(&union)
-        .into_iter()
-        .collect())
-}
-
-/// A Calico namespace selector in the engine's terms: Calico's
-/// `projectcalico.org/name` label is the namespace's name, as
-/// `kubernetes.io/metadata.name` is.
-fn as_namespace_selector(sel: Selector) -> Selector {
-    Selector::from_requirements(
-        sel.requirements()
-            .iter()
-            .cloned()
-            .map(|mut r| {
-                if r.key == CALICO_NAME_LABEL {
-                    r.key = METADATA_NAME_LABEL.to_string();
-                }
-                r
-            })
-            .collect(),
-    )
 }

@@ -62,7 +62,7 @@ pub fn review(ctx: &Ctx, state: &State, req: &Request, kind: Kind) -> Outcome {
             }
         },
     };
-    match unjudged(&checker, &object, &policy, tier_namespace) {
+    match unjudged(&checker, &object, &policy.to_engine(), tier_namespace) {
         None => Outcome::Admit,
         Some(u) => Outcome::cannot(Unjudgeable::CalicoPolicy(u)),
     }

@@ -13,7 +13,13 @@
 use serde_json::Value;
 
 use super::selector::{Expr, parse};
+use crate::engine::calico::CalicoPolicy;
 use crate::engine::field::{Errors, FieldError, FieldPath};
+use crate::engine::selector::Selector;
+use crate::engine::state::METADATA_NAME_LABEL;
+
+/// The namespace label Calico gives every namespace: its name.
+const CALICO_NAME_LABEL: &str = "projectcalico.org/name";
 
 /// The Calico API groups whose policies the guard reads.
 pub const GROUPS: [&str; 2] = ["projectcalico.org", "crd.projectcalico.org"];
@@ -89,6 +95,50 @@ pub struct Policy {
     pub openings: Vec<Opening>,
     /// The host-endpoint modes set to true.
     pub host_modes: Vec<&'static str>,
+}
+
+impl Policy {
+    /// The policy in the engine's terms ([`crate::engine::calico::unjudged`]
+    /// judges it).
+    pub fn to_engine(&self) -> CalicoPolicy {
+        let namespaces = match &self.namespace_selector {
+            None => Ok(None),
+            Some(e) => e
+                .to_engine()
+                .map(|union| Some(union.into_iter().map(as_namespace_selector).collect()))
+                .map_err(|why| why.to_string()),
+        };
+        CalicoPolicy {
+            global: self.kind == Kind::GlobalNetworkPolicy,
+            tier: self.tier.clone(),
+            order: self.order,
+            namespaces,
+            openings: self
+                .openings
+                .iter()
+                .map(|o| format!("{} {}", o.path, o.action))
+                .collect(),
+            host_modes: self.host_modes.iter().map(|m| m.to_string()).collect(),
+        }
+    }
+}
+
+/// A Calico namespace selector in the engine's terms: Calico's
+/// `projectcalico.org/name` label is the namespace's name, as
+/// `kubernetes.io/metadata.name` is.
+fn as_namespace_selector(sel: Selector) -> Selector {
+    Selector::from_requirements(
+        sel.requirements()
+            .iter()
+            .cloned()
+            .map(|mut r| {
+                if r.key == CALICO_NAME_LABEL {
+                    r.key = METADATA_NAME_LABEL.to_string();
+                }
+                r
+            })
+            .collect(),
+    )
 }
 
 /// Reads a Calico policy object; every error names its field.
