@@ -120,7 +120,6 @@ printf '  the Pod was refused %d times (baseline not in place yet), then admitte
   "$(k get networkpolicy -n analytics -o name | tr '\n' ' ')"
 dp_pod_create analytics-app 10.89.0.20
 dp_serve outside outside-host -tcp 80
-DP_IP[outside]=192.0.2.10
 dp_in analytics-app "$PEER" hammer -for 8s -every 20ms 192.0.2.10:80 > "$DIR/hammer" &
 HAMMER=$!
 t_start=$(date +%s%N)

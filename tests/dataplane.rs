@@ -83,6 +83,13 @@ fn missing() -> Option<String> {
     None
 }
 
+/// A data-plane test's start: `None` when this machine cannot run it
+/// (skipped loudly, or a failure under `TIERGUARD_E2E=required`); else the
+/// lock that keeps data planes one at a time.
+fn start(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
+    can_run(test).then(|| SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
 /// Skip loudly, or fail under `TIERGUARD_E2E=required`.
 fn can_run(test: &str) -> bool {
     match missing() {
@@ -97,10 +104,9 @@ fn can_run(test: &str) -> bool {
 
 #[test]
 fn tutorial_on_packets() {
-    if !can_run("tutorial_on_packets") {
+    let Some(_one) = start("tutorial_on_packets") else {
         return;
-    }
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let out = Command::new(Path::new(ROOT).join("scripts/dataplane.sh"))
         .env("TIERGUARD_BIN", env!("CARGO_BIN_EXE_tierguard"))
         .current_dir(ROOT)
@@ -595,10 +601,9 @@ fn shared_chain_world() -> World {
 
 #[test]
 fn kube_router_shared_chain_deviation() {
-    if !can_run("kube_router_shared_chain_deviation") {
+    let Some(_one) = start("kube_router_shared_chain_deviation") else {
         return;
-    }
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let base = std::env::temp_dir().join(format!("tierguard-dpdev-{}", std::process::id()));
     let world = shared_chain_world();
     run_data_plane(&base, std::slice::from_ref(&world));
@@ -661,10 +666,9 @@ fn unresolved_named_port_world() -> World {
 
 #[test]
 fn kube_router_named_port_deviation() {
-    if !can_run("kube_router_named_port_deviation") {
+    let Some(_one) = start("kube_router_named_port_deviation") else {
         return;
-    }
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let base = std::env::temp_dir().join(format!("tierguard-dpnamed-{}", std::process::id()));
     let worlds = [named_port_world(), unresolved_named_port_world()];
     run_data_plane(&base, &worlds);
@@ -708,10 +712,9 @@ fn kube_router_named_port_deviation() {
 
 #[test]
 fn query_agrees_with_the_data_plane() {
-    if !can_run("query_agrees_with_the_data_plane") {
+    let Some(_one) = start("query_agrees_with_the_data_plane") else {
         return;
-    }
-    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let n: usize = std::env::var("TIERGUARD_DP_WORLDS")
         .ok()
         .and_then(|v| v.parse().ok())
