@@ -70,6 +70,12 @@ pub struct Metrics {
     /// webhooks, by finding (name-label-reset, unjudged-join-reported,
     /// unjudged-join-undone).
     pub defence: Family<Labels, Counter>,
+    /// Requests tierguard could not judge (refused in enforce mode, warned
+    /// in audit mode), by kind and whether retrying may help.
+    pub cannot_judge: Family<Labels, Counter>,
+    /// 1 while this replica holds the leader-election Lease and runs the
+    /// baseline controller.
+    pub controller_leader: Gauge,
     /// Webhook connections open now (each holds one of `--max-connections`).
     pub connections_open: Gauge,
     /// Webhook connections closed right after accept because
@@ -162,6 +168,18 @@ impl Metrics {
              name-label-reset, unjudged-join-reported, unjudged-join-undone",
             defence.clone(),
         );
+        let cannot_judge = Family::<Labels, Counter>::default();
+        registry.register(
+            "cannot_judge",
+            "Requests tierguard could not judge (refused in enforce mode, warned in audit mode), by kind and retriable",
+            cannot_judge.clone(),
+        );
+        let controller_leader = Gauge::default();
+        registry.register(
+            "controller_leader",
+            "1 while this replica holds the leader-election Lease and runs the baseline controller",
+            controller_leader.clone(),
+        );
         let connections_open = Gauge::default();
         registry.register(
             "connections_open",
@@ -174,6 +192,28 @@ impl Metrics {
             "Webhook connections closed at accept because --max-connections were open",
             connections_rejected.clone(),
         );
+        // Series with known labels start at 0, so they are exported (and
+        // `increase()` sees their first event) before anything happens.
+        for result in ["reloaded", "error"] {
+            let _ = cert_reloads.get_or_create(&labels(&[("result", result)]));
+        }
+        for result in ["applied", "repaired", "unchanged", "failed"] {
+            let _ = reconciles.get_or_create(&labels(&[("result", result)]));
+        }
+        for finding in [
+            "name-label-reset",
+            "unjudged-join-reported",
+            "unjudged-join-undone",
+        ] {
+            let _ = defence.get_or_create(&labels(&[("finding", finding)]));
+        }
+        for kind in ["Namespace", "NetworkPolicy", "Pod"] {
+            let _ = index_rejected.get_or_create(&labels(&[("kind", kind)]));
+            for retriable in ["true", "false"] {
+                let _ = cannot_judge
+                    .get_or_create(&labels(&[("kind", kind), ("retriable", retriable)]));
+            }
+        }
         Self {
             registry,
             requests,
@@ -188,6 +228,8 @@ impl Metrics {
             cert_reloads,
             reconciles,
             defence,
+            cannot_judge,
+            controller_leader,
             connections_open,
             connections_rejected,
         }

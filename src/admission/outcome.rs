@@ -103,6 +103,13 @@ pub fn respond(ctx: &Ctx, req: &Request, outcome: Outcome) -> (AdmissionResponse
         Outcome::CannotJudge { why, retriable } => {
             let msg = cannot_judge(req.kind.name(), &req.object_key, &why);
             let reason = why.to_string();
+            ctx.metrics
+                .cannot_judge
+                .get_or_create(&labels(&[
+                    ("kind", req.kind.metric_label()),
+                    ("retriable", if retriable { "true" } else { "false" }),
+                ]))
+                .inc();
             static LIMIT: LogLimiter = LogLimiter::new(50);
             if let Some(suppressed) = LIMIT.allow() {
                 warn!(reason = %clip(&reason, SUMMARY_MAX), retriable, suppressed, "cannot judge");
@@ -168,6 +175,10 @@ pub fn respond(ctx: &Ctx, req: &Request, outcome: Outcome) -> (AdmissionResponse
 pub fn unjudged(ctx: &Ctx, uid: &str, why: &Unjudgeable) -> axum::response::Response {
     use axum::response::IntoResponse;
     let reason = why.to_string();
+    ctx.metrics
+        .cannot_judge
+        .get_or_create(&labels(&[("kind", "unknown"), ("retriable", "false")]))
+        .inc();
     static LIMIT: LogLimiter = LogLimiter::new(20);
     if let Some(suppressed) = LIMIT.allow() {
         warn!(reason = %clip(&reason, SUMMARY_MAX), uid, suppressed, "cannot judge an unreadable request");

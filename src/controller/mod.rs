@@ -397,9 +397,15 @@ pub async fn run(
 pub async fn lead(ctx: Arc<Context>, election: leader::Election, shutdown: CancellationToken) {
     let client = ctx.client.clone();
     leader::lead(&client, &election, shutdown, |stop| {
-        run(ctx.clone(), async move {
-            let _ = stop.await;
-        })
+        let ctx = ctx.clone();
+        async move {
+            ctx.metrics.controller_leader.set(1);
+            run(ctx.clone(), async move {
+                let _ = stop.await;
+            })
+            .await;
+            ctx.metrics.controller_leader.set(0);
+        }
     })
     .await;
 }

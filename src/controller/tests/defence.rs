@@ -60,7 +60,12 @@ async fn a_lying_or_missing_name_label_is_reset_on_every_namespace() {
         m.contains(r#"tierguard_defence_total{finding="name-label-reset"} 1"#),
         "{m}"
     );
-    assert!(!m.contains(r#"finding="unjudged-join"#), "{m}");
+    for finding in ["unjudged-join-reported", "unjudged-join-undone"] {
+        assert!(
+            m.contains(&format!(r#"tierguard_defence_total{{finding="{finding}"}} 0"#)),
+            "{m}"
+        );
+    }
 }
 
 #[tokio::test]
