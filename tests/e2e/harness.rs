@@ -52,6 +52,11 @@ struct Binaries {
     kubectl: String,
 }
 
+/// The kubectl the end-to-end tests use (see [`control_plane_binaries`]).
+pub fn kubectl_binary() -> Option<String> {
+    control_plane_binaries().map(|b| b.kubectl)
+}
+
 /// Builds (or finds) the control-plane binaries and kubectl (the one on
 /// PATH, else built from the same modules); `None` when that cannot work
 /// here (no Go, no prebuilt binaries).
@@ -98,6 +103,39 @@ impl Cluster {
     /// `tierguard serve` (e.g. `--mode audit`); `apiserver_args` extra flags
     /// for kube-apiserver.
     pub fn start(name: &str, serve_args: &[&str], apiserver_args: &str) -> Option<Cluster> {
+        let mut cluster = Self::start_control_plane(name, serve_args, apiserver_args)?;
+        // The guard's namespace (its leader-election Lease lives there) and
+        // RBAC for the guard's service account, as deploy/ sets them up.
+        let setup = cluster.kubectl(&["create", "namespace", "tierguard"]);
+        assert!(
+            setup.status.success(),
+            "{}",
+            String::from_utf8_lossy(&setup.stderr)
+        );
+        let bind = cluster.kubectl(&[
+            "create",
+            "clusterrolebinding",
+            "tierguard-guard",
+            "--clusterrole=cluster-admin",
+            "--serviceaccount=tierguard:tierguard",
+        ]);
+        assert!(
+            bind.status.success(),
+            "{}",
+            String::from_utf8_lossy(&bind.stderr)
+        );
+        cluster.start_webhook();
+        cluster.register();
+        Some(cluster)
+    }
+
+    /// The control plane alone: no tierguard running or registered, nothing
+    /// created (see [`Cluster::start`] for the arguments).
+    pub fn start_control_plane(
+        name: &str,
+        serve_args: &[&str],
+        apiserver_args: &str,
+    ) -> Option<Cluster> {
         let Some(Binaries {
             apiserver,
             etcd,
@@ -136,7 +174,7 @@ impl Cluster {
             .expect("up.sh runs");
         let ca = Ca::new("tierguard e2e CA").expect("ca");
         let tls_dir = dir.join("tierguard-tls");
-        let mut cluster = Cluster {
+        let cluster = Cluster {
             kubeconfig: dir.join("kubeconfig"),
             kubectl,
             dir,
@@ -161,28 +199,6 @@ impl Cluster {
         std::fs::create_dir_all(&cluster.tls_dir).expect("tls dir");
         std::fs::write(cluster.tls_dir.join("tls.crt"), pair.cert_pem).expect("cert");
         std::fs::write(cluster.tls_dir.join("tls.key"), pair.key_pem).expect("key");
-        // The guard's namespace (its leader-election Lease lives there) and
-        // RBAC for the guard's service account, as deploy/ sets them up.
-        let setup = cluster.kubectl(&["create", "namespace", "tierguard"]);
-        assert!(
-            setup.status.success(),
-            "{}",
-            String::from_utf8_lossy(&setup.stderr)
-        );
-        let bind = cluster.kubectl(&[
-            "create",
-            "clusterrolebinding",
-            "tierguard-guard",
-            "--clusterrole=cluster-admin",
-            "--serviceaccount=tierguard:tierguard",
-        ]);
-        assert!(
-            bind.status.success(),
-            "{}",
-            String::from_utf8_lossy(&bind.stderr)
-        );
-        cluster.start_webhook();
-        cluster.register();
         Some(cluster)
     }
 
@@ -482,7 +498,7 @@ impl Drop for Cluster {
 
 /// Polls `GET /readyz` on `admin_port` until it answers 200, for up to 30 s;
 /// panics with the log at `log` otherwise.
-fn wait_ready(admin_port: u16, log: &std::path::Path) {
+pub fn wait_ready(admin_port: u16, log: &std::path::Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while readyz(admin_port) != Some(200) {
         assert!(

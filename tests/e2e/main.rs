@@ -4,6 +4,8 @@
 mod drain;
 mod haproxy;
 mod harness;
+mod helm;
+mod monitoring;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
