@@ -248,6 +248,15 @@ fn json(c: &Cluster, args: &[&str]) -> Value {
     serde_json::from_str(&out.stdout).expect("kubectl -o json")
 }
 
+/// `kubectl get KIND NAME [-n NAMESPACE] -o json`.
+fn object(c: &Cluster, kind: &str, name: &str, namespace: Option<&str>) -> Value {
+    let mut args = vec!["get", kind, name, "-o", "json"];
+    if let Some(ns) = namespace {
+        args.extend(["-n", ns]);
+    }
+    json(c, &args)
+}
+
 fn b64(s: &Value) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(s.as_str().unwrap_or_default())
@@ -321,28 +330,8 @@ fn helm_install_guards_a_real_api_server() {
     }
 
     // What the chart installed, as a pod of its Deployment would see it.
-    let secret = json(
-        &c,
-        &[
-            "get",
-            "secret",
-            "tierguard-tls",
-            "-n",
-            "tierguard",
-            "-o",
-            "json",
-        ],
-    );
-    let vwc = json(
-        &c,
-        &[
-            "get",
-            "validatingwebhookconfiguration",
-            "tierguard",
-            "-o",
-            "json",
-        ],
-    );
+    let secret = object(&c, "secret", "tierguard-tls", Some("tierguard"));
+    let vwc = object(&c, "validatingwebhookconfiguration", "tierguard", None);
     for h in vwc["webhooks"].as_array().expect("webhooks") {
         assert_eq!(
             h["clientConfig"]["caBundle"], secret["data"]["ca.crt"],
@@ -355,18 +344,7 @@ fn helm_install_guards_a_real_api_server() {
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("tls.crt"), b64(&secret["data"]["tls.crt"])).expect("tls.crt");
     std::fs::write(dir.join("tls.key"), b64(&secret["data"]["tls.key"])).expect("tls.key");
-    let cm = json(
-        &c,
-        &[
-            "get",
-            "configmap",
-            "tierguard-policy",
-            "-n",
-            "tierguard",
-            "-o",
-            "json",
-        ],
-    );
+    let cm = object(&c, "configmap", "tierguard-policy", Some("tierguard"));
     std::fs::write(
         dir.join("isolation-policy.yaml"),
         cm["data"]["isolation-policy.yaml"]
@@ -396,18 +374,7 @@ fn helm_install_guards_a_real_api_server() {
         "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa"}}],
     });
     std::fs::write(dir.join("kubeconfig"), sa_kubeconfig.to_string()).expect("kubeconfig");
-    let deployment = json(
-        &c,
-        &[
-            "get",
-            "deployment",
-            "tierguard",
-            "-n",
-            "tierguard",
-            "-o",
-            "json",
-        ],
-    );
+    let deployment = object(&c, "deployment", "tierguard", Some("tierguard"));
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
     let webhook_port = harness::free_port();
     let admin_port = harness::free_port();
@@ -538,65 +505,23 @@ fn helm_install_guards_a_real_api_server() {
     let before = checksum(&deployment);
     let upgrade = helm_cmd(&["upgrade", "tierguard", CHART, "--set", "mode=audit"]);
     expect_ok(&upgrade, "helm upgrade --set mode=audit");
-    let after_secret = json(
-        &c,
-        &[
-            "get",
-            "secret",
-            "tierguard-tls",
-            "-n",
-            "tierguard",
-            "-o",
-            "json",
-        ],
-    );
+    let after_secret = object(&c, "secret", "tierguard-tls", Some("tierguard"));
     assert_eq!(
         after_secret["data"], secret["data"],
         "helm upgrade replaced the serving certificate"
     );
-    let after_vwc = json(
-        &c,
-        &[
-            "get",
-            "validatingwebhookconfiguration",
-            "tierguard",
-            "-o",
-            "json",
-        ],
-    );
+    let after_vwc = object(&c, "validatingwebhookconfiguration", "tierguard", None);
     assert_eq!(
         after_vwc["webhooks"][0]["clientConfig"]["caBundle"],
         secret["data"]["ca.crt"]
     );
-    let after = json(
-        &c,
-        &[
-            "get",
-            "deployment",
-            "tierguard",
-            "-n",
-            "tierguard",
-            "-o",
-            "json",
-        ],
-    );
+    let after = object(&c, "deployment", "tierguard", Some("tierguard"));
     assert_ne!(
         checksum(&after),
         before,
         "the policy changed but the pod template did not"
     );
-    let cm = json(
-        &c,
-        &[
-            "get",
-            "configmap",
-            "tierguard-policy",
-            "-n",
-            "tierguard",
-            "-o",
-            "json",
-        ],
-    );
+    let cm = object(&c, "configmap", "tierguard-policy", Some("tierguard"));
     assert!(
         cm["data"]["isolation-policy.yaml"]
             .as_str()
