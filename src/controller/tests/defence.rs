@@ -62,7 +62,9 @@ async fn a_lying_or_missing_name_label_is_reset_on_every_namespace() {
     );
     for finding in ["unjudged-join-reported", "unjudged-join-undone"] {
         assert!(
-            m.contains(&format!(r#"tierguard_defence_total{{finding="{finding}"}} 0"#)),
+            m.contains(&format!(
+                r#"tierguard_defence_total{{finding="{finding}"}} 0"#
+            )),
             "{m}"
         );
     }
