@@ -52,6 +52,31 @@ struct Binaries {
     kubectl: String,
 }
 
+/// A tool of the deployment tests (`helm`, `promtool`), built (or reused)
+/// by `tests/tools/build.sh`, or the binary in `$VAR` (`HELM`, `PROMTOOL`);
+/// `None` (skip) when Go is missing and the end-to-end tests are not required.
+pub fn go_tool(tool: &str) -> Option<String> {
+    let var = tool.to_uppercase();
+    if Command::new("go").arg("version").output().is_err() && std::env::var(&var).is_err() {
+        assert!(
+            !required(),
+            "no Go toolchain to build {tool}, but TIERGUARD_E2E=required"
+        );
+        eprintln!("\n!!!!!!!! {tool} TESTS SKIPPED: no Go toolchain and no {var} !!!!!!!!\n");
+        return None;
+    }
+    let out = Command::new("bash")
+        .args([&format!("{REPO}/tests/tools/build.sh"), tool])
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("tests/tools/build.sh runs");
+    assert!(out.status.success(), "tests/tools/build.sh {tool} failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{var}=")))
+        .map(str::to_string)
+}
+
 /// The kubectl the end-to-end tests use (see [`control_plane_binaries`]).
 pub fn kubectl_binary() -> Option<String> {
     control_plane_binaries().map(|b| b.kubectl)

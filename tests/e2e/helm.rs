@@ -27,27 +27,8 @@ use super::{SERIAL, expect_ok, expect_refused, said};
 
 const CHART: &str = "deploy/helm/tierguard";
 
-/// helm, built (or reused) by tests/tools/build.sh; `None` (skip) when Go
-/// is missing and the end-to-end tests are not required.
 fn helm() -> Option<String> {
-    if Command::new("go").arg("version").output().is_err() && std::env::var("HELM").is_err() {
-        assert!(
-            !harness::required(),
-            "no Go toolchain to build helm, but TIERGUARD_E2E=required"
-        );
-        eprintln!("\n!!!!!!!! HELM TESTS SKIPPED: no Go toolchain and no HELM !!!!!!!!\n");
-        return None;
-    }
-    let out = Command::new("bash")
-        .args([&format!("{REPO}/tests/tools/build.sh"), "helm"])
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .expect("tests/helm/build.sh runs");
-    assert!(out.status.success(), "tests/tools/build.sh helm failed");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("HELM="))
-        .map(str::to_string)
+    harness::go_tool("helm")
 }
 
 fn run(bin: &str, args: &[&str]) -> Output {

@@ -13,24 +13,7 @@ use super::harness::{self, REPO};
 use super::{expect_ok, said};
 
 fn promtool() -> Option<String> {
-    if Command::new("go").arg("version").output().is_err() && std::env::var("PROMTOOL").is_err() {
-        assert!(
-            !harness::required(),
-            "no Go toolchain to build promtool, but TIERGUARD_E2E=required"
-        );
-        eprintln!("\n!!!!!!!! ALERT TESTS SKIPPED: no Go toolchain and no PROMTOOL !!!!!!!!\n");
-        return None;
-    }
-    let out = Command::new("bash")
-        .args([&format!("{REPO}/tests/tools/build.sh"), "promtool"])
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .expect("tests/tools/build.sh runs");
-    assert!(out.status.success(), "tests/tools/build.sh promtool failed");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("PROMTOOL="))
-        .map(str::to_string)
+    harness::go_tool("promtool")
 }
 
 fn yaml(path: &str) -> Value {
