@@ -309,6 +309,63 @@ fn manifests_can_come_from_stdin() {
 }
 
 #[test]
+fn the_shipped_crd_is_what_tierguard_generates() {
+    let o = tierguard(&["crd"]);
+    assert_eq!(o.status.code(), Some(0));
+    let crd = stdout(&o);
+    for copy in [
+        "deploy/crd/isolationpolicies.tierguard.io.yaml",
+        "deploy/helm/tierguard/crds/isolationpolicies.tierguard.io.yaml",
+    ] {
+        let shipped = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(copy))
+            .expect("read");
+        assert_eq!(
+            shipped, crd,
+            "{copy} is stale: regenerate it with `tierguard crd > {copy}`"
+        );
+    }
+    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&crd).expect("yaml");
+    assert_eq!(v["spec"]["scope"], "Cluster");
+    assert_eq!(v["spec"]["versions"][0]["name"], "v1alpha1");
+    assert_eq!(
+        v["spec"]["versions"][0]["subresources"]["status"],
+        serde_yaml_ng::Value::Mapping(Default::default())
+    );
+}
+
+#[test]
+fn every_policy_file_is_a_valid_isolation_policy_object() {
+    // The file form and the object form are one schema: each policy in
+    // policies/ converts to the CRD's type and validates the same way.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut paths: Vec<_> = std::fs::read_dir(root.join("policies"))
+        .expect("policies/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    for e in std::fs::read_dir(root.join("examples")).expect("examples/") {
+        paths.push(e.expect("entry").path().join("policy.yaml"));
+    }
+    paths.retain(|p| p.is_file());
+    assert!(paths.len() > 1, "{paths:?}");
+    for path in paths {
+        let text = std::fs::read_to_string(&path).expect("read");
+        let file = tierguard::model::isolationpolicy::parse(&text, &path.display().to_string());
+        let value: serde_json::Value = serde_yaml_ng::from_str(&text).expect("yaml");
+        let object = tierguard::model::isolationpolicy::from_json(value);
+        match (file, object) {
+            (Ok(f), Ok(o)) => assert_eq!(f, o, "{}", path.display()),
+            (f, o) => panic!(
+                "{}: file {:?}, object {:?}",
+                path.display(),
+                f.err(),
+                o.err()
+            ),
+        }
+    }
+}
+
+#[test]
 fn the_example_baseline_is_what_tierguard_generates() {
     let o = tierguard(&["baseline", "frontend", "backend", "database"]);
     assert_eq!(o.status.code(), Some(0));

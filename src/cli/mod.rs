@@ -7,6 +7,7 @@
 //!  tierguard baseline [--policy FILE] NAMESPACE...
 //!  tierguard serve    --tls-cert FILE --tls-key FILE [--policy FILE] [--mode enforce|audit] ...
 //!  tierguard certs    [--out DIR] [--host NAME...] ...
+//!  tierguard crd      (the IsolationPolicy CustomResourceDefinition)
 //! ```
 //!
 //! Exit codes: 0 success (for `check`: clean), 1 `check` found violations
@@ -17,6 +18,7 @@ mod baseline;
 mod certs;
 mod check;
 mod connectivity;
+pub mod crd;
 mod query;
 pub mod serve;
 
@@ -53,6 +55,8 @@ pub enum Command {
     Connectivity(connectivity::ConnectivityArgs),
     /// Print the baseline NetworkPolicies the isolation policy injects into tier namespaces.
     Baseline(baseline::BaselineArgs),
+    /// Print the IsolationPolicy CustomResourceDefinition.
+    Crd(crd::CrdArgs),
     /// Write a development CA, a serving certificate and a kustomization deploying tierguard with them.
     Certs(certs::CertsArgs),
     /// Run the admission webhook (TLS) for Namespaces, NetworkPolicies and Pods.
@@ -78,6 +82,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Baseline(a) => baseline::run(a),
         Command::Serve(a) => serve::run(*a),
         Command::Certs(a) => certs::run(a),
+        Command::Crd(a) => crd::run(a),
     }
 }
 

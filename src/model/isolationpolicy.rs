@@ -32,7 +32,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow};
-use serde::Deserialize;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use super::clusterbaseline;
 use super::documents::parse_documents;
@@ -56,7 +58,7 @@ struct Raw {
     api_version: String,
     kind: String,
     metadata: RawMeta,
-    spec: RawSpec,
+    spec: IsolationPolicySpec,
 }
 
 #[derive(Deserialize)]
@@ -71,83 +73,209 @@ struct RawMeta {
     annotations: BTreeMap<String, String>,
 }
 
-#[derive(Deserialize)]
+/// An isolation policy: tiers of namespaces and the flows allowed into, out
+/// of and between them; every other connection that touches a tier
+/// namespace is forbidden. Validated by tierguard (`tierguard check`, and
+/// its admission webhook for IsolationPolicy objects) with field paths;
+/// docs/isolation-policy.md documents every field.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "tierguard.io",
+    version = "v1alpha1",
+    kind = "IsolationPolicy",
+    root = "IsolationPolicyObject",
+    status = "IsolationPolicyStatus",
+    shortname = "isop",
+    category = "tierguard",
+    doc = "tierguard's isolation policy: tiers of namespaces and the flows allowed between them",
+    label("app.kubernetes.io/name", "tierguard"),
+    printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".status.mode"}"#,
+    printcolumn = r#"{"name":"Tiers","type":"string","jsonPath":".status.tierNames"}"#,
+    printcolumn = r#"{"name":"Violations","type":"integer","jsonPath":".status.violations"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawSpec {
-    mode: Option<String>,
-    judge: Option<String>,
-    tier_label: Option<String>,
+pub struct IsolationPolicySpec {
+    /// `enforce` (default) refuses a change that opens a forbidden flow;
+    /// `audit` admits it with a warning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// `walls` (default): each tier's ingress and egress must hold on their
+    /// own; `effective`: judge end-to-end connectivity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<String>,
+    /// The namespace label that joins a namespace to a tier (default
+    /// `tierguard.io/tier`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier_label: Option<String>,
+    /// The tiers.
     #[serde(default)]
-    tiers: Vec<RawTier>,
+    pub tiers: Vec<TierSpec>,
+    /// Who may join namespaces to tiers and change tier labels.
     #[serde(default)]
-    membership: RawMembership,
+    pub membership: MembershipSpec,
+    /// The cluster's address ranges.
     #[serde(default)]
-    cluster: RawCluster,
+    pub cluster: ClusterSpec,
+    /// The policies tierguard keeps in every tier namespace.
     #[serde(default)]
-    baseline: RawBaseline,
+    pub baseline: BaselineSpec,
+    /// The allowed flows.
     #[serde(default)]
-    flows: Vec<RawFlow>,
+    pub flows: Vec<FlowSpec>,
 }
 
-#[derive(Deserialize)]
+/// One tier.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawTier {
-    name: String,
+pub struct TierSpec {
+    /// The tier's name (a label value).
+    pub name: String,
+    /// Namespaces in the tier by name (others join by the tier label).
     #[serde(default)]
-    namespaces: Vec<String>,
+    pub namespaces: Vec<String>,
 }
 
-#[derive(Deserialize, Default)]
+/// Who may change tier membership.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawMembership {
+pub struct MembershipSpec {
+    /// Groups.
     #[serde(default)]
-    groups: Vec<String>,
+    pub groups: Vec<String>,
+    /// Users.
     #[serde(default)]
-    users: Vec<String>,
+    pub users: Vec<String>,
+    /// Service accounts, as NAMESPACE/NAME.
     #[serde(default)]
-    service_accounts: Vec<String>,
+    pub service_accounts: Vec<String>,
 }
 
-#[derive(Deserialize, Default)]
+/// The cluster's address ranges, to tell cluster peers from external ones.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawCluster {
+pub struct ClusterSpec {
+    /// Pod CIDRs.
     #[serde(default, rename = "podCIDRs")]
-    pod_cidrs: Vec<String>,
+    pub pod_cidrs: Vec<String>,
+    /// Service CIDRs.
     #[serde(default, rename = "serviceCIDRs")]
-    service_cidrs: Vec<String>,
+    pub service_cidrs: Vec<String>,
+    /// Node CIDRs.
     #[serde(default, rename = "nodeCIDRs")]
-    node_cidrs: Vec<String>,
+    pub node_cidrs: Vec<String>,
 }
 
-#[derive(Deserialize, Default)]
+/// The baseline tierguard keeps in every tier namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawBaseline {
-    default_deny: Option<bool>,
-    default_deny_name: Option<String>,
-    dns: Option<RawDns>,
-    via: Option<String>,
-    priority: Option<i64>,
+pub struct BaselineSpec {
+    /// Keep a default-deny policy (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_deny: Option<bool>,
+    /// Its name (default `tierguard-default-deny`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_deny_name: Option<String>,
+    /// The DNS egress policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsSpec>,
+    /// `networkPolicy` (default) or `clusterNetworkPolicy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    /// The Admin-tier priority, with `via: clusterNetworkPolicy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
 }
 
-#[derive(Deserialize)]
+/// Where DNS egress goes.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RawDns {
-    to: String,
-    name: Option<String>,
-    namespace: Option<String>,
-    pod_labels: Option<BTreeMap<String, String>>,
+pub struct DnsSpec {
+    /// `cluster-dns`, `any` or `none`.
+    pub to: String,
+    /// The DNS policy's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The DNS namespace (default kube-system).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The DNS pods' labels (default k8s-app=kube-dns).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_labels: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Deserialize)]
+/// One allowed flow.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct RawFlow {
-    from: String,
-    to: String,
+pub struct FlowSpec {
+    /// `tier:NAME`, `tier:*`, `namespace:NAME`, `external` or `any`.
+    pub from: String,
+    /// The same forms as `from`.
+    pub to: String,
+    /// PROTOCOL/PORT or PROTOCOL/FIRST-LAST; none: every port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<String>>,
+    /// What the flow is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// What tierguard observed of an IsolationPolicy object.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IsolationPolicyStatus {
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The generation in force (the last valid one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_generation: Option<i64>,
+    /// `Accepted` (the spec is valid) and `Ready` (this generation is in force).
     #[serde(default)]
-    ports: Option<Vec<String>>,
+    pub conditions: Vec<Condition>,
+    /// The spec's mode (`serve --mode` may override it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// The tiers of the generation in force, comma-separated (a printer column).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier_names: Option<String>,
+    /// The namespaces in each tier now, by name or label.
     #[serde(default)]
-    #[allow(dead_code)]
-    description: Option<String>,
+    pub tiers: Vec<TierStatus>,
+    /// The number of current violations, once tierguard has counted them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub violations: Option<i64>,
+}
+
+/// A condition, as in metav1.Condition.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// `Accepted` or `Ready`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    /// A CamelCase reason.
+    pub reason: String,
+    /// What happened, for people.
+    pub message: String,
+    /// The generation the condition was set for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// When the status last changed (RFC 3339).
+    pub last_transition_time: String,
+}
+
+/// The namespaces of one tier.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct TierStatus {
+    /// The tier.
+    pub name: String,
+    /// Its namespaces now.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
 }
 
 /// Reads an isolation policy from a file.
@@ -204,7 +332,34 @@ fn validate(raw: Raw) -> Result<IsolationPolicy, Errors> {
     if raw.kind != KIND {
         errs.push(&FieldPath::root("kind"), format!("must be {KIND}"));
     }
-    let spec = raw.spec;
+    validate_spec(raw.metadata.name, raw.spec, errs)
+}
+
+/// Validates the spec of an IsolationPolicy object (the CRD form; the
+/// API server has checked its shape against the CRD's schema) into the
+/// engine's policy; errors carry field paths from `spec`.
+pub fn from_object(obj: &IsolationPolicyObject) -> Result<IsolationPolicy, Errors> {
+    validate_spec(
+        kube::ResourceExt::name_any(obj),
+        obj.spec.clone(),
+        Errors::default(),
+    )
+}
+
+/// Reads an IsolationPolicy object as JSON (an admission request's
+/// object) and validates it: the shape with the path of the first field
+/// that does not fit, then every semantic error with its path.
+pub fn from_json(value: serde_json::Value) -> Result<IsolationPolicy, Vec<String>> {
+    let obj: IsolationPolicyObject = serde_path_to_error::deserialize(value)
+        .map_err(|e| vec![format!("{}: {}", e.path(), e.inner())])?;
+    from_object(&obj).map_err(|errs| errs.0.iter().map(|e| e.to_string()).collect())
+}
+
+fn validate_spec(
+    name: String,
+    spec: IsolationPolicySpec,
+    mut errs: Errors,
+) -> Result<IsolationPolicy, Errors> {
     let sp = FieldPath::root("spec");
 
     let mode = match spec.mode.as_deref() {
@@ -488,7 +643,7 @@ fn validate(raw: Raw) -> Result<IsolationPolicy, Errors> {
         return Err(errs);
     }
     let mut policy = IsolationPolicy {
-        name: raw.metadata.name,
+        name,
         mode,
         judge,
         tier_label,
