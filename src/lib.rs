@@ -43,6 +43,7 @@ pub mod cli;
 pub mod controller;
 pub mod engine;
 pub mod index;
+pub mod live;
 pub mod model;
 pub mod report;
 pub mod server;

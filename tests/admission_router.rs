@@ -1261,3 +1261,91 @@ async fn a_body_stalling_after_its_uid_is_answered_as_a_review() {
     assert!(msg.contains("did not complete within 200 ms"), "{msg}");
     drop(tx);
 }
+
+// === IsolationPolicy objects ===
+
+/// The repository's policy as the API server stores it (defaults filled
+/// in, server-set metadata, a status).
+fn isolation_policy_object(edit: impl FnOnce(&mut Value)) -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/three-tier.yaml"
+    ))
+    .expect("policy");
+    let mut obj: Value = serde_yaml_ng::from_str(&text).expect("yaml");
+    obj["metadata"]["uid"] = json!("0c1e2f");
+    obj["metadata"]["generation"] = json!(4);
+    obj["metadata"]["managedFields"] = json!([{"manager": "kubectl", "operation": "Apply"}]);
+    obj["spec"]["membership"]["users"] = json!([]);
+    obj["status"] = json!({"observedGeneration": 3, "conditions": []});
+    edit(&mut obj);
+    obj
+}
+
+#[tokio::test]
+async fn isolation_policies_are_validated_with_field_paths_in_every_mode() {
+    for mode in [Mode::Enforce, Mode::Audit] {
+        let ctx = || TestCtx::three_tier().mode(mode).build();
+        let good = isolation_policy_object(|_| {});
+        let r = post(
+            ctx(),
+            "/validate",
+            Review::create(ISOP, "three-tier", good.clone()).json(),
+        )
+        .await;
+        assert_eq!(r["allowed"], true, "{mode:?}: {r}");
+
+        let bad = isolation_policy_object(|o| {
+            o["spec"]["mode"] = json!("strict");
+            o["spec"]["flows"][1]["to"] = json!("tier:nowhere");
+        });
+        let r = post(
+            ctx(),
+            "/validate",
+            Review::update(ISOP, "three-tier", bad, good.clone()).json(),
+        )
+        .await;
+        assert_eq!(
+            r["allowed"], false,
+            "{mode:?}: an invalid policy admitted: {r}"
+        );
+        assert_eq!(r["status"]["code"], 422);
+        let msg = r["status"]["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.starts_with("IsolationPolicy three-tier is invalid:"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("spec.mode: Unsupported value: \"strict\""),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("spec.flows[1].to: Invalid value: \"tier:nowhere\""),
+            "{msg}"
+        );
+
+        // A field outside the schema names its path.
+        let odd = isolation_policy_object(|o| o["spec"]["tiers"][0]["label"] = json!("x"));
+        let r = post(
+            ctx(),
+            "/validate",
+            Review::create(ISOP, "three-tier", odd).json(),
+        )
+        .await;
+        assert_eq!(r["allowed"], false, "{r}");
+        let msg = r["status"]["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains("spec.tiers[0]") && msg.contains("label"),
+            "{msg}"
+        );
+
+        // Deleting is not judged.
+        let r = post(
+            ctx(),
+            "/validate",
+            Review::delete(ISOP, "three-tier", good).json(),
+        )
+        .await;
+        assert_eq!(r["allowed"], true, "{r}");
+    }
+}

@@ -8,12 +8,14 @@ use std::time::Duration;
 use super::pool::JudgePool;
 use crate::engine::tiers::IsolationPolicy;
 use crate::index::SharedIndex;
+use crate::live::Live;
 use crate::telemetry::Metrics;
 
 /// Everything a handler needs.
 pub struct Ctx {
-    /// The isolation policy (its mode already overridden by `--mode`).
-    pub policy: IsolationPolicy,
+    /// The isolation policy in force (its mode already overridden by
+    /// `--mode`); read it with [`Ctx::policy`].
+    pub policy: Arc<Live>,
     /// The cluster index.
     pub index: SharedIndex,
     /// Metrics.
@@ -31,6 +33,13 @@ pub struct Ctx {
     pub pool: JudgePool,
     /// Request bodies held at once, in KiB (see [`BodyBudget`]).
     pub bodies: BodyBudget,
+}
+
+impl Ctx {
+    /// The isolation policy in force now: take it once per request.
+    pub fn policy(&self) -> Arc<IsolationPolicy> {
+        self.policy.get()
+    }
 }
 
 /// A bound on the request bodies held in memory at once, summed over

@@ -291,7 +291,9 @@ async fn serve(
 
     let (response, verdict) = match endpoint {
         Endpoint::Noop => (request.response(), VerdictLabel::Noop),
-        Endpoint::Mutate => outcome::respond(&ctx, &request, mutate::review(&ctx.policy, &request)),
+        Endpoint::Mutate => {
+            outcome::respond(&ctx, &request, mutate::review(&ctx.policy(), &request))
+        }
         Endpoint::Validate => {
             let judged = match validate::cost(&ctx, &request) {
                 // Bounded by the request's own namespace: tens of

@@ -32,6 +32,9 @@ pub enum Outcome {
     Patch(Patch),
     /// Forbidden flows or forbidden changes.
     Refuse(Refusal),
+    /// tierguard's own configuration is invalid (each error with its field
+    /// path): refused in every mode.
+    Invalid(Vec<String>),
     /// The request cannot be judged.
     CannotJudge {
         /// Why.
@@ -90,7 +93,7 @@ impl VerdictLabel {
 /// The response for `outcome`, and its verdict label.
 pub fn respond(ctx: &Ctx, req: &Request, outcome: Outcome) -> (AdmissionResponse, VerdictLabel) {
     let resp = req.response();
-    let audit = ctx.policy.mode == Mode::Audit;
+    let audit = ctx.policy().mode == Mode::Audit;
     match outcome {
         Outcome::Admit => (resp, VerdictLabel::Allowed),
         Outcome::Patch(patch) => match resp.clone().with_patch(patch) {
@@ -100,6 +103,17 @@ pub fn respond(ctx: &Ctx, req: &Request, outcome: Outcome) -> (AdmissionResponse
                 (resp, VerdictLabel::Allowed)
             }
         },
+        Outcome::Invalid(errors) => {
+            let mut msg = format!("{} {} is invalid:", req.kind.name(), req.object_key);
+            for e in &errors {
+                msg.push_str("\n  ");
+                msg.push_str(&clip(e, SUMMARY_MAX));
+            }
+            let mut r = resp.deny(msg);
+            r.result.reason = "Invalid".into();
+            r.result.code = 422;
+            (r, VerdictLabel::Refused)
+        }
         Outcome::CannotJudge { why, retriable } => {
             let msg = cannot_judge(req.kind.name(), &req.object_key, &why);
             let reason = why.to_string();
@@ -186,7 +200,7 @@ pub fn unjudged(ctx: &Ctx, uid: &str, why: &Unjudgeable) -> axum::response::Resp
     let mut resp =
         AdmissionResponse::invalid(format!("tierguard cannot judge this request: {reason}"));
     resp.uid = uid.to_string();
-    let verdict = if ctx.policy.mode == Mode::Audit {
+    let verdict = if ctx.policy().mode == Mode::Audit {
         resp.allowed = true;
         resp.result = Default::default();
         resp.warnings = Some(vec![clip(

@@ -46,6 +46,8 @@ pub enum Kind {
     /// Calico's NetworkPolicy or GlobalNetworkPolicy (`projectcalico.org`
     /// or `crd.projectcalico.org`).
     Calico(crate::model::calico::policy::Kind),
+    /// `tierguard.io` IsolationPolicy (tierguard's own configuration).
+    IsolationPolicy,
     /// Anything else (the webhook's rules should not send it).
     Other {
         /// Its group.
@@ -67,6 +69,7 @@ impl Kind {
             ("", "Namespace") => Kind::Namespace,
             ("networking.k8s.io", "NetworkPolicy") => Kind::NetworkPolicy,
             ("", "Pod") => Kind::Pod,
+            ("tierguard.io", "IsolationPolicy") => Kind::IsolationPolicy,
             (group, kind) => Kind::Other {
                 group: group.to_string(),
                 kind: kind.to_string(),
@@ -82,11 +85,12 @@ impl Kind {
             Kind::Pod => "Pod",
             Kind::ClusterPolicy(api) => api.kind(),
             Kind::Calico(k) => k.display_name(),
+            Kind::IsolationPolicy => "IsolationPolicy",
             Kind::Other { kind, .. } => kind,
         }
     }
 
-    /// The kind as a metric label: one of nine values. The group and kind of
+    /// The kind as a metric label: one of ten values. The group and kind of
     /// an unexpected request come from its body, so naming them in a label
     /// would add a time series, kept for the life of the process, per
     /// distinct body (logs name them instead).
@@ -97,6 +101,7 @@ impl Kind {
             Kind::Pod => "Pod",
             Kind::ClusterPolicy(api) => api.kind(),
             Kind::Calico(k) => k.metric_label(),
+            Kind::IsolationPolicy => "IsolationPolicy",
             Kind::Other { .. } => "other",
         }
     }

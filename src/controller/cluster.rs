@@ -107,14 +107,52 @@ async fn reconcile_all(
     Ok(())
 }
 
-/// Runs until `stop` is cancelled; returns at once when the isolation
-/// policy keeps no ClusterNetworkPolicies.
+/// Runs until `stop` is cancelled, keeping the ClusterNetworkPolicies of
+/// the isolation policy in force; idle while it keeps none, and started
+/// over with the new ones when it changes.
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
-    let crate::engine::tiers::Via::ClusterNetworkPolicy { priority, .. } = ctx.policy.baseline.via
-    else {
-        return;
-    };
-    let wanted = clusterbaseline::objects(&ctx.policy, priority);
+    let mut changes = ctx.policy.subscribe();
+    loop {
+        changes.mark_unchanged();
+        let policy = ctx.policy.get();
+        let keep = match policy.baseline.via {
+            crate::engine::tiers::Via::ClusterNetworkPolicy { priority, .. } => {
+                keep(
+                    &ctx,
+                    clusterbaseline::objects(&policy, priority),
+                    &stop,
+                    &mut changes,
+                )
+                .await
+            }
+            crate::engine::tiers::Via::NetworkPolicy => {
+                tokio::select! {
+                    () = stop.cancelled() => Ended::Stopped,
+                    r = changes.changed() => if r.is_ok() { Ended::PolicyChanged } else { Ended::Stopped },
+                }
+            }
+        };
+        if keep == Ended::Stopped {
+            return;
+        }
+        info!("isolation policy changed: baseline ClusterNetworkPolicies looked at again");
+    }
+}
+
+/// Why [`keep`] returned.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    Stopped,
+    PolicyChanged,
+}
+
+/// Keeps `wanted` until `stop` or a policy change.
+async fn keep(
+    ctx: &Arc<Context>,
+    wanted: Vec<Value>,
+    stop: &CancellationToken,
+    changes: &mut tokio::sync::watch::Receiver<u64>,
+) -> Ended {
     let api: Api<DynamicObject> = Api::all_with(ctx.client.clone(), &resource());
     let managed =
         watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
@@ -127,8 +165,8 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
     );
     let mut failures = 0u32;
     let mut reported_stale = false;
-    loop {
-        let wait = match reconcile_all(&api, &ctx, &wanted).await {
+    let ended = loop {
+        let wait = match reconcile_all(&api, ctx, &wanted).await {
             Ok(()) => {
                 failures = 0;
                 if !reported_stale {
@@ -149,12 +187,14 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
             }
         };
         tokio::select! {
-            () = stop.cancelled() => break,
+            () = stop.cancelled() => break Ended::Stopped,
+            r = changes.changed() => break if r.is_ok() { Ended::PolicyChanged } else { Ended::Stopped },
             () = tokio::time::sleep(wait) => {}
             _ = events.next(), if failures == 0 => {}
         }
-    }
+    };
     info!("baseline ClusterNetworkPolicy controller stopped");
+    ended
 }
 
 /// Logs the managed ClusterNetworkPolicies the isolation policy no longer

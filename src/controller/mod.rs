@@ -73,8 +73,9 @@ pub enum Error {
 pub struct Context {
     /// The API client.
     pub client: Client,
-    /// The isolation policy.
-    pub policy: IsolationPolicy,
+    /// The isolation policy in force: each reconcile reads it once, and a
+    /// change reconciles every namespace.
+    pub policy: Arc<crate::live::Live>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Delete the managed baseline of a namespace that leaves its tier.
@@ -158,16 +159,17 @@ pub async fn reconcile(ns: Arc<corev1::Namespace>, ctx: Arc<Context>) -> Result<
     if ns.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
-    let ns = defend(ns, &ctx).await?;
+    let policy = ctx.policy.get();
+    let ns = defend(ns, &policy, &ctx).await?;
     let name = ns.name_any();
     let api: Api<netv1::NetworkPolicy> = Api::namespaced(ctx.client.clone(), &name);
-    if !is_tier(&ctx.policy, &ns) {
+    if !is_tier(&policy, &ns) {
         if ctx.remove_on_leave {
-            remove_managed(&api, &ctx).await?;
+            remove_managed(&api, &policy, &ctx).await?;
         }
         return Ok(Action::await_change());
     }
-    for want in baseline_policies(&ctx.policy, &name) {
+    for want in baseline_policies(&policy, &name) {
         let outcome = ensure(&api, &want).await?;
         ctx.metrics
             .reconciles
@@ -270,9 +272,10 @@ impl Findings {
 /// [`Findings`]): returns the namespace as it now is.
 async fn defend(
     ns: Arc<corev1::Namespace>,
+    policy: &IsolationPolicy,
     ctx: &Context,
 ) -> Result<Arc<corev1::Namespace>, Error> {
-    let findings = Findings::of(&ctx.policy, &ns);
+    let findings = Findings::of(policy, &ns);
     let count = |finding: &str| {
         ctx.metrics
             .defence
@@ -289,7 +292,7 @@ async fn defend(
         );
         count("unjudged-join-reported");
     }
-    let Some(patch) = findings.repair(&ctx.policy, &ns, ctx.undo_unjudged_joins) else {
+    let Some(patch) = findings.repair(policy, &ns, ctx.undo_unjudged_joins) else {
         return Ok(ns);
     };
     let api: Api<corev1::Namespace> = Api::all(ctx.client.clone());
@@ -321,8 +324,12 @@ async fn defend(
 }
 
 /// Deletes the managed baseline policies of a namespace outside the tiers.
-async fn remove_managed(api: &Api<netv1::NetworkPolicy>, ctx: &Context) -> Result<(), Error> {
-    for name in ctx.policy.baseline_names() {
+async fn remove_managed(
+    api: &Api<netv1::NetworkPolicy>,
+    policy: &IsolationPolicy,
+    ctx: &Context,
+) -> Result<(), Error> {
+    for name in policy.baseline_names() {
         let Some(live) = api.get_opt(name).await? else {
             continue;
         };
@@ -375,6 +382,8 @@ pub async fn run(
             np.namespace()
                 .map(|ns| ObjectRef::<corev1::Namespace>::new(&ns))
         })
+        // A new isolation policy may change every namespace's baseline.
+        .reconcile_all_on(ctx.policy.changes())
         .graceful_shutdown_on(stop)
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {

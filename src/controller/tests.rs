@@ -56,7 +56,7 @@ fn ctx_undoing(undo: bool) -> (Arc<Context>, Handle) {
     (
         Arc::new(Context {
             client,
-            policy: policy(),
+            policy: crate::live::Live::fixed(policy()),
             metrics: Arc::new(Metrics::new()),
             remove_on_leave: false,
             undo_unjudged_joins: undo,
@@ -349,7 +349,7 @@ async fn leaving_a_tier_removes_the_baseline_only_when_asked() {
     let (client, handle) = mock_client();
     let ctx = Arc::new(Context {
         client,
-        policy: policy(),
+        policy: crate::live::Live::fixed(policy()),
         metrics: Arc::new(Metrics::new()),
         remove_on_leave: true,
         undo_unjudged_joins: false,

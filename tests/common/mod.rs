@@ -45,6 +45,8 @@ pub const CNP: (&str, &str, &str) = (
 pub const ANP: (&str, &str, &str) = ("policy.networking.k8s.io", "v1alpha1", "AdminNetworkPolicy");
 /// `(group, version, kind)` of a Pod.
 pub const POD: (&str, &str, &str) = ("", "v1", "Pod");
+/// tierguard's own IsolationPolicy.
+pub const ISOP: (&str, &str, &str) = ("tierguard.io", "v1alpha1", "IsolationPolicy");
 
 /// The repository's isolation policy.
 pub fn three_tier_policy() -> IsolationPolicy {
@@ -144,7 +146,7 @@ impl TestCtx {
             None => Index::new(),
         };
         Arc::new(Ctx {
-            policy: self.policy,
+            policy: tierguard::live::Live::fixed(self.policy),
             index: Arc::new(RwLock::new(index)),
             metrics: Arc::new(Metrics::new()),
             deadline: self.deadline,
@@ -260,6 +262,7 @@ impl Review {
             "ClusterNetworkPolicy" => "clusternetworkpolicies",
             "AdminNetworkPolicy" => "adminnetworkpolicies",
             "BaselineAdminNetworkPolicy" => "baselineadminnetworkpolicies",
+            "IsolationPolicy" => "isolationpolicies",
             _ => "others",
         };
         let options = match self.op {

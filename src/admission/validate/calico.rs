@@ -47,14 +47,15 @@ pub fn review(ctx: &Ctx, state: &State, req: &Request, kind: Kind) -> Outcome {
     if policy.openings.is_empty() {
         return Outcome::Admit;
     }
-    let checker = Checker::new(&ctx.policy, state);
+    let iso = ctx.policy();
+    let checker = Checker::new(&iso, state);
     let ns = req.namespace();
     let tier_namespace = match kind {
         Kind::GlobalNetworkPolicy => None,
         Kind::NetworkPolicy => match state.namespace(ns) {
             Some(n) => checker.tier_of(n).map(|_| ns),
             // Not indexed yet: a tier namespace by name is one anyway.
-            None if ctx.policy.tier_by_name(ns).is_some() => Some(ns),
+            None if iso.tier_by_name(ns).is_some() => Some(ns),
             None => {
                 return Outcome::retry(Unjudgeable::NamespaceUnknown {
                     namespace: ns.to_string(),

@@ -22,7 +22,8 @@ use crate::report::{Problem, Unjudgeable};
 /// A change to a baseline ClusterNetworkPolicy tierguard keeps by someone
 /// who may not make it; `Err` when the old object cannot be read.
 fn baseline_edit(ctx: &Ctx, req: &Request, api: Api) -> Result<Option<Problem>, Unjudgeable> {
-    let iso = &ctx.policy;
+    let policy = ctx.policy();
+    let iso = &*policy;
     if !matches!(req.operation(), Operation::Update | Operation::Delete)
         || !iso
             .cluster_baseline()
@@ -48,7 +49,8 @@ fn baseline_edit(ctx: &Ctx, req: &Request, api: Api) -> Result<Option<Problem>, 
 
 /// Judges a request for a cluster policy of `api`.
 pub fn review(ctx: &Ctx, state: &State, req: &Request, api: Api) -> Outcome {
-    let iso = &ctx.policy;
+    let policy = ctx.policy();
+    let iso = &*policy;
     let object = format!("{} {}", api.kind(), req.name());
     match baseline_edit(ctx, req, api) {
         Err(why) => return Outcome::cannot(why),

@@ -18,12 +18,16 @@
 //! 5. Calico NetworkPolicy and GlobalNetworkPolicy CREATE/UPDATE
 //!    ([`calico`]): not judged yet, so refused in enforce mode when they may
 //!    apply to tier pods with a rule that can let traffic through.
+//! 6. IsolationPolicy CREATE/UPDATE ([`isolationpolicy`]): tierguard's own
+//!    configuration must be valid, with the field paths `tierguard check`
+//!    gives for a file; refused in every mode.
 //!
 //! In enforce mode a request that cannot be judged (index not synced, object
 //! unreadable) is refused with the reason.
 
 pub mod calico;
 pub mod clusterpolicy;
+pub mod isolationpolicy;
 pub mod namespace;
 pub mod networkpolicy;
 pub mod pod;
@@ -47,6 +51,7 @@ pub fn review(ctx: &Ctx, req: &Request) -> Outcome {
             clusterpolicy::review(ctx, state, req, *api)
         }),
         Kind::Calico(kind) => with_index(ctx, req, |state| calico::review(ctx, state, req, *kind)),
+        Kind::IsolationPolicy => isolationpolicy::review(req),
         Kind::Other { group, kind } => Outcome::cannot(Unjudgeable::Kind {
             group: group.clone(),
             kind: kind.clone(),
@@ -64,9 +69,11 @@ pub fn cost(ctx: &Ctx, req: &Request) -> Cost {
         // Under cluster tiers a wall's search grows with the cluster
         // policies that may select it: judged off the request threads.
         Kind::NetworkPolicy if has_cluster_policies(ctx) => Cost::Cluster,
-        Kind::NetworkPolicy => Cost::of_policy_change(&ctx.policy),
+        Kind::NetworkPolicy => Cost::of_policy_change(&ctx.policy()),
         // A Calico policy is read, not judged: a few selector questions.
         Kind::Pod | Kind::Calico(_) | Kind::Other { .. } => Cost::Namespace,
+        // Validating the configuration reads no cluster state.
+        Kind::IsolationPolicy => Cost::Namespace,
     }
 }
 
@@ -110,7 +117,11 @@ fn with_index(ctx: &Ctx, req: &Request, f: impl FnOnce(&State) -> Outcome) -> Ou
         let (namespace, itself) = match req.kind {
             Kind::Namespace => (req.name(), None),
             Kind::NetworkPolicy => (req.namespace(), Some(req.name())),
-            Kind::Pod | Kind::ClusterPolicy(_) | Kind::Calico(_) | Kind::Other { .. } => ("", None),
+            Kind::Pod
+            | Kind::ClusterPolicy(_)
+            | Kind::Calico(_)
+            | Kind::IsolationPolicy
+            | Kind::Other { .. } => ("", None),
         };
         if let Some(why) = unreadable(&index, namespace, itself) {
             return Outcome::cannot(why);
@@ -184,7 +195,7 @@ fn baseline_edit_problem(
         object,
         delete,
         user: req.user.clone(),
-        policy: ctx.policy.name.clone(),
+        policy: ctx.policy().name.clone(),
     })
 }
 

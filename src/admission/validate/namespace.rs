@@ -20,7 +20,7 @@ use crate::report::{Problem, Unjudgeable};
 
 /// True when the user may change tier membership.
 fn may_change_membership(ctx: &Ctx, req: &Request) -> bool {
-    let m = &ctx.policy.membership;
+    let m = &ctx.policy().membership;
     m.users.contains(&req.user) || req.groups.iter().any(|g| m.groups.contains(g))
 }
 
@@ -36,7 +36,8 @@ pub fn review(ctx: &Ctx, state: &State, req: &Request) -> Outcome {
     let Some(ns) = crate::model::namespace::convert(&obj) else {
         return Outcome::cannot(Unjudgeable::Nameless);
     };
-    let iso = &ctx.policy;
+    let policy = ctx.policy();
+    let iso = &*policy;
     let mut problems = Vec::new();
     if let Some(v) = ns.labels.get(NAME_LABEL)
         && *v != ns.name

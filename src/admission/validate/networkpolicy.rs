@@ -19,7 +19,8 @@ use crate::report::{Problem, Unjudgeable};
 /// A change to a managed baseline policy by someone who may not make it;
 /// `Err` when the old object, needed to tell, cannot be read.
 fn baseline_edit(ctx: &Ctx, req: &Request) -> Result<Option<Problem>, Unjudgeable> {
-    let iso = &ctx.policy;
+    let policy = ctx.policy();
+    let iso = &*policy;
     if !matches!(req.operation(), Operation::Update | Operation::Delete)
         || !iso.baseline_names().contains(&req.name())
     {
@@ -42,7 +43,8 @@ fn baseline_edit(ctx: &Ctx, req: &Request) -> Result<Option<Problem>, Unjudgeabl
 
 /// Judges a NetworkPolicy request.
 pub fn review(ctx: &Ctx, state: &State, req: &Request) -> Outcome {
-    let iso = &ctx.policy;
+    let policy = ctx.policy();
+    let iso = &*policy;
     let refusal = |delete, problems, breaches| Refusal {
         kind: "NetworkPolicy".into(),
         object: req.object_key.clone(),

@@ -22,18 +22,18 @@ pub fn review(ctx: &Ctx, state: &State, req: &Request) -> Outcome {
             namespace: namespace.to_string(),
         });
     };
-    if ctx.policy.tier_of_namespace(&ns.name, &ns.labels).is_none() {
+    let policy = ctx.policy();
+    if policy.tier_of_namespace(&ns.name, &ns.labels).is_none() {
         return Outcome::Admit;
     }
-    let mut missing: Vec<String> = ctx
-        .policy
+    let mut missing: Vec<String> = policy
         .baseline_names()
         .into_iter()
         .filter(|name| state.policy(namespace, name).is_none())
         .map(str::to_string)
         .collect();
     missing.extend(
-        ctx.policy
+        policy
             .cluster_baseline()
             .iter()
             .filter(|c| c.subject_selectors().0.matches(&ns.labels))

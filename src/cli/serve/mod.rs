@@ -157,8 +157,14 @@ pub struct TlsArgs {
 pub struct AdmissionArgs {
     /// The isolation policy (default: ./tierguard.yaml, policies/three-tier.yaml
     /// in the repository, then ~/.config/tierguard/policy.yaml).
-    #[arg(long, env = "TIERGUARD_POLICY")]
+    #[arg(long, env = "TIERGUARD_POLICY", conflicts_with = "policy_object")]
     pub policy: Option<PathBuf>,
+    /// Read the isolation policy from the cluster's IsolationPolicy object
+    /// of this name instead, watched: each valid generation is in force
+    /// within seconds, an invalid one leaves the last valid one in force,
+    /// and its status says which (needs `tierguard crd` installed).
+    #[arg(long, env = "TIERGUARD_POLICY_OBJECT")]
+    pub policy_object: Option<String>,
     /// Override the isolation policy's mode.
     #[arg(long, env = "TIERGUARD_MODE", value_enum)]
     pub mode: Option<ModeArg>,
@@ -427,13 +433,28 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let limits = server_args.limits()?;
     // The one shutdown signal, for the listeners and the leader loop alike.
     let shutdown = server::shutdown_token();
-    let mut policy = super::load_policy(adm.policy.as_deref())?;
-    if let Some(m) = adm.mode {
-        policy.mode = match m {
-            ModeArg::Enforce => Mode::Enforce,
-            ModeArg::Audit => Mode::Audit,
-        };
-    }
+    let mode = adm.mode.map(|m| match m {
+        ModeArg::Enforce => Mode::Enforce,
+        ModeArg::Audit => Mode::Audit,
+    });
+    let client = if cluster.world.is_empty() {
+        Some(kube_client(&cluster).await?)
+    } else {
+        None
+    };
+    let (policy, from_object) = match (&adm.policy_object, &client) {
+        (Some(name), Some(client)) => {
+            let (live, generation) = crate::live::object::first(client, name, mode).await?;
+            (live, Some((name.clone(), generation)))
+        }
+        (Some(_), None) => {
+            bail!("--policy-object reads the cluster: it cannot be used with --world")
+        }
+        (None, _) => (
+            crate::live::Live::new(super::load_policy(adm.policy.as_deref())?, mode),
+            None,
+        ),
+    };
     let metrics = Arc::new(Metrics::new());
     let certs = CertStore::load(&tls.tls_cert, &tls.tls_key, &metrics)?;
     let server_tls = certs.server_config()?;
@@ -468,15 +489,25 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let admin = TcpListener::bind(listen.admin_listen)
         .await
         .with_context(|| format!("binding the admin listener {}", listen.admin_listen))?;
+    let in_force = ctx.policy();
     info!(
         listen = %listener.local_addr()?, admin = %admin.local_addr()?,
-        policy = %ctx.policy.name, mode = ?ctx.policy.mode, judge = ?ctx.policy.judge,
+        policy = %in_force.name, mode = ?in_force.mode, judge = ?in_force.judge,
+        object = from_object.is_some(),
         "tierguard serving"
     );
 
     let mut leader = None;
-    if cluster.world.is_empty() {
-        let client = kube_client(&cluster).await?;
+    if let Some(client) = client {
+        if let Some((name, generation)) = from_object {
+            tokio::spawn(crate::live::object::run(
+                client.clone(),
+                name,
+                ctx.policy.clone(),
+                generation,
+                index.clone(),
+            ));
+        }
         let (idx, m, c) = (index.clone(), metrics.clone(), client.clone());
         // Under RECOVERED_AFTER_QUIET, so a discovery that keeps failing
         // makes the index stale.
