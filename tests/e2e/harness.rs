@@ -305,8 +305,18 @@ impl Cluster {
             .arg(self.tls_dir.join("tls.key"))
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
-            .arg("--policy")
-            .arg(&self.policy)
+            .args(
+                // `--policy-object` reads the policy from the cluster instead.
+                (!self
+                    .serve_args
+                    .iter()
+                    .map(String::as_str)
+                    .chain(extra.iter().copied())
+                    .any(|a| a == "--policy-object"))
+                .then(|| ["--policy".to_string(), self.policy.clone()])
+                .into_iter()
+                .flatten(),
+            )
             .arg("--log-format")
             .arg("json")
             .arg("--discovery-interval-seconds")
@@ -350,7 +360,7 @@ impl Cluster {
     }
 
     /// Waits until the API server serves each CRD `<plural>.<group>`.
-    fn wait_established(&self, group: &str, plurals: &[&str]) {
+    pub fn wait_established(&self, group: &str, plurals: &[&str]) {
         for crd in plurals {
             let o = self.kubectl(&[
                 "wait",
@@ -393,6 +403,11 @@ impl Cluster {
         self.serve_args.extend(args.iter().map(|s| s.to_string()));
     }
 
+    /// The process id of `tierguard serve`, if it runs.
+    pub fn webhook_pid(&self) -> Option<u32> {
+        self.webhook.as_ref().map(Child::id)
+    }
+
     /// Stops `tierguard serve`.
     pub fn stop_webhook(&mut self) {
         if let Some(mut c) = self.webhook.take() {
@@ -404,7 +419,7 @@ impl Cluster {
     /// Applies deploy/base/webhooks.yaml — the rules production uses — with
     /// each `clientConfig.service` replaced by a URL on loopback and the
     /// test CA as `caBundle`.
-    fn register(&self) {
+    pub fn register(&self) {
         self.register_at(self.webhook_port);
     }
 
@@ -434,7 +449,7 @@ impl Cluster {
                 }
             })
             .collect();
-        assert_eq!(replaced, 7, "deploy/base/webhooks.yaml changed shape");
+        assert_eq!(replaced, 8, "deploy/base/webhooks.yaml changed shape");
         let out = self.kubectl_stdin(&["apply", "-f", "-"], &yaml);
         assert!(
             out.status.success(),

@@ -136,9 +136,48 @@ fn helm_chart_renders_what_deploy_base_does() {
             "tierguard",
             "--set",
             "image.tag=latest",
+            "--include-crds",
         ],
     ));
     expect_ok(&rendered, "helm template");
+    // policySource=object renders the same policy as an object, valid and
+    // equal to the ConfigMap's file, and no ConfigMap.
+    let as_object = said(run(
+        &helm,
+        &[
+            "template",
+            "tierguard",
+            CHART,
+            "--namespace",
+            "tierguard",
+            "--set",
+            "policySource=object",
+        ],
+    ));
+    expect_ok(&as_object, "helm template --set policySource=object");
+    let objects = documents(&as_object.stdout);
+    assert!(
+        !objects.iter().any(|o| o["kind"] == "ConfigMap"),
+        "a ConfigMap with policySource=object"
+    );
+    let isop = objects
+        .iter()
+        .find(|o| o["kind"] == "IsolationPolicy")
+        .cloned()
+        .expect("the chart renders the IsolationPolicy");
+    let file = documents(&rendered.stdout)
+        .into_iter()
+        .find(|o| o["kind"] == "ConfigMap")
+        .and_then(|o| {
+            o["data"]["isolation-policy.yaml"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .expect("the policy ConfigMap");
+    assert_eq!(
+        tierguard::model::isolationpolicy::from_json(isop).expect("a valid object"),
+        tierguard::model::isolationpolicy::parse(&file, "ConfigMap").expect("a valid file"),
+    );
     let kustomized = said(run(&kubectl, &["kustomize", "deploy/base"]));
     expect_ok(&kustomized, "kubectl kustomize deploy/base");
 
@@ -508,6 +547,59 @@ fn helm_install_guards_a_real_api_server() {
             .as_str()
             .unwrap_or_default()
             .contains("mode: audit")
+    );
+
+    // policySource=object: the policy becomes an IsolationPolicy object (its
+    // CRD came from the chart's crds/), serve is pointed at it, and the
+    // chart's webhook has tierguard validate edits to it.
+    let upgrade = helm_cmd(&[
+        "upgrade",
+        "tierguard",
+        CHART,
+        "--set",
+        "mode=audit",
+        "--set",
+        "policySource=object",
+    ]);
+    expect_ok(&upgrade, "helm upgrade --set policySource=object");
+    let isop = object(&c, "isolationpolicy", "three-tier", None);
+    assert_eq!(isop["spec"]["mode"], "audit");
+    assert_eq!(
+        isop["metadata"]["labels"]["app.kubernetes.io/instance"],
+        "tierguard"
+    );
+    let env = object(&c, "deployment", "tierguard", Some("tierguard"))["spec"]["template"]["spec"]
+        ["containers"][0]["env"]
+        .clone();
+    let names: Vec<&str> = env
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"TIERGUARD_POLICY_OBJECT") && !names.contains(&"TIERGUARD_POLICY"),
+        "{names:?}"
+    );
+    assert!(
+        !c.kubectl(&["get", "configmap", "tierguard-policy", "-n", "tierguard"])
+            .status
+            .success(),
+        "the policy ConfigMap outlived policySource=object"
+    );
+    let bad = said(c.kubectl(&[
+        "patch",
+        "isolationpolicy",
+        "three-tier",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"judge":"loose"}}"#,
+    ]));
+    expect_refused(
+        &bad,
+        "an invalid IsolationPolicy through the chart's webhook",
+        "spec.judge: Unsupported value",
     );
 
     // Uninstalled, tierguard is no longer asked.

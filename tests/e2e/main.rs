@@ -5,6 +5,7 @@ mod drain;
 mod haproxy;
 mod harness;
 mod helm;
+mod isolationpolicy;
 mod monitoring;
 
 use std::sync::Mutex;
