@@ -41,10 +41,14 @@ kubectl create clusterrolebinding tierguard --clusterrole=cluster-admin --servic
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=$(free_port); ADMIN=$(free_port)
-say "starting tierguard serve on 127.0.0.1:$PORT (certificates from tierguard certs)"
+say "the isolation policy as a cluster object: the CRD (tierguard crd) and policies/three-tier.yaml"
+"$TG" crd | kubectl apply -f - >/dev/null
+kubectl wait --for=condition=Established --timeout=60s crd/isolationpolicies.tierguard.io >/dev/null
+run kubectl apply -f policies/three-tier.yaml
+say "starting tierguard serve on 127.0.0.1:$PORT (certificates from tierguard certs; --policy-object three-tier)"
 "$TG" certs --out "$DIR/certs" --host 127.0.0.1 >/dev/null
 "$TG" serve --kubeconfig "$KUBECONFIG" --tls-cert "$DIR/certs/tls.crt" --tls-key "$DIR/certs/tls.key" \
-  --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$ADMIN" --policy policies/three-tier.yaml \
+  --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$ADMIN" --policy-object three-tier \
   --log-format json --drain-seconds 0 --discovery-interval-seconds 1 > "$DIR/tierguard.log" 2>&1 &
 SERVE_PID=$!
 for _ in $(seq 1 100); do
@@ -97,10 +101,24 @@ run kubectl create namespace analytics
 run kubectl create clusterrolebinding alice --clusterrole=cluster-admin --user=alice
 run kubectl --as alice label namespace analytics tierguard.io/tier=database
 
+say "d. the policy object: tierguard reports its state, refuses an invalid edit, and puts a valid one in force live"
+run kubectl get isolationpolicy
+run kubectl patch isolationpolicy three-tier --type merge -p '{"spec":{"mode":"strict"}}'
+run kubectl patch isolationpolicy three-tier --type json \
+  -p '[{"op":"add","path":"/spec/tiers/-","value":{"name":"cache","namespaces":["cache"]}}]'
+run kubectl create namespace cache
+wait_for cache tierguard-allow-dns
+run kubectl get networkpolicy -n cache
+for _ in $(seq 1 60); do # status follows namespaces within 10 s
+  kubectl get isolationpolicy three-tier -o jsonpath='{.status.tiers[3].namespaces}' | grep -q cache && break
+  sleep 0.5
+done
+run kubectl get isolationpolicy three-tier -o jsonpath='{range .status.tiers[*]}{.name}: {.namespaces}{"\n"}{end}'
+
 say "and offline, the same engine answers \"why?\""
 run "$TG" query -f examples/three-tier --from frontend/frontend-app --to database/database-app --port tcp/5432
 
-say "d. on packets: the tutorial again with a real NetworkPolicy data plane"
+say "e. on packets: the tutorial again with a real NetworkPolicy data plane"
 say "   (kube-router's firewall, pods as network namespaces; scripts/dataplane.sh, also make dataplane)"
 if [[ "$(id -u)" -eq 0 ]] && ip netns list >/dev/null 2>&1; then
   scripts/deps.sh iptables ipset conntrack iproute2

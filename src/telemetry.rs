@@ -47,6 +47,10 @@ pub struct Metrics {
     pub requests: Family<Labels, Counter>,
     /// Forbidden flows found, by source and destination class and mode.
     pub violations: Family<Labels, Counter>,
+    /// Forbidden flows the cluster allows now, by isolation policy, source
+    /// and destination class (recounted every few seconds; no series while
+    /// there are none).
+    pub violations_current: Family<Labels, Gauge>,
     /// Time to judge one admission request, in seconds.
     pub latency: Histogram,
     /// 1 when the index has synced namespaces and policies.
@@ -104,6 +108,12 @@ impl Metrics {
             "violations",
             "Forbidden flows found, by source and destination class and mode",
             violations.clone(),
+        );
+        let violations_current = Family::<Labels, Gauge>::default();
+        registry.register(
+            "violations_current",
+            "Forbidden flows the cluster allows now, by isolation policy, source and destination class",
+            violations_current.clone(),
         );
         let latency = Histogram::new([
             0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0,
@@ -218,6 +228,7 @@ impl Metrics {
             registry,
             requests,
             violations,
+            violations_current,
             latency,
             index_synced,
             index_objects,

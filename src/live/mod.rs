@@ -8,9 +8,12 @@
 //!        invalid generation ─► the last valid one stays; status says why
 //! ```
 //!
-//! A request takes one snapshot ([`Live::get`]) and judges with it; a change
-//! is seen by the next request, never half-way through one.
+//! A judgement takes one snapshot ([`Live::get`]) and judges with it, so a
+//! change is never seen half-way through one. The response's mode is read
+//! when the answer is written: a request that races an edit is judged
+//! under one generation and answered under the newer one's mode.
 
+pub mod census;
 pub mod object;
 
 use std::sync::Arc;

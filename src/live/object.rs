@@ -8,18 +8,20 @@
 //!     deleted ─► the last valid generation stays in force (logged)
 //!     every change, and every STATUS_EVERY ─► status, written when it differs:
 //!        observedGeneration, activeGeneration, conditions Accepted/Ready,
-//!        mode, tiers and the namespaces in each tier now
+//!        mode, tiers and the namespaces in each tier now, and the number
+//!        of forbidden flows the cluster allows now (`violations`, from
+//!        the census)
 //! ```
 //!
 //! Every replica watches and writes the same status (a server-side apply
 //! that changes nothing is no write). A replica that starts while the
-//! object is missing or invalid waits ([`first`]), so it never serves with
-//! no policy: its webhooks fail closed meanwhile.
+//! object is missing or invalid waits ([`first`]) before it listens at all,
+//! so it never serves with no policy: its webhooks fail closed meanwhile,
+//! and in a pod the liveness probe restarts it until the object is valid.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Result, anyhow};
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
@@ -29,6 +31,7 @@ use kube::{Api, Client, ResourceExt};
 use tracing::{info, warn};
 
 use super::Live;
+use super::census::Census;
 use crate::engine::state::State;
 use crate::engine::tiers::{IsolationPolicy, Mode};
 use crate::index::SharedIndex;
@@ -63,7 +66,7 @@ pub fn judge(obj: &IsolationPolicyObject) -> Verdict {
 
 /// Waits for the first valid generation of IsolationPolicy `name`, writing
 /// the status of every invalid one it sees; returns it in force.
-pub async fn first(client: &Client, name: &str, mode: Option<Mode>) -> Result<(Arc<Live>, i64)> {
+pub async fn first(client: &Client, name: &str, mode: Option<Mode>) -> (Arc<Live>, i64) {
     let api: Api<IsolationPolicyObject> = Api::all(client.clone());
     let mut logged = false;
     loop {
@@ -72,7 +75,7 @@ pub async fn first(client: &Client, name: &str, mode: Option<Mode>) -> Result<(A
                 Verdict::Valid(p) => {
                     let generation = obj.metadata.generation.unwrap_or(0);
                     let live = Live::new(*p, mode);
-                    return Ok((live, generation));
+                    return (live, generation);
                 }
                 Verdict::Invalid(errors) => {
                     if !logged {
@@ -82,21 +85,16 @@ pub async fn first(client: &Client, name: &str, mode: Option<Mode>) -> Result<(A
                     write_status(&api, &obj, status).await;
                 }
             },
-            Ok(None) if !logged => {
-                warn!(
-                    isolation_policy = name,
-                    "IsolationPolicy not found: waiting for it"
-                );
-            }
-            Ok(None) => {}
-            Err(e) => {
-                if let kube::Error::Api(s) = &e
-                    && s.code == 404
-                {
-                    return Err(anyhow!(
-                        "IsolationPolicy {name}: the isolationpolicies.tierguard.io CRD is not installed (`tierguard crd | kubectl apply -f -`): {e}"
-                    ));
+            Ok(None) => {
+                // A missing CRD reads as a missing object (404) too.
+                if !logged {
+                    warn!(
+                        isolation_policy = name,
+                        "IsolationPolicy not found (is its CRD installed? `tierguard crd | kubectl apply -f -`): waiting for it"
+                    );
                 }
+            }
+            Err(e) => {
                 warn!(isolation_policy = name, error = %e, "cannot read the IsolationPolicy; retrying");
             }
         }
@@ -107,7 +105,14 @@ pub async fn first(client: &Client, name: &str, mode: Option<Mode>) -> Result<(A
 
 /// Watches IsolationPolicy `name` for as long as the process runs: puts
 /// each valid generation in force and keeps its status.
-pub async fn run(client: Client, name: String, live: Arc<Live>, active: i64, index: SharedIndex) {
+pub async fn run(
+    client: Client,
+    name: String,
+    live: Arc<Live>,
+    active: i64,
+    index: SharedIndex,
+    census: Arc<Census>,
+) {
     let api: Api<IsolationPolicyObject> = Api::all(client);
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut events = watcher::watcher(api.clone(), config)
@@ -151,13 +156,17 @@ pub async fn run(client: Client, name: String, live: Arc<Live>, active: i64, ind
         }
         if let Some(obj) = &last {
             let verdict = judge(obj);
+            let policy = live.get();
             let tiers = {
                 let index = index.read().unwrap_or_else(|e| e.into_inner());
                 index
                     .is_synced()
-                    .then(|| tier_namespaces(&live.get(), index.state()))
+                    .then(|| tier_namespaces(&policy, index.state()))
             };
-            let status = status(obj, &verdict, active, tiers, now());
+            let mut status = status(obj, &verdict, active, tiers, now());
+            if let Some(n) = census.latest() {
+                status.violations = Some(n);
+            }
             write_status(&api, obj, status).await;
         }
     }

@@ -243,7 +243,8 @@ pub struct IsolationPolicyStatus {
     /// The namespaces in each tier now, by name or label.
     #[serde(default)]
     pub tiers: Vec<TierStatus>,
-    /// The number of current violations, once tierguard has counted them.
+    /// The forbidden flows the cluster allows now, as `tierguard check`
+    /// counts them (under the generation in force).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub violations: Option<i64>,
 }

@@ -6,7 +6,8 @@
 //! restart: a live edit is in force within seconds for the webhook and the
 //! baseline controller; an invalid edit is refused with field paths; one
 //! stored while the webhook is away leaves the last valid generation in
-//! force and says so in `status`.
+//! force and says so in `status`, which also counts the violations the
+//! cluster allows now.
 
 use serde_json::Value;
 
@@ -115,6 +116,9 @@ fn isolation_policy_objects_are_validated_watched_and_reported() {
     assert_eq!(s["observedGeneration"], s["activeGeneration"]);
     c.eventually(30, "status lists the tier namespaces", || {
         status(&c)["tiers"][2]["namespaces"] == serde_json::json!(["database"])
+    });
+    c.eventually(30, "status counts no violations", || {
+        status(&c)["violations"] == 0
     });
     let table = said(c.kubectl(&["get", "isop"]));
     expect_ok(&table, "kubectl get isop");
@@ -231,6 +235,25 @@ fn isolation_policy_objects_are_validated_watched_and_reported() {
     });
     c.eventually(20, "audit mode in force", || {
         admitted(&c, &backend_from_frontend_6379)
+    });
+    // Admitted for real (audit mode): status counts what it opens.
+    expect_ok(
+        &said(c.kubectl_stdin(&["apply", "-f", "-"], &backend_from_frontend_6379)),
+        "a violating NetworkPolicy in audit mode",
+    );
+    c.eventually(30, "status counts the violation", || {
+        status(&c)["violations"].as_i64().is_some_and(|n| n > 0)
+    });
+    c.eventually(30, "the gauge counts it too", || {
+        super::harness::admin_get(c.admin_port, "/metrics").is_some_and(|(_, m)| {
+            m.lines().any(|l| {
+                l.starts_with("tierguard_violations_current{")
+                    && l.contains("policy=\"three-tier\"")
+                    && l.contains("from=\"tier:frontend\"")
+                    && l.contains("to=\"tier:database\"")
+                    && !l.ends_with(" 0")
+            })
+        })
     });
     assert_eq!(c.webhook_pid(), pid, "tierguard restarted");
 }

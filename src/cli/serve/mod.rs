@@ -444,7 +444,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     };
     let (policy, from_object) = match (&adm.policy_object, &client) {
         (Some(name), Some(client)) => {
-            let (live, generation) = crate::live::object::first(client, name, mode).await?;
+            let (live, generation) = crate::live::object::first(client, name, mode).await;
             (live, Some((name.clone(), generation)))
         }
         (Some(_), None) => {
@@ -499,6 +499,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
 
     let mut leader = None;
     if let Some(client) = client {
+        let census = Arc::new(crate::live::census::Census::default());
+        tokio::spawn(crate::live::census::run(
+            ctx.policy.clone(),
+            index.clone(),
+            metrics.clone(),
+            census.clone(),
+        ));
         if let Some((name, generation)) = from_object {
             tokio::spawn(crate::live::object::run(
                 client.clone(),
@@ -506,6 +513,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 ctx.policy.clone(),
                 generation,
                 index.clone(),
+                census,
             ));
         }
         let (idx, m, c) = (index.clone(), metrics.clone(), client.clone());

@@ -1,0 +1,108 @@
+//! The forbidden flows the cluster allows now, recounted every
+//! [`EVERY`] and after each change of the isolation policy: the
+//! `tierguard_violations_current` gauge, and the count an IsolationPolicy's
+//! status shows.
+//!
+//! ```text
+//!  every EVERY, or Live changed ─► index synced? ─► snapshot (cheap clone)
+//!     ─► Checker::report on the blocking pool (the judgement `check` makes)
+//!     ─► gauge {policy, from, to} (series for flows gone are removed)
+//!     ─► Census::latest
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tracing::warn;
+
+use super::Live;
+use crate::engine::isolation::Checker;
+use crate::index::SharedIndex;
+use crate::report::metric_class;
+use crate::telemetry::{Metrics, labels};
+
+/// How often the count is made without a change.
+pub const EVERY: Duration = Duration::from_secs(10);
+
+/// The latest count.
+#[derive(Debug)]
+pub struct Census {
+    latest: AtomicI64,
+}
+
+impl Default for Census {
+    fn default() -> Self {
+        Self {
+            latest: AtomicI64::new(-1),
+        }
+    }
+}
+
+impl Census {
+    /// The forbidden flows the cluster allowed at the latest count; None
+    /// before the first (or when the latest could not be made).
+    pub fn latest(&self) -> Option<i64> {
+        let n = self.latest.load(Ordering::Relaxed);
+        (n >= 0).then_some(n)
+    }
+}
+
+/// Counts for as long as the process runs.
+pub async fn run(live: Arc<Live>, index: SharedIndex, metrics: Arc<Metrics>, census: Arc<Census>) {
+    let mut changes = Box::pin(live.changes());
+    let mut tick = tokio::time::interval(EVERY);
+    let mut series: Vec<Vec<(String, String)>> = Vec::new();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            c = changes.next() => if c.is_none() { return },
+        }
+        let state = {
+            let index = index.read().unwrap_or_else(|e| e.into_inner());
+            index.is_synced().then(|| index.state().clone())
+        };
+        let Some(state) = state else {
+            continue;
+        };
+        let policy = live.get();
+        let counted = tokio::task::spawn_blocking(move || {
+            let report = Checker::new(&policy, &state).report()?;
+            let mut by: BTreeMap<(String, String), i64> = BTreeMap::new();
+            for b in &report.flows {
+                *by.entry((metric_class(&b.from), metric_class(&b.to)))
+                    .or_default() += 1;
+            }
+            Ok::<_, crate::engine::solve::Exhausted>((policy.name.clone(), by))
+        })
+        .await;
+        match counted {
+            Ok(Ok((policy, by))) => {
+                let mut total = 0i64;
+                let mut now = Vec::with_capacity(by.len());
+                for ((from, to), n) in by {
+                    total = total.saturating_add(n);
+                    let l = labels(&[("policy", &policy), ("from", &from), ("to", &to)]);
+                    metrics.violations_current.get_or_create(&l).set(n);
+                    now.push(l);
+                }
+                // Flows gone since the last count: their series go too.
+                for gone in series.iter().filter(|l| !now.contains(l)) {
+                    metrics.violations_current.remove(gone);
+                }
+                series = now;
+                census.latest.store(total, Ordering::Relaxed);
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "cannot count the current violations");
+                census.latest.store(-1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                warn!(error = %e, "counting the current violations failed");
+                census.latest.store(-1, Ordering::Relaxed);
+            }
+        }
+    }
+}
