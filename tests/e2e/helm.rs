@@ -126,34 +126,16 @@ fn helm_chart_renders_what_deploy_base_does() {
 
     // deploy/base's image is tierguard:latest (set with `kustomize edit set
     // image`); the chart's defaults to its appVersion.
-    let rendered = said(run(
-        &helm,
-        &[
-            "template",
-            "tierguard",
-            CHART,
-            "--namespace",
-            "tierguard",
-            "--set",
-            "image.tag=latest",
-            "--include-crds",
-        ],
-    ));
+    let template = |extra: &[&str]| {
+        let mut args = vec!["template", "tierguard", CHART, "--namespace", "tierguard"];
+        args.extend(extra);
+        said(run(&helm, &args))
+    };
+    let rendered = template(&["--set", "image.tag=latest", "--include-crds"]);
     expect_ok(&rendered, "helm template");
     // policySource=object renders the same policy as an object, valid and
     // equal to the ConfigMap's file, and no ConfigMap.
-    let as_object = said(run(
-        &helm,
-        &[
-            "template",
-            "tierguard",
-            CHART,
-            "--namespace",
-            "tierguard",
-            "--set",
-            "policySource=object",
-        ],
-    ));
+    let as_object = template(&["--set", "policySource=object"]);
     expect_ok(&as_object, "helm template --set policySource=object");
     let objects = documents(&as_object.stdout);
     assert!(

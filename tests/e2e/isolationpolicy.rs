@@ -71,6 +71,14 @@ fn patch(c: &Cluster, json_patch: &str) -> super::harness::Said {
     ]))
 }
 
+/// Sets `spec.mode` (the webhook, if registered, judging it); returns the
+/// generation stored.
+fn set_mode(c: &Cluster, mode: &str) -> i64 {
+    let p = format!(r#"[{{"op":"replace","path":"/spec/mode","value":"{mode}"}}]"#);
+    expect_ok(&patch(c, &p), &format!("set spec.mode to {mode}"));
+    generation(c)
+}
+
 fn admitted(c: &Cluster, manifest: &str) -> bool {
     said(c.kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], manifest)).ok
 }
@@ -186,14 +194,7 @@ fn isolation_policy_objects_are_validated_watched_and_reported() {
         &said(c.kubectl(&["delete", "validatingwebhookconfiguration", "tierguard"])),
         "remove the validating webhooks",
     );
-    expect_ok(
-        &patch(
-            &c,
-            r#"[{"op":"replace","path":"/spec/mode","value":"strict"}]"#,
-        ),
-        "store an invalid generation",
-    );
-    let stored = generation(&c);
+    let stored = set_mode(&c, "strict");
     c.eventually(20, "status reports the invalid generation", || {
         let s = status(&c);
         s["observedGeneration"] == stored
@@ -221,14 +222,7 @@ fn isolation_policy_objects_are_validated_watched_and_reported() {
     );
 
     // Fixed: in force again.
-    expect_ok(
-        &patch(
-            &c,
-            r#"[{"op":"replace","path":"/spec/mode","value":"audit"}]"#,
-        ),
-        "fix the mode",
-    );
-    let fixed = generation(&c);
+    let fixed = set_mode(&c, "audit");
     c.eventually(20, "the fixed generation in force", || {
         let s = status(&c);
         s["activeGeneration"] == fixed && condition(&s, "Ready").0 == "True"
