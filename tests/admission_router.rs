@@ -1339,6 +1339,18 @@ async fn isolation_policies_are_validated_with_field_paths_in_every_mode() {
             "{msg}"
         );
 
+        // Unreadable: refused too, audit mode or not.
+        let r = post(
+            ctx(),
+            "/validate",
+            Review::create(ISOP, "three-tier", Value::Null).json(),
+        )
+        .await;
+        assert_eq!(
+            r["allowed"], false,
+            "{mode:?}: an unreadable policy admitted: {r}"
+        );
+
         // Deleting is not judged.
         let r = post(
             ctx(),

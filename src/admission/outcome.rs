@@ -93,7 +93,10 @@ impl VerdictLabel {
 /// The response for `outcome`, and its verdict label.
 pub fn respond(ctx: &Ctx, req: &Request, outcome: Outcome) -> (AdmissionResponse, VerdictLabel) {
     let resp = req.response();
-    let audit = ctx.policy().mode == Mode::Audit;
+    // tierguard's own configuration is refused in every mode, whatever
+    // stops it from being judged.
+    let audit = ctx.policy().mode == Mode::Audit
+        && !matches!(req.kind, super::request::Kind::IsolationPolicy);
     match outcome {
         Outcome::Admit => (resp, VerdictLabel::Allowed),
         Outcome::Patch(patch) => match resp.clone().with_patch(patch) {

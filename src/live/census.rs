@@ -54,6 +54,7 @@ impl Census {
 pub async fn run(live: Arc<Live>, index: SharedIndex, metrics: Arc<Metrics>, census: Arc<Census>) {
     let mut changes = Box::pin(live.changes());
     let mut tick = tokio::time::interval(EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut series: Vec<Vec<(String, String)>> = Vec::new();
     loop {
         tokio::select! {

@@ -8,10 +8,11 @@
 //!        invalid generation ─► the last valid one stays; status says why
 //! ```
 //!
-//! A judgement takes one snapshot ([`Live::get`]) and judges with it, so a
-//! change is never seen half-way through one. The response's mode is read
-//! when the answer is written: a request that races an edit is judged
-//! under one generation and answered under the newer one's mode.
+//! A judgement takes one snapshot ([`Live::get`]) and judges with it (the
+//! membership, the baseline and the flows of one generation), so a change
+//! is never seen half-way through one. The response's mode is read when the
+//! answer is written: a request that races an edit is judged under one
+//! generation and answered under the newer one's mode.
 
 pub mod census;
 pub mod object;

@@ -82,7 +82,7 @@ pub async fn first(client: &Client, name: &str, mode: Option<Mode>) -> (Arc<Live
                         warn!(isolation_policy = name, errors = ?errors, "IsolationPolicy is invalid: waiting for a valid generation");
                     }
                     let status = status(&obj, &Verdict::Invalid(errors), None, None, now());
-                    write_status(&api, &obj, status).await;
+                    let _ = write_status(&api, &obj, status).await;
                 }
             },
             Ok(None) => {
@@ -120,11 +120,14 @@ pub async fn run(
         .boxed();
     let mut active = Some(active);
     let mut last: Option<IsolationPolicyObject> = None;
+    let mut listed = false;
     let mut tick = tokio::time::interval(STATUS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             ev = events.next() => match ev {
                 Some(Ok(Event::Apply(obj) | Event::InitApply(obj))) => {
+                    listed = true;
                     let verdict = judge(&obj);
                     let generation = obj.metadata.generation.unwrap_or(0);
                     match &verdict {
@@ -145,7 +148,17 @@ pub async fn run(
                     warn!(isolation_policy = %name, "IsolationPolicy deleted: its last valid generation stays in force until restart");
                     last = None;
                 }
-                Some(Ok(Event::Init | Event::InitDone)) => continue,
+                Some(Ok(Event::Init)) => {
+                    listed = false;
+                    continue;
+                }
+                // A deletion during a relist comes as its absence.
+                Some(Ok(Event::InitDone)) => {
+                    if !listed && last.take().is_some() {
+                        warn!(isolation_policy = %name, "IsolationPolicy deleted: its last valid generation stays in force until restart");
+                    }
+                    continue;
+                }
                 Some(Err(e)) => {
                     warn!(isolation_policy = %name, error = %e, "IsolationPolicy watch failed; retrying");
                     continue;
@@ -167,7 +180,12 @@ pub async fn run(
             if let Some(n) = census.latest() {
                 status.violations = Some(n);
             }
-            write_status(&api, obj, status).await;
+            if let Some(written) = write_status(&api, obj, status).await {
+                // What the API server now holds, so the next look compares
+                // with it rather than with a status the watch has not
+                // delivered yet.
+                last = Some(written);
+            }
         }
     }
 }
@@ -203,7 +221,7 @@ pub fn tier_namespaces(policy: &IsolationPolicy, state: &State) -> Vec<TierStatu
 }
 
 /// The status of `obj`: `verdict` is its current generation's, `active`
-/// the generation in force, `tiers` the namespaces per tier (None: not
+/// the generation in force (None: the stored one), `tiers` the namespaces per tier (None: not
 /// known yet, the stored ones are kept). A condition keeps its stored
 /// transition time while its status stays.
 pub fn status(
@@ -215,6 +233,9 @@ pub fn status(
 ) -> IsolationPolicyStatus {
     let stored = obj.status.clone().unwrap_or_default();
     let generation = obj.metadata.generation;
+    // A replica that has put no generation in force (one waiting at start)
+    // keeps what another recorded, so replicas write the same status.
+    let active = active.or(stored.active_generation);
     let condition = |type_: &str, ok: bool, reason: &str, message: String| {
         let status = if ok { "True" } else { "False" };
         let since = stored
@@ -285,14 +306,15 @@ pub fn status(
     }
 }
 
-/// Writes `status` when it differs from the stored one.
+/// Writes `status` when it differs from the stored one; returns the object
+/// as written.
 async fn write_status(
     api: &Api<IsolationPolicyObject>,
     obj: &IsolationPolicyObject,
     status: IsolationPolicyStatus,
-) {
+) -> Option<IsolationPolicyObject> {
     if obj.status.as_ref() == Some(&status) {
-        return;
+        return None;
     }
     let patch = serde_json::json!({
         "apiVersion": isolationpolicy::API_VERSION,
@@ -300,11 +322,15 @@ async fn write_status(
         "status": status,
     });
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    if let Err(e) = api
+    match api
         .patch_status(&obj.name_any(), &params, &Patch::Apply(&patch))
         .await
     {
-        warn!(isolation_policy = %obj.name_any(), error = %e, "cannot write the IsolationPolicy's status");
+        Ok(written) => Some(written),
+        Err(e) => {
+            warn!(isolation_policy = %obj.name_any(), error = %e, "cannot write the IsolationPolicy's status");
+            None
+        }
     }
 }
 

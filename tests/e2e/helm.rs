@@ -605,4 +605,26 @@ fn helm_install_guards_a_real_api_server() {
         answered,
         "tierguard was still asked"
     );
+
+    // A fresh install with policySource=object, while no tierguard runs:
+    // the policy object is written although its webhook cannot be reached
+    // (failurePolicy Ignore; with Fail no first policy could ever be
+    // written, since serve waits for it before it listens).
+    drop(replica);
+    let fresh = helm_cmd(&[
+        "install",
+        "tierguard",
+        CHART,
+        "--set",
+        "policySource=object",
+    ]);
+    expect_ok(
+        &fresh,
+        "helm install --set policySource=object with no tierguard running",
+    );
+    assert_eq!(
+        object(&c, "isolationpolicy", "three-tier", None)["spec"]["mode"],
+        "enforce"
+    );
+    expect_ok(&helm_cmd(&["uninstall", "tierguard"]), "helm uninstall");
 }

@@ -15,15 +15,19 @@ use crate::admission::request::Request;
 use crate::engine::cluster::Api;
 use crate::engine::isolation::{Change, check_change};
 use crate::engine::state::State;
+use crate::engine::tiers::IsolationPolicy;
 use crate::model::clusterbaseline::is_managed;
 use crate::report::kubectl::Refusal;
 use crate::report::{Problem, Unjudgeable};
 
 /// A change to a baseline ClusterNetworkPolicy tierguard keeps by someone
 /// who may not make it; `Err` when the old object cannot be read.
-fn baseline_edit(ctx: &Ctx, req: &Request, api: Api) -> Result<Option<Problem>, Unjudgeable> {
-    let policy = ctx.policy();
-    let iso = &*policy;
+fn baseline_edit(
+    ctx: &Ctx,
+    iso: &IsolationPolicy,
+    req: &Request,
+    api: Api,
+) -> Result<Option<Problem>, Unjudgeable> {
     if !matches!(req.operation(), Operation::Update | Operation::Delete)
         || !iso
             .cluster_baseline()
@@ -37,6 +41,7 @@ fn baseline_edit(ctx: &Ctx, req: &Request, api: Api) -> Result<Option<Problem>, 
         .map_err(|error| Unjudgeable::Unreadable { error })?;
     Ok(super::baseline_edit_problem(
         ctx,
+        iso,
         req,
         format!("{} {}", api.kind(), req.name()),
         is_managed(&old),
@@ -52,7 +57,7 @@ pub fn review(ctx: &Ctx, state: &State, req: &Request, api: Api) -> Outcome {
     let policy = ctx.policy();
     let iso = &*policy;
     let object = format!("{} {}", api.kind(), req.name());
-    match baseline_edit(ctx, req, api) {
+    match baseline_edit(ctx, iso, req, api) {
         Err(why) => return Outcome::cannot(why),
         Ok(Some(p)) => {
             return Outcome::Refuse(Refusal {

@@ -182,6 +182,7 @@ fn unreadable_cluster(index: &Index, itself: Option<(Api, &str)>) -> Option<Unju
 /// may edit the baseline or the update changes nothing.
 fn baseline_edit_problem(
     ctx: &Ctx,
+    iso: &crate::engine::tiers::IsolationPolicy,
     req: &Request,
     object: String,
     old_managed: bool,
@@ -195,7 +196,7 @@ fn baseline_edit_problem(
         object,
         delete,
         user: req.user.clone(),
-        policy: ctx.policy().name.clone(),
+        policy: iso.name.clone(),
     })
 }
 

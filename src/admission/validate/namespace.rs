@@ -15,12 +15,13 @@ use crate::admission::outcome::Outcome;
 use crate::admission::request::Request;
 use crate::engine::isolation::{NamespaceProblem, check_namespace_change};
 use crate::engine::state::{NAME_LABEL, State};
+use crate::engine::tiers::IsolationPolicy;
 use crate::report::kubectl::Refusal;
 use crate::report::{Problem, Unjudgeable};
 
 /// True when the user may change tier membership.
-fn may_change_membership(ctx: &Ctx, req: &Request) -> bool {
-    let m = &ctx.policy().membership;
+fn may_change_membership(iso: &IsolationPolicy, req: &Request) -> bool {
+    let m = &iso.membership;
     m.users.contains(&req.user) || req.groups.iter().any(|g| m.groups.contains(g))
 }
 
@@ -71,7 +72,7 @@ pub fn review(ctx: &Ctx, state: &State, req: &Request) -> Outcome {
         },
         _ => None,
     };
-    if new_tier != old_tier && !may_change_membership(ctx, req) {
+    if new_tier != old_tier && !may_change_membership(iso, req) {
         problems.push(Problem::Membership {
             namespace: ns.name.clone(),
             tier_label: iso.tier_label.clone(),

@@ -12,15 +12,18 @@ use crate::admission::outcome::Outcome;
 use crate::admission::request::Request;
 use crate::engine::isolation::{Change, check_change};
 use crate::engine::state::State;
+use crate::engine::tiers::IsolationPolicy;
 use crate::model::baseline::is_managed;
 use crate::report::kubectl::Refusal;
 use crate::report::{Problem, Unjudgeable};
 
 /// A change to a managed baseline policy by someone who may not make it;
 /// `Err` when the old object, needed to tell, cannot be read.
-fn baseline_edit(ctx: &Ctx, req: &Request) -> Result<Option<Problem>, Unjudgeable> {
-    let policy = ctx.policy();
-    let iso = &*policy;
+fn baseline_edit(
+    ctx: &Ctx,
+    iso: &IsolationPolicy,
+    req: &Request,
+) -> Result<Option<Problem>, Unjudgeable> {
     if !matches!(req.operation(), Operation::Update | Operation::Delete)
         || !iso.baseline_names().contains(&req.name())
     {
@@ -31,6 +34,7 @@ fn baseline_edit(ctx: &Ctx, req: &Request) -> Result<Option<Problem>, Unjudgeabl
         .map_err(|error| Unjudgeable::Unreadable { error })?;
     Ok(super::baseline_edit_problem(
         ctx,
+        iso,
         req,
         req.object_key.clone(),
         is_managed(&old),
@@ -53,7 +57,7 @@ pub fn review(ctx: &Ctx, state: &State, req: &Request) -> Outcome {
         breaches,
         policy: iso.name.clone(),
     };
-    let edit = match baseline_edit(ctx, req) {
+    let edit = match baseline_edit(ctx, iso, req) {
         Ok(e) => e,
         Err(why) => return Outcome::cannot(why),
     };

@@ -121,3 +121,34 @@ fn tier_namespaces_follow_names_and_labels() {
     assert_eq!(tiers[0].namespaces, vec!["web".to_string()]);
     assert_eq!(tiers[1].namespaces, vec!["pg".to_string()]);
 }
+
+#[test]
+fn a_status_written_back_is_written_once() {
+    // The status computed from an object carrying it is the same status,
+    // so a replica does not rewrite what it wrote (or what another wrote).
+    for (spec, active) in [("{tiers: [{name: a}]}", Some(1)), ("{tiers: []}", None)] {
+        let mut obj = object(spec, 1);
+        let tiers = Some(vec![TierStatus {
+            name: "a".into(),
+            namespaces: vec!["x".into()],
+        }]);
+        let first = status(&obj, &judge(&obj), active, tiers.clone(), "T1".into());
+        // Through JSON, as the API server stores and returns it.
+        let stored: IsolationPolicyStatus =
+            serde_json::from_value(serde_json::to_value(&first).expect("json")).expect("back");
+        obj.status = Some(stored);
+        let again = status(&obj, &judge(&obj), active, tiers, "T2".into());
+        assert_eq!(obj.status.as_ref(), Some(&again), "{spec}");
+    }
+}
+
+#[test]
+fn a_replica_with_nothing_in_force_keeps_the_recorded_active_generation() {
+    let good = object("{tiers: [{name: a}]}", 1);
+    let mut bad = object("{tiers: []}", 2);
+    bad.status = Some(status(&good, &judge(&good), Some(1), None, "T1".into()));
+    let running = status(&bad, &judge(&bad), Some(1), None, "T2".into());
+    let waiting = status(&bad, &judge(&bad), None, None, "T2".into());
+    assert_eq!(waiting, running, "two replicas would overwrite each other");
+    assert_eq!(condition(&waiting, "Ready").reason, "LastValidInForce");
+}
