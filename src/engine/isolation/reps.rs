@@ -176,8 +176,16 @@ impl Checker<'_> {
                 }
                 let lies = ns.labels.get(NAME_LABEL).is_some_and(|v| *v != ns.name);
                 let named = mentioned.contains(ns.name.as_str());
-                // In effective mode each member's own policies matter: keep all.
-                if lies || named || !plain_seen || self.iso.judge == Judge::Effective {
+                // In effective mode each member's own policies matter: keep
+                // all. Under cluster tiers too: a rule of another policy
+                // (not `sel`) may name one member, a Deny `name: ns-b` say,
+                // and the one kept must not stand for the others.
+                if lies
+                    || named
+                    || !plain_seen
+                    || self.iso.judge == Judge::Effective
+                    || self.state.has_cluster_policies()
+                {
                     out.push(self.existing_rep(ns));
                     plain_seen |= !lies && !named;
                 }
