@@ -51,6 +51,14 @@ pub struct Metrics {
     /// and destination class (recounted every few seconds; no series while
     /// there are none).
     pub violations_current: Family<Labels, Gauge>,
+    /// The total of `violations_current` by isolation policy, 0 included:
+    /// one series per policy from its first count on (the per-flow family
+    /// has none while the cluster is clean, so alerts read this one).
+    pub violations_present: Family<Labels, Gauge>,
+    /// Counts of the current violations that could not be made (the
+    /// judgement ran out of its budget, or its task failed); while they
+    /// fail, `violations_present` has no series.
+    pub census_failures: Counter,
     /// Time to judge one admission request, in seconds.
     pub latency: Histogram,
     /// 1 when the index has synced namespaces and policies.
@@ -114,6 +122,18 @@ impl Metrics {
             "violations_current",
             "Forbidden flows the cluster allows now, by isolation policy, source and destination class",
             violations_current.clone(),
+        );
+        let violations_present = Family::<Labels, Gauge>::default();
+        registry.register(
+            "violations_present",
+            "Forbidden flows the cluster allows now, by isolation policy (0 when there are none)",
+            violations_present.clone(),
+        );
+        let census_failures = Counter::default();
+        registry.register(
+            "census_failures",
+            "Counts of the current violations that could not be made",
+            census_failures.clone(),
         );
         let latency = Histogram::new([
             0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0,
@@ -229,6 +249,8 @@ impl Metrics {
             requests,
             violations,
             violations_current,
+            violations_present,
+            census_failures,
             latency,
             index_synced,
             index_objects,

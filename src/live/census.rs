@@ -7,6 +7,7 @@
 //!  every EVERY, or Live changed ─► index synced? ─► snapshot (cheap clone)
 //!     ─► Checker::report on the blocking pool (the judgement `check` makes)
 //!     ─► gauge {policy, from, to} (series for flows gone are removed)
+//!        and its total {policy} (0 included: what alerts read)
 //!     ─► Census::latest
 //! ```
 
@@ -56,6 +57,7 @@ pub async fn run(live: Arc<Live>, index: SharedIndex, metrics: Arc<Metrics>, cen
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut series: Vec<Vec<(String, String)>> = Vec::new();
+    let mut present: Option<Vec<(String, String)>> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -94,16 +96,48 @@ pub async fn run(live: Arc<Live>, index: SharedIndex, metrics: Arc<Metrics>, cen
                     metrics.violations_current.remove(gone);
                 }
                 series = now;
+                let l = labels(&[("policy", &policy)]);
+                if present.as_ref().is_some_and(|p| *p != l) {
+                    forget(&metrics, present.take(), &mut Vec::new());
+                }
+                metrics.violations_present.get_or_create(&l).set(total);
+                present = Some(l);
                 census.latest.store(total, Ordering::Relaxed);
             }
             Ok(Err(e)) => {
                 warn!(error = %e, "cannot count the current violations");
-                census.latest.store(-1, Ordering::Relaxed);
+                failed(&metrics, &census, present.take(), &mut series);
             }
             Err(e) => {
                 warn!(error = %e, "counting the current violations failed");
-                census.latest.store(-1, Ordering::Relaxed);
+                failed(&metrics, &census, present.take(), &mut series);
             }
         }
+    }
+}
+
+/// A count could not be made: no series says anything stale.
+fn failed(
+    metrics: &Metrics,
+    census: &Census,
+    present: Option<Vec<(String, String)>>,
+    series: &mut Vec<Vec<(String, String)>>,
+) {
+    metrics.census_failures.inc();
+    forget(metrics, present, series);
+    census.latest.store(-1, Ordering::Relaxed);
+}
+
+/// Removes the total's series and every per-flow series.
+fn forget(
+    metrics: &Metrics,
+    present: Option<Vec<(String, String)>>,
+    series: &mut Vec<Vec<(String, String)>>,
+) {
+    if let Some(p) = present {
+        metrics.violations_present.remove(&p);
+    }
+    for l in series.drain(..) {
+        metrics.violations_current.remove(&l);
     }
 }

@@ -479,10 +479,18 @@ fn helm_install_guards_a_real_api_server() {
     );
 
     // Every metric deploy/monitoring's alerts and dashboard name is one serve exports.
-    let (status, metrics) = harness::admin_get(admin_port, "/metrics").expect("/metrics answers");
+    // The census's total appears at its first count (within 10 s of sync).
+    let used = super::monitoring::metric_names();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (status, metrics) = loop {
+        let got = harness::admin_get(admin_port, "/metrics").expect("/metrics answers");
+        if used.is_subset(&exported(&got.1)) || std::time::Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
     assert_eq!(status, 200);
     let have = exported(&metrics);
-    let used = super::monitoring::metric_names();
     assert!(
         used.len() >= 10,
         "deploy/monitoring names too few metrics: {used:?}"

@@ -230,6 +230,10 @@ fn isolation_policy_objects_are_validated_watched_and_reported() {
     c.eventually(20, "audit mode in force", || {
         admitted(&c, &backend_from_frontend_6379)
     });
+    // Clean so far: the total is there, at 0 (alerts read it).
+    c.eventually(30, "the total at 0 while the cluster is clean", || {
+        violations_present(&c) == Some(0)
+    });
     // Admitted for real (audit mode): status counts what it opens.
     expect_ok(
         &said(c.kubectl_stdin(&["apply", "-f", "-"], &backend_from_frontend_6379)),
@@ -249,5 +253,17 @@ fn isolation_policy_objects_are_validated_watched_and_reported() {
             })
         })
     });
+    c.eventually(30, "the total agrees with status", || {
+        let n = status(&c)["violations"].as_i64();
+        n.is_some_and(|n| n > 0) && violations_present(&c) == n
+    });
     assert_eq!(c.webhook_pid(), pid, "tierguard restarted");
+}
+
+/// `tierguard_violations_present{policy="three-tier"}` as serve exports it.
+fn violations_present(c: &Cluster) -> Option<i64> {
+    let (_, m) = super::harness::admin_get(c.admin_port, "/metrics")?;
+    m.lines()
+        .find(|l| l.starts_with("tierguard_violations_present{policy=\"three-tier\"} "))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
