@@ -10,6 +10,10 @@
 //! is clean), and `backend-0000` … `backend-0299` are in tier backend by the
 //! tier label. Built deterministically.
 //!
+//! The `scale, one cluster policy` group judges the same world with one
+//! ClusterNetworkPolicy that opens nothing, so every wall is judged tier by
+//! tier.
+//!
 //! Run with `cargo bench --bench scale`; results in docs/benchmarks.md.
 
 use std::collections::BTreeMap;
@@ -221,6 +225,63 @@ fn benches(c: &mut Criterion) {
                 check_namespace_change(
                     black_box(&iso),
                     black_box(&state),
+                    black_box(&ns_join),
+                    &join_baseline,
+                )
+            })
+        },
+    );
+    g.finish();
+
+    // The same world with one ClusterNetworkPolicy that opens nothing (an
+    // Admin-tier Pass from `monitoring` to every namespace): every tier wall
+    // is then judged tier by tier (the 300 label-made members of tier
+    // backend still share a representative: no cluster rule names them).
+    let mut tiered = state.clone();
+    tiered.apply_cluster_policy(Arc::new(
+        tierguard::model::clusterpolicy::convert(
+            tierguard::engine::cluster::Api::ClusterNetworkPolicy,
+            &json!({
+                "apiVersion": "policy.networking.k8s.io/v1beta1", "kind": "ClusterNetworkPolicy",
+                "metadata": {"name": "monitoring-pass"},
+                "spec": {"tier": "Admin", "priority": 10, "subject": {"namespaces": {}},
+                    "ingress": [{"name": "monitoring", "action": "Pass",
+                        "from": [{"namespaces": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]}]},
+            }),
+        )
+        .expect("a valid ClusterNetworkPolicy"),
+    ));
+    let judge = |c: &Change| check_change(&iso, &tiered, c).expect("within the budget");
+    assert!(judge(&admitted).is_empty());
+    assert!(!judge(&rejected).is_empty());
+    assert!(
+        check_namespace_change(&iso, &tiered, &ns_join, &join_baseline)
+            .expect("within the budget")
+            .is_empty()
+    );
+    let mut g = c.benchmark_group("scale, one cluster policy");
+    g.sample_size(10);
+    for (name, change) in [
+        (
+            "create backend/allow-frontend-new, 1,004 policies there (admitted)",
+            &admitted,
+        ),
+        (
+            "create backend/allow-database-in, 1,004 policies there (rejected)",
+            &rejected,
+        ),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| check_change(black_box(&iso), black_box(&tiered), black_box(change)))
+        });
+    }
+    g.bench_function(
+        "create namespace backend-new in tier backend, 303 tier namespaces (admitted)",
+        |b| {
+            b.iter(|| {
+                check_namespace_change(
+                    black_box(&iso),
+                    black_box(&tiered),
                     black_box(&ns_join),
                     &join_baseline,
                 )

@@ -95,7 +95,7 @@ mod walls;
 
 pub use breach::{Breach, Cause, End, NamespaceProblem, Note, Report};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 
 use super::cluster::{Api, ClusterPolicy};
@@ -179,6 +179,7 @@ pub struct Checker<'a> {
     state: &'a State,
     cluster: Option<IpSet>,
     everything: OnceLock<Vec<Rep>>,
+    cluster_names: OnceLock<BTreeSet<String>>,
     budget: Spend<'a>,
 }
 
@@ -218,6 +219,7 @@ impl<'a> Checker<'a> {
             state,
             cluster: iso.cluster_addresses(),
             everything: OnceLock::new(),
+            cluster_names: OnceLock::new(),
             budget,
         }
     }

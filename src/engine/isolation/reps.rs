@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use super::Checker;
+use crate::engine::cluster::ClusterPeer;
 use crate::engine::selector::{LabelSpace, LabelVal, Selector, satisfiable};
 use crate::engine::state::{METADATA_NAME_LABEL, NAME_LABEL, Namespace};
 use crate::engine::tiers::{Judge, Party};
@@ -175,23 +176,48 @@ impl Checker<'_> {
                     continue;
                 }
                 let lies = ns.labels.get(NAME_LABEL).is_some_and(|v| *v != ns.name);
-                let named = mentioned.contains(ns.name.as_str());
-                // In effective mode each member's own policies matter: keep
-                // all. Under cluster tiers too: a rule of another policy
-                // (not `sel`) may name one member, a Deny `name: ns-b` say,
-                // and the one kept must not stand for the others.
-                if lies
-                    || named
-                    || !plain_seen
-                    || self.iso.judge == Judge::Effective
-                    || self.state.has_cluster_policies()
-                {
+                // Under cluster tiers a rule of another policy (not `sel`)
+                // may name a member, a Deny `name: ns-b` say: the one kept
+                // for the rest must not stand for it.
+                let named = mentioned.contains(ns.name.as_str())
+                    || self.cluster_names().contains(ns.name.as_str());
+                // In effective mode each member's own policies matter: keep all.
+                if lies || named || !plain_seen || self.iso.judge == Judge::Effective {
                     out.push(self.existing_rep(ns));
                     plain_seen |= !lies && !named;
                 }
             }
         }
         out
+    }
+
+    /// The namespace names any cluster policy's namespace selectors mention
+    /// (by `kubernetes.io/metadata.name` or `name`, in any requirement,
+    /// subjects and peers): the only namespaces the ordered tiers can tell
+    /// apart from others with the same protected labels.
+    pub(super) fn cluster_names(&self) -> &BTreeSet<String> {
+        self.cluster_names.get_or_init(|| {
+            let mut names = BTreeSet::new();
+            for p in self.state.cluster_policies() {
+                let peers = p.ingress.iter().chain(&p.egress).flat_map(|r| &r.peers);
+                let selectors =
+                    std::iter::once(p.subject_selectors().0).chain(peers.filter_map(|peer| {
+                        match peer {
+                            ClusterPeer::Namespaces(s)
+                            | ClusterPeer::Pods { namespaces: s, .. } => Some(s),
+                            _ => None,
+                        }
+                    }));
+                for s in selectors {
+                    for r in s.requirements() {
+                        if r.key == METADATA_NAME_LABEL || r.key == NAME_LABEL {
+                            names.extend(r.values.iter().cloned());
+                        }
+                    }
+                }
+            }
+            names
+        })
     }
 
     /// The namespaces a selector names (by `kubernetes.io/metadata.name` or
