@@ -185,53 +185,31 @@ fn benches(c: &mut Criterion) {
             .is_empty()
     );
 
-    let mut g = c.benchmark_group("scale");
-    g.sample_size(30);
-    for (name, change) in [
-        (
-            "create backend/allow-frontend-new, 1,004 policies there (admitted)",
-            &admitted,
-        ),
-        (
-            "create backend/allow-database-in, 1,004 policies there (rejected)",
-            &rejected,
-        ),
-        (
-            "update backend/svc-500, 1,004 policies there (admitted)",
-            &replaced,
-        ),
-    ] {
-        g.bench_function(name, |b| {
-            b.iter(|| check_change(black_box(&iso), black_box(&state), black_box(change)))
-        });
-    }
-    g.bench_function(
-        "create namespace team-new, 303 tier namespaces (admitted)",
-        |b| {
-            b.iter(|| {
-                check_namespace_change(
-                    black_box(&iso),
-                    black_box(&state),
-                    black_box(&ns_create),
-                    &create_baseline,
-                )
-            })
-        },
+    const ADMITTED: &str = "create backend/allow-frontend-new, 1,004 policies there (admitted)";
+    const REJECTED: &str = "create backend/allow-database-in, 1,004 policies there (rejected)";
+    const JOIN: &str =
+        "create namespace backend-new in tier backend, 303 tier namespaces (admitted)";
+    time(
+        c,
+        ("scale", 30),
+        (&iso, &state),
+        &[
+            (ADMITTED, &admitted),
+            (REJECTED, &rejected),
+            (
+                "update backend/svc-500, 1,004 policies there (admitted)",
+                &replaced,
+            ),
+        ],
+        &[
+            (
+                "create namespace team-new, 303 tier namespaces (admitted)",
+                &ns_create,
+                &create_baseline,
+            ),
+            (JOIN, &ns_join, &join_baseline),
+        ],
     );
-    g.bench_function(
-        "create namespace backend-new in tier backend, 303 tier namespaces (admitted)",
-        |b| {
-            b.iter(|| {
-                check_namespace_change(
-                    black_box(&iso),
-                    black_box(&state),
-                    black_box(&ns_join),
-                    &join_baseline,
-                )
-            })
-        },
-    );
-    g.finish();
 
     // The same world with one ClusterNetworkPolicy that opens nothing (an
     // Admin-tier Pass from `monitoring` to every namespace): every tier wall
@@ -259,35 +237,38 @@ fn benches(c: &mut Criterion) {
             .expect("within the budget")
             .is_empty()
     );
-    let mut g = c.benchmark_group("scale, one cluster policy");
-    g.sample_size(10);
-    for (name, change) in [
-        (
-            "create backend/allow-frontend-new, 1,004 policies there (admitted)",
-            &admitted,
-        ),
-        (
-            "create backend/allow-database-in, 1,004 policies there (rejected)",
-            &rejected,
-        ),
-    ] {
-        g.bench_function(name, |b| {
-            b.iter(|| check_change(black_box(&iso), black_box(&tiered), black_box(change)))
+    time(
+        c,
+        ("scale, one cluster policy", 10),
+        (&iso, &tiered),
+        &[(ADMITTED, &admitted), (REJECTED, &rejected)],
+        &[(JOIN, &ns_join, &join_baseline)],
+    );
+}
+
+/// Times each policy change and each Namespace change (with the baseline
+/// its namespace gets) in one criterion group of `samples` samples.
+fn time(
+    c: &mut Criterion,
+    (group, samples): (&str, usize),
+    (iso, state): (&IsolationPolicy, &State),
+    changes: &[(&str, &Change)],
+    namespaces: &[(&str, &Namespace, &[Arc<Policy>])],
+) {
+    let mut g = c.benchmark_group(group);
+    g.sample_size(samples);
+    for (name, change) in changes {
+        g.bench_function(*name, |b| {
+            b.iter(|| check_change(black_box(iso), black_box(state), black_box(change)))
         });
     }
-    g.bench_function(
-        "create namespace backend-new in tier backend, 303 tier namespaces (admitted)",
-        |b| {
+    for (name, ns, baseline) in namespaces {
+        g.bench_function(*name, |b| {
             b.iter(|| {
-                check_namespace_change(
-                    black_box(&iso),
-                    black_box(&tiered),
-                    black_box(&ns_join),
-                    &join_baseline,
-                )
+                check_namespace_change(black_box(iso), black_box(state), black_box(ns), baseline)
             })
-        },
-    );
+        });
+    }
     g.finish();
 }
 
