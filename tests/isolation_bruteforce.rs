@@ -1317,3 +1317,61 @@ proptest! {
         }
     }
 }
+
+/// A wall that is the only label-made member kept for its tier must not
+/// stand for the other members: a cluster policy whose subject is a free
+/// label (`team`) would then be read with the wall's labels forced onto
+/// the other end. ns-b labelled `team=y` reaches ns-d labelled `team=x`
+/// (the Deny's subject is `team=x`, so it does not select ns-b).
+#[test]
+fn a_wall_does_not_stand_for_the_rest_of_its_tier_under_cluster_tiers() {
+    let world = "\
+apiVersion: v1
+kind: Namespace
+metadata: {name: ns-b, labels: {tier: t2}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: ns-d, labels: {tier: t2}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny, namespace: ns-b}
+spec: {podSelector: {}, policyTypes: [Ingress, Egress]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny, namespace: ns-d}
+spec: {podSelector: {}, policyTypes: [Ingress, Egress]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: to-team-x, namespace: ns-b}
+spec: {podSelector: {}, policyTypes: [Egress], egress: [{to: [{namespaceSelector: {matchLabels: {team: x}}}]}]}
+---
+apiVersion: policy.networking.k8s.io/v1beta1
+kind: ClusterNetworkPolicy
+metadata: {name: c1}
+spec: {subject: {namespaces: {matchLabels: {team: x}}}, tier: Admin, priority: 10, egress: [{action: Deny, to: [{namespaces: {matchLabels: {team: x}}}]}]}
+";
+    let iso = "\
+apiVersion: tierguard.io/v1alpha1
+kind: IsolationPolicy
+metadata: {name: random}
+spec:
+  judge: walls
+  tierLabel: tier
+  tiers: [{name: t1, namespaces: [ns-a]}, {name: t2}]
+  baseline: {dns: {to: none}}
+  cluster: {podCIDRs: [10.0.0.0/16]}
+  flows: [{from: \"tier:t1\", to: \"tier:t1\"}]
+";
+    let (state, iso) = load(world, iso).expect("the world loads");
+    let want = tiered_brute_force(&iso, &state);
+    let got = symbolic(&iso, &state);
+    assert!(
+        want.iter().any(|(ns, ..)| ns == "ns-b"),
+        "brute force sees ns-b's egress: {want:?}"
+    );
+    assert_eq!(got, want, "symbolic and brute force differ");
+}

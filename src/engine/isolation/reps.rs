@@ -167,7 +167,16 @@ impl Checker<'_> {
             // Other members by label that the isolation policy does not name
             // behave alike under a selector that pins no name, except for a
             // `name` label that lies: keep one plain member and every liar.
-            let mut plain_seen = false;
+            // Under cluster tiers keep two: a cluster policy's subject may
+            // select the wall itself by its free labels, so when the wall is
+            // the plain member kept, it must not stand for the rest of its
+            // tier (the other end would carry the wall's labels).
+            let plain_wanted = if self.state.has_cluster_policies() {
+                2
+            } else {
+                1
+            };
+            let mut plain = 0usize;
             for ns in self
                 .state
                 .namespaces_labelled(&self.iso.tier_label, &t.name)
@@ -182,9 +191,9 @@ impl Checker<'_> {
                 let named = mentioned.contains(ns.name.as_str())
                     || self.cluster_names().contains(ns.name.as_str());
                 // In effective mode each member's own policies matter: keep all.
-                if lies || named || !plain_seen || self.iso.judge == Judge::Effective {
+                if lies || named || plain < plain_wanted || self.iso.judge == Judge::Effective {
                     out.push(self.existing_rep(ns));
-                    plain_seen |= !lies && !named;
+                    plain += usize::from(!lies && !named);
                 }
             }
         }
