@@ -57,7 +57,8 @@ pub struct Metrics {
     pub violations_present: Family<Labels, Gauge>,
     /// Counts of the current violations that could not be made (the
     /// judgement ran out of its budget, or its task failed); while they
-    /// fail, `violations_present` has no series.
+    /// fail, or while the index is not synced, neither violations gauge has
+    /// series.
     pub census_failures: Counter,
     /// Time to judge one admission request, in seconds.
     pub latency: Histogram,

@@ -42,12 +42,28 @@ impl Default for Census {
     }
 }
 
+/// `Census::latest` when the latest count could not be made, or the index
+/// is no longer synced (-1 is "not counted yet").
+const UNKNOWN: i64 = -2;
+
 impl Census {
     /// The forbidden flows the cluster allowed at the latest count; None
     /// before the first (or when the latest could not be made).
     pub fn latest(&self) -> Option<i64> {
         let n = self.latest.load(Ordering::Relaxed);
         (n >= 0).then_some(n)
+    }
+
+    /// True when the latest count could not be made (its judgement failed)
+    /// or a count made before no longer holds (the index lost its sync).
+    pub fn is_stale(&self) -> bool {
+        self.latest.load(Ordering::Relaxed) == UNKNOWN
+    }
+
+    fn lost(&self) {
+        if self.latest.load(Ordering::Relaxed) != -1 {
+            self.latest.store(UNKNOWN, Ordering::Relaxed);
+        }
     }
 }
 
@@ -68,6 +84,9 @@ pub async fn run(live: Arc<Live>, index: SharedIndex, metrics: Arc<Metrics>, cen
             index.is_synced().then(|| index.state().clone())
         };
         let Some(state) = state else {
+            // Unsynced (or resyncing): nothing counted before still holds.
+            forget(&metrics, present.take(), &mut series);
+            census.lost();
             continue;
         };
         let policy = live.get();
@@ -125,7 +144,7 @@ fn failed(
 ) {
     metrics.census_failures.inc();
     forget(metrics, present, series);
-    census.latest.store(-1, Ordering::Relaxed);
+    census.latest.store(UNKNOWN, Ordering::Relaxed);
 }
 
 /// Removes the total's series and every per-flow series.

@@ -177,8 +177,12 @@ pub async fn run(
                     .then(|| tier_namespaces(&policy, index.state()))
             };
             let mut status = status(obj, &verdict, active, tiers, now());
+            // Counted: the count. Not counted yet: what is stored (another
+            // replica's count). Stale: none, rather than an old number.
             if let Some(n) = census.latest() {
                 status.violations = Some(n);
+            } else if census.is_stale() {
+                status.violations = None;
             }
             if let Some(written) = write_status(&api, obj, status).await {
                 // What the API server now holds, so the next look compares
