@@ -116,11 +116,13 @@ pub async fn run(live: Arc<Live>, index: SharedIndex, metrics: Arc<Metrics>, cen
                 }
                 series = now;
                 let l = labels(&[("policy", &policy)]);
-                if present.as_ref().is_some_and(|p| *p != l) {
-                    forget(&metrics, present.take(), &mut Vec::new());
-                }
                 metrics.violations_present.get_or_create(&l).set(total);
-                present = Some(l);
+                // A renamed policy: its old total goes.
+                if let Some(old) = present.replace(l.clone())
+                    && old != l
+                {
+                    metrics.violations_present.remove(&old);
+                }
                 census.latest.store(total, Ordering::Relaxed);
             }
             Ok(Err(e)) => {
