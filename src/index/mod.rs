@@ -133,6 +133,8 @@ impl std::fmt::Display for Stale {
 #[derive(Debug)]
 pub struct Index {
     state: State,
+    /// Bumped by every change of `state` (see [`Index::changes`]).
+    changes: u64,
     namespaces_synced: bool,
     policies_synced: bool,
     /// namespace → policy name → why it cannot be read.
@@ -148,6 +150,7 @@ impl Default for Index {
     fn default() -> Self {
         Self {
             state: State::default(),
+            changes: 0,
             namespaces_synced: false,
             policies_synced: false,
             unreadable: BTreeMap::new(),
@@ -258,6 +261,17 @@ impl Index {
         &self.state
     }
 
+    /// How many times the state has changed: equal numbers, the same state
+    /// (a relist counts as changes even when it brings nothing new).
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    fn state_mut(&mut self) -> &mut State {
+        self.changes = self.changes.wrapping_add(1);
+        &mut self.state
+    }
+
     /// True when every initial list has been applied: namespaces,
     /// NetworkPolicies, and, once discovery has run, each cluster policy
     /// kind the API server serves.
@@ -272,20 +286,20 @@ impl Index {
     /// Adds or replaces a namespace.
     pub fn apply_namespace(&mut self, ns: &corev1::Namespace) {
         if let Some(n) = crate::model::namespace::convert(ns) {
-            self.state.apply_namespace(n);
+            self.state_mut().apply_namespace(n);
         }
     }
 
     /// Removes a namespace.
     pub fn delete_namespace(&mut self, name: &str) {
-        self.state.delete_namespace(name);
+        self.state_mut().delete_namespace(name);
     }
 
     /// Replaces every namespace (after a full list) and marks them synced.
     pub fn reset_namespaces(&mut self, all: &[corev1::Namespace]) {
         let old: Vec<String> = self.state.namespaces().map(|n| n.name.clone()).collect();
         for n in old {
-            self.state.delete_namespace(&n);
+            self.state_mut().delete_namespace(&n);
         }
         for ns in all {
             self.apply_namespace(ns);
@@ -303,11 +317,11 @@ impl Index {
         match crate::model::networkpolicy::convert(np, crate::world::DEFAULT_NAMESPACE) {
             Ok(p) => {
                 self.forget_unreadable(ns, name);
-                self.state.apply_policy(Arc::new(p));
+                self.state_mut().apply_policy(Arc::new(p));
                 Ok(())
             }
             Err(e) => {
-                self.state.delete_policy(ns, name);
+                self.state_mut().delete_policy(ns, name);
                 let why = e.first().map(ToString::to_string).unwrap_or_default();
                 self.unreadable
                     .entry(ns.to_string())
@@ -321,7 +335,7 @@ impl Index {
     /// Removes a policy.
     pub fn delete_policy(&mut self, namespace: &str, name: &str) {
         self.forget_unreadable(namespace, name);
-        self.state.delete_policy(namespace, name);
+        self.state_mut().delete_policy(namespace, name);
     }
 
     /// Replaces every policy (after a full list) and marks them synced.
@@ -336,7 +350,7 @@ impl Index {
             .map(|p| (p.namespace.clone(), p.name.clone()))
             .collect();
         for (ns, name) in old {
-            self.state.delete_policy(&ns, &name);
+            self.state_mut().delete_policy(&ns, &name);
         }
         self.unreadable.clear();
         let mut rejected = BTreeMap::new();
@@ -417,7 +431,7 @@ impl Index {
             .map(|p| p.name.clone())
             .collect();
         for n in names {
-            self.state.delete_cluster_policy(api, &n);
+            self.state_mut().delete_cluster_policy(api, &n);
         }
         self.cluster.unreadable.retain(|(a, _), _| *a != api);
     }
@@ -439,11 +453,11 @@ impl Index {
         match crate::model::clusterpolicy::convert(api, obj) {
             Ok(p) => {
                 self.cluster.unreadable.remove(&(api, name));
-                self.state.apply_cluster_policy(Arc::new(p));
+                self.state_mut().apply_cluster_policy(Arc::new(p));
                 Ok(())
             }
             Err(e) => {
-                self.state.delete_cluster_policy(api, &name);
+                self.state_mut().delete_cluster_policy(api, &name);
                 let why = e.first().map(ToString::to_string).unwrap_or_default();
                 self.cluster
                     .unreadable
@@ -456,7 +470,7 @@ impl Index {
     /// Removes a cluster policy.
     pub fn delete_cluster_policy(&mut self, api: Api, name: &str) {
         self.cluster.unreadable.remove(&(api, name.to_string()));
-        self.state.delete_cluster_policy(api, name);
+        self.state_mut().delete_cluster_policy(api, name);
     }
 
     /// Replaces every object of `api` (after a full list) and marks the kind

@@ -235,3 +235,25 @@ fn cluster_policy_kinds_sync_when_served_and_leave_when_gone() {
     assert!(idx.is_synced());
     assert!(!idx.cluster_api_synced(Api::ClusterNetworkPolicy));
 }
+
+#[test]
+fn every_change_of_the_state_is_counted_and_reads_are_not() {
+    let mut idx = Index::new();
+    assert_eq!(idx.changes(), 0);
+    idx.apply_namespace(&ns("a", &[]));
+    let after_ns = idx.changes();
+    assert!(after_ns > 0);
+    let _ = idx.state().namespace("a");
+    let _ = idx.is_synced();
+    assert_eq!(idx.changes(), after_ns, "reads change nothing");
+    let _ = idx.apply_policy(&np("a", "p", "10.0.0.0/8"));
+    let after_np = idx.changes();
+    assert!(after_np > after_ns);
+    idx.delete_policy("a", "p");
+    assert!(idx.changes() > after_np);
+    // Discovery that finds nothing new leaves the state alone.
+    idx.set_cluster_apis(&[]);
+    let before = idx.changes();
+    idx.set_cluster_apis(&[]);
+    assert_eq!(idx.changes(), before);
+}

@@ -1,43 +1,66 @@
-//! The forbidden flows the cluster allows now, recounted every
-//! [`EVERY`] and after each change of the isolation policy: the
-//! `tierguard_violations_current` gauge, and the count an IsolationPolicy's
-//! status shows.
+//! The forbidden flows the cluster allows now, recounted soon after each
+//! change of the index or of the isolation policy, and every [`EVERY`]
+//! besides: the `tierguard_violations_current` gauge, the count an
+//! IsolationPolicy's status shows, and the report the leader publishes
+//! (`live::reports`).
 //!
 //! ```text
-//!  every EVERY, or Live changed ─► index synced? ─► snapshot (cheap clone)
+//!  every POLL: index changed and then quiet for a POLL (or changing for
+//!  MAX_DELAY), or Live changed, or EVERY passed ─► index synced?
+//!     ─► snapshot (cheap clone)
 //!     ─► Checker::report on the blocking pool (the judgement `check` makes)
 //!     ─► gauge {policy, from, to} (series for flows gone are removed)
 //!        and its total {policy} (0 included: what alerts read)
-//!     ─► Census::latest
+//!     ─► Census::latest, Census::subscribe (the whole report)
 //! ```
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
+use tokio::sync::watch;
 use tracing::warn;
 
 use super::Live;
-use crate::engine::isolation::Checker;
+use crate::engine::isolation::{Checker, Report};
+use crate::engine::tiers::IsolationPolicy;
 use crate::index::SharedIndex;
 use crate::report::metric_class;
 use crate::telemetry::{Metrics, labels};
 
-/// How often the count is made without a change.
-pub const EVERY: Duration = Duration::from_secs(10);
+/// How often the count is made when nothing changes.
+pub const EVERY: Duration = Duration::from_secs(60);
+/// How often the index is looked at for changes; a change is counted once
+/// the index has been quiet this long.
+pub const POLL: Duration = Duration::from_secs(1);
+/// The longest a change waits while the index keeps changing.
+pub const MAX_DELAY: Duration = Duration::from_secs(5);
+
+/// One count: the report it was made from.
+#[derive(Debug)]
+pub struct Counted {
+    /// The isolation policy judged.
+    pub policy: Arc<IsolationPolicy>,
+    /// Everything wrong with the state.
+    pub report: Report,
+    /// When the count was made.
+    pub at: SystemTime,
+}
 
 /// The latest count.
 #[derive(Debug)]
 pub struct Census {
     latest: AtomicI64,
+    counted: watch::Sender<Option<Arc<Counted>>>,
 }
 
 impl Default for Census {
     fn default() -> Self {
         Self {
             latest: AtomicI64::new(-1),
+            counted: watch::Sender::new(None),
         }
     }
 }
@@ -60,27 +83,92 @@ impl Census {
         self.latest.load(Ordering::Relaxed) == UNKNOWN
     }
 
+    /// The latest count's report, as it changes: None while there is none
+    /// that holds (not counted yet, the index unsynced, a count failed).
+    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<Counted>>> {
+        self.counted.subscribe()
+    }
+
     fn lost(&self) {
         if self.latest.load(Ordering::Relaxed) != -1 {
             self.latest.store(UNKNOWN, Ordering::Relaxed);
         }
+        self.counted.send_if_modified(|c| c.take().is_some());
+    }
+}
+
+/// When to count: soon after the index changes (once it has been quiet for
+/// a [`POLL`], or after [`MAX_DELAY`] of steady change), at once after the
+/// policy changes, and every [`EVERY`] regardless.
+#[derive(Debug)]
+struct Schedule {
+    /// The index's change number at the latest count.
+    counted: Option<u64>,
+    /// The first poll that saw an uncounted change, and the number it saw
+    /// at the latest poll.
+    pending: Option<(Instant, u64)>,
+    last_count: Option<Instant>,
+}
+
+impl Schedule {
+    fn new() -> Self {
+        Self {
+            counted: None,
+            pending: None,
+            last_count: None,
+        }
+    }
+
+    /// Whether to count now, given the index's change number and whether
+    /// the policy changed since the last poll. A yes is taken as the count
+    /// being made.
+    fn due(&mut self, now: Instant, changes: u64, policy_changed: bool) -> bool {
+        let periodic = self
+            .last_count
+            .is_none_or(|t| now.saturating_duration_since(t) >= EVERY);
+        let index = match (self.counted, self.pending) {
+            (Some(c), _) if c == changes => {
+                self.pending = None;
+                false
+            }
+            (_, None) => {
+                self.pending = Some((now, changes));
+                false
+            }
+            (_, Some((since, seen))) => {
+                let quiet = seen == changes;
+                self.pending = Some((since, changes));
+                quiet || now.saturating_duration_since(since) >= MAX_DELAY
+            }
+        };
+        let due = periodic || policy_changed || index;
+        if due {
+            self.counted = Some(changes);
+            self.pending = None;
+            self.last_count = Some(now);
+        }
+        due
     }
 }
 
 /// Counts for as long as the process runs.
 pub async fn run(live: Arc<Live>, index: SharedIndex, metrics: Arc<Metrics>, census: Arc<Census>) {
     let mut changes = Box::pin(live.changes());
-    let mut tick = tokio::time::interval(EVERY);
+    let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut series: Vec<Vec<(String, String)>> = Vec::new();
     let mut present: Option<Vec<(String, String)>> = None;
+    let mut schedule = Schedule::new();
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            c = changes.next() => if c.is_none() { return },
-        }
+        let policy_changed = tokio::select! {
+            _ = tick.tick() => false,
+            c = changes.next() => if c.is_none() { return } else { true },
+        };
         let state = {
             let index = index.read().unwrap_or_else(|e| e.into_inner());
+            if !schedule.due(Instant::now(), index.changes(), policy_changed) {
+                continue;
+            }
             index.is_synced().then(|| index.state().clone())
         };
         let Some(state) = state else {
@@ -97,11 +185,17 @@ pub async fn run(live: Arc<Live>, index: SharedIndex, metrics: Arc<Metrics>, cen
                 *by.entry((metric_class(&b.from), metric_class(&b.to)))
                     .or_default() += 1;
             }
-            Ok::<_, crate::engine::solve::Exhausted>((policy.name.clone(), by))
+            let counted = Counted {
+                policy,
+                report,
+                at: SystemTime::now(),
+            };
+            Ok::<_, crate::engine::solve::Exhausted>((counted, by))
         })
         .await;
         match counted {
-            Ok(Ok((policy, by))) => {
+            Ok(Ok((counted, by))) => {
+                let policy = counted.policy.name.clone();
                 let mut total = 0i64;
                 let mut now = Vec::with_capacity(by.len());
                 for ((from, to), n) in by {
@@ -124,6 +218,7 @@ pub async fn run(live: Arc<Live>, index: SharedIndex, metrics: Arc<Metrics>, cen
                     metrics.violations_present.remove(&old);
                 }
                 census.latest.store(total, Ordering::Relaxed);
+                census.counted.send_replace(Some(Arc::new(counted)));
             }
             Ok(Err(e)) => {
                 warn!(error = %e, "cannot count the current violations");
@@ -147,6 +242,7 @@ fn failed(
     metrics.census_failures.inc();
     forget(metrics, present, series);
     census.latest.store(UNKNOWN, Ordering::Relaxed);
+    census.counted.send_if_modified(|c| c.take().is_some());
 }
 
 /// Removes the total's series and every per-flow series.
@@ -160,5 +256,69 @@ fn forget(
     }
     for l in series.drain(..) {
         metrics.violations_current.remove(&l);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_poll_counts_then_a_change_waits_for_a_quiet_poll() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new();
+        assert!(s.due(t0, 7, false), "nothing counted yet");
+        assert!(!s.due(t0 + POLL, 7, false), "nothing changed");
+        assert!(!s.due(t0 + 2 * POLL, 9, false), "changed: wait a poll");
+        assert!(s.due(t0 + 3 * POLL, 9, false), "quiet for a poll");
+        assert!(!s.due(t0 + 4 * POLL, 9, false), "counted already");
+    }
+
+    #[test]
+    fn a_steady_stream_of_changes_is_counted_after_the_longest_delay() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new();
+        assert!(s.due(t0, 0, false));
+        let mut n = 0;
+        let mut t = t0;
+        let mut counted_at = None;
+        for _ in 0..20 {
+            n += 1;
+            t += POLL;
+            if s.due(t, n, false) {
+                counted_at = Some(t);
+                break;
+            }
+        }
+        let at = counted_at.expect("counted while the index kept changing");
+        let waited = at - (t0 + POLL);
+        assert!(
+            waited >= MAX_DELAY && waited <= MAX_DELAY + POLL,
+            "{waited:?}"
+        );
+    }
+
+    #[test]
+    fn a_policy_change_counts_at_once_and_time_alone_counts_every_period() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new();
+        assert!(s.due(t0, 0, false));
+        assert!(s.due(t0 + POLL, 0, true), "the policy changed");
+        assert!(!s.due(t0 + 2 * POLL, 0, false));
+        assert!(!s.due(t0 + POLL + EVERY - POLL, 0, false));
+        assert!(s.due(t0 + POLL + EVERY, 0, false), "the period passed");
+    }
+
+    #[test]
+    fn a_count_made_for_another_reason_covers_a_pending_change() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new();
+        assert!(s.due(t0, 0, false));
+        assert!(!s.due(t0 + POLL, 3, false), "pending");
+        assert!(s.due(t0 + 2 * POLL, 4, true), "the policy changed");
+        assert!(
+            !s.due(t0 + 3 * POLL, 4, false),
+            "the change was counted with it"
+        );
     }
 }
