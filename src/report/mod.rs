@@ -15,6 +15,7 @@
 pub mod check;
 pub mod kubectl;
 pub mod matrix;
+pub mod openreports;
 
 use std::collections::BTreeSet;
 
