@@ -60,6 +60,12 @@ pub struct Metrics {
     /// fail, or while the index is not synced, neither violations gauge has
     /// series.
     pub census_failures: Counter,
+    /// Reports the leader wrote, by kind (Report, ClusterReport) and
+    /// operation (apply, delete); unchanged reports are not written.
+    pub report_writes: Family<Labels, Counter>,
+    /// Report writes (or the list of existing reports) that failed; they
+    /// are retried.
+    pub report_failures: Counter,
     /// Time to judge one admission request, in seconds.
     pub latency: Histogram,
     /// 1 when the index has synced namespaces and policies.
@@ -135,6 +141,18 @@ impl Metrics {
             "census_failures",
             "Counts of the current violations that could not be made",
             census_failures.clone(),
+        );
+        let report_writes = Family::<Labels, Counter>::default();
+        registry.register(
+            "report_writes",
+            "OpenReports objects written by the leader, by kind and operation",
+            report_writes.clone(),
+        );
+        let report_failures = Counter::default();
+        registry.register(
+            "report_failures",
+            "OpenReports writes or lists that failed (retried)",
+            report_failures.clone(),
         );
         let latency = Histogram::new([
             0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0,
@@ -252,6 +270,8 @@ impl Metrics {
             violations_current,
             violations_present,
             census_failures,
+            report_writes,
+            report_failures,
             latency,
             index_synced,
             index_objects,

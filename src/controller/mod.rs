@@ -86,6 +86,9 @@ pub struct Context {
     pub undo_unjudged_joins: bool,
     /// Consecutive failures per namespace, for exponential backoff.
     pub failures: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+    /// While leading, publish each of this census's counts as OpenReports
+    /// (`live::reports`); None: publish none.
+    pub reports: Option<Arc<crate::live::census::Census>>,
 }
 
 /// The wait before retry number `n` (1-based): 1 s, 2 s, 4 s, … up to 5 minutes.
@@ -409,10 +412,27 @@ pub async fn lead(ctx: Arc<Context>, election: leader::Election, shutdown: Cance
         let ctx = ctx.clone();
         async move {
             ctx.metrics.controller_leader.set(1);
+            let stopped = CancellationToken::new();
+            let publisher = ctx.reports.clone().map(|census| {
+                tokio::spawn(crate::live::reports::run(
+                    ctx.client.clone(),
+                    census,
+                    ctx.metrics.clone(),
+                    stopped.clone(),
+                ))
+            });
+            let stopping = stopped.clone();
             run(ctx.clone(), async move {
                 let _ = stop.await;
+                stopping.cancel();
             })
             .await;
+            stopped.cancel();
+            if let Some(p) = publisher
+                && let Err(e) = p.await
+            {
+                warn!(error = %e, "the report publisher ended abnormally");
+            }
             ctx.metrics.controller_leader.set(0);
         }
     })

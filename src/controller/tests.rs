@@ -61,6 +61,7 @@ fn ctx_undoing(undo: bool) -> (Arc<Context>, Handle) {
             remove_on_leave: false,
             undo_unjudged_joins: undo,
             failures: Default::default(),
+            reports: None,
         }),
         handle,
     )
@@ -354,6 +355,7 @@ async fn leaving_a_tier_removes_the_baseline_only_when_asked() {
         remove_on_leave: true,
         undo_unjudged_joins: false,
         failures: Default::default(),
+        reports: None,
     });
     let server = tokio::spawn(serve(
         handle,

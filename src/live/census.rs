@@ -43,6 +43,8 @@ pub const MAX_DELAY: Duration = Duration::from_secs(5);
 pub struct Counted {
     /// The isolation policy judged.
     pub policy: Arc<IsolationPolicy>,
+    /// The tier namespaces that exist, in name order.
+    pub tier_namespaces: Vec<String>,
     /// Everything wrong with the state.
     pub report: Report,
     /// When the count was made.
@@ -179,14 +181,21 @@ pub async fn run(live: Arc<Live>, index: SharedIndex, metrics: Arc<Metrics>, cen
         };
         let policy = live.get();
         let counted = tokio::task::spawn_blocking(move || {
-            let report = Checker::new(&policy, &state).report()?;
+            let checker = Checker::new(&policy, &state);
+            let report = checker.report()?;
+            let tier_namespaces = checker
+                .tier_namespaces()
+                .iter()
+                .map(|n| n.name.clone())
+                .collect();
             let mut by: BTreeMap<(String, String), i64> = BTreeMap::new();
             for b in &report.flows {
                 *by.entry((metric_class(&b.from), metric_class(&b.to)))
                     .or_default() += 1;
             }
             let counted = Counted {
-                policy,
+                policy: policy.clone(),
+                tier_namespaces,
                 report,
                 at: SystemTime::now(),
             };

@@ -16,6 +16,7 @@
 
 pub mod census;
 pub mod object;
+pub mod reports;
 
 use std::sync::Arc;
 

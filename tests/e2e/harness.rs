@@ -334,12 +334,37 @@ impl Cluster {
     /// `tests/control-plane/crds.sh` from the Go module proxy, and waits
     /// until the API server serves them.
     pub fn install_netpol_crds(&self) {
+        self.install_fetched_crds("netpol");
+        self.wait_established(
+            "policy.networking.k8s.io",
+            &[
+                "clusternetworkpolicies",
+                "adminnetworkpolicies",
+                "baselineadminnetworkpolicies",
+            ],
+        );
+    }
+
+    /// Installs the OpenReports CRDs (Report, ClusterReport) fetched by
+    /// `tests/control-plane/crds.sh openreports` from the Go module proxy,
+    /// and waits until the API server serves them.
+    pub fn install_openreports_crds(&self) {
+        self.install_fetched_crds("openreports");
+        self.wait_established("openreports.io", &["reports", "clusterreports"]);
+    }
+
+    /// Applies the CRDs `tests/control-plane/crds.sh SET` fetches.
+    fn install_fetched_crds(&self, set: &str) {
         let out = Command::new("bash")
             .arg(format!("{REPO}/tests/control-plane/crds.sh"))
+            .arg(set)
             .stderr(Stdio::inherit())
             .output()
             .expect("crds.sh runs");
-        assert!(out.status.success(), "tests/control-plane/crds.sh failed");
+        assert!(
+            out.status.success(),
+            "tests/control-plane/crds.sh {set} failed"
+        );
         let files = String::from_utf8_lossy(&out.stdout).to_string();
         for f in files.lines().filter(|l| !l.is_empty()) {
             let o = self.kubectl(&["apply", "--server-side", "-f", f]);
@@ -349,14 +374,6 @@ impl Cluster {
                 String::from_utf8_lossy(&o.stderr)
             );
         }
-        self.wait_established(
-            "policy.networking.k8s.io",
-            &[
-                "clusternetworkpolicies",
-                "adminnetworkpolicies",
-                "baselineadminnetworkpolicies",
-            ],
-        );
     }
 
     /// Waits until the API server serves each CRD `<plural>.<group>`.

@@ -7,6 +7,7 @@ mod harness;
 mod helm;
 mod isolationpolicy;
 mod monitoring;
+mod reports;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

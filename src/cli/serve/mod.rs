@@ -248,6 +248,12 @@ pub struct ControllerArgs {
     /// would be taken out of their tier).
     #[arg(long, env = "TIERGUARD_UNDO_UNJUDGED_JOINS")]
     pub undo_unjudged_joins: bool,
+    /// Publish the current violations as OpenReports (`openreports.io/v1alpha1`
+    /// Report per tier namespace, ClusterReport per isolation policy),
+    /// written by the leader when they change; nothing is written while the
+    /// API server does not serve the kinds (`--reports=false` turns it off).
+    #[arg(long, env = "TIERGUARD_REPORTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub reports: bool,
     /// Namespace of the leader-election Lease.
     #[arg(
         long,
@@ -513,7 +519,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 ctx.policy.clone(),
                 generation,
                 index.clone(),
-                census,
+                census.clone(),
             ));
         }
         let (idx, m, c) = (index.clone(), metrics.clone(), client.clone());
@@ -533,6 +539,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 remove_on_leave: ctrl.remove_baseline_on_leave,
                 undo_unjudged_joins: ctrl.undo_unjudged_joins,
                 failures: Default::default(),
+                reports: ctrl.reports.then(|| census.clone()),
             });
             leader = Some(tokio::spawn(controller::lead(
                 cctx,
