@@ -342,6 +342,8 @@ fn helm_install_guards_a_real_api_server() {
         );
         assert_eq!(h["clientConfig"]["service"]["name"], "tierguard");
     }
+    // The OpenReports CRDs, so the replica publishes (with the chart's RBAC).
+    c.install_openreports_crds();
     let dir = c.dir.join("helm-pod");
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("tls.crt"), b64(&secret["data"]["tls.crt"])).expect("tls.crt");
@@ -476,6 +478,24 @@ fn helm_install_guards_a_real_api_server() {
     expect_ok(
         &said(c.kubectl_stdin(&["apply", "-f", "-"], pod)),
         "a pod once the baseline is in place",
+    );
+    // The leader publishes database's Report with the chart's RBAC only.
+    c.eventually(30, "database's OpenReports Report", || {
+        let out = said(c.kubectl(&[
+            "get",
+            "reports.openreports.io",
+            "tierguard-three-tier",
+            "-n",
+            "database",
+            "-o",
+            "jsonpath={.summary.pass}",
+        ]));
+        out.ok && out.stdout == "1"
+    });
+    assert!(
+        !replica.log().contains("cannot write a report"),
+        "{}",
+        replica.log()
     );
 
     // Every metric deploy/monitoring's alerts and dashboard name is one serve exports.
