@@ -888,3 +888,61 @@ fn query_walks_through_the_cluster_tiers_side_by_side() {
     assert!(out.contains("    Admin tier: no policy applies\n    NetworkPolicy tier: isolated by frontend/allow-frontend-egress-to-backend"), "{out}");
     assert!(out.contains("decided by: ClusterNetworkPolicy frontend-reads-database (Admin tier, priority 10) ingress[0] \"from-frontend\" Accept"), "{out}");
 }
+
+#[test]
+fn check_prints_openreports_objects_for_the_state() {
+    let o = tierguard(&[
+        "check",
+        "-f",
+        "examples/three-tier",
+        "-f",
+        "examples/three-tier-violations/01-database-open-to-frontend/apply.yaml",
+        "-o",
+        "openreports",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let docs: Vec<serde_json::Value> = serde_yaml_ng::Deserializer::from_str(&stdout(&o))
+        .map(|d| serde::Deserialize::deserialize(d).expect("a YAML document"))
+        .collect();
+    let kinds: Vec<(String, String)> = docs
+        .iter()
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap_or_default().to_string(),
+                d["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("Report".into(), "backend".into()),
+            ("Report".into(), "database".into()),
+            ("Report".into(), "frontend".into()),
+            ("ClusterReport".to_string(), String::new()),
+        ]
+    );
+    let db = &docs[1];
+    assert_eq!(db["apiVersion"], "openreports.io/v1alpha1");
+    assert_eq!(db["metadata"]["name"], "tierguard-three-tier");
+    assert_eq!(db["summary"]["fail"], 1);
+    assert_eq!(db["results"][0]["rule"], "database ingress");
+    assert_eq!(
+        db["results"][0]["resources"][0]["name"],
+        "allow-frontend-to-database"
+    );
+    assert_eq!(docs[0]["summary"]["pass"], 1);
+}
+
+#[test]
+fn cluster_flags_without_cluster_are_an_error() {
+    let o = tierguard(&["check", "-f", "examples/three-tier", "--policy-object", "p"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("need --cluster"), "{}", stderr(&o));
+    let o = tierguard(&["check", "--cluster", "-f", "examples/three-tier"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));
+}

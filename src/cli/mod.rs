@@ -1,7 +1,8 @@
 //! The `tierguard` command line.
 //!
 //! ```text
-//!  tierguard check    -f PATH... [--policy FILE] [--base PATH...] [-o text|json]
+//!  tierguard check    -f PATH... [--policy FILE] [--base PATH...] [-o text|json|openreports]
+//!  tierguard check    --cluster [--kubeconfig FILE] [--policy FILE | --policy-object NAME] [-o ...]
 //!  tierguard query    -f PATH... --from SRC --to DST --port PROTO/PORT [-o text|json] [--exit-code]
 //!  tierguard connectivity -f PATH... [--port PROTO/PORT[-LAST],...] [-n NS...] [-o text|json|csv|md|dot] [--explain]
 //!  tierguard baseline [--policy FILE] NAMESPACE...

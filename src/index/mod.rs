@@ -26,7 +26,7 @@
 
 mod watch;
 
-pub use watch::{publish, run_watches};
+pub use watch::{publish, run_watches, snapshot};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};

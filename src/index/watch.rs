@@ -37,6 +37,70 @@ pub async fn run_watches(
     Ok(())
 }
 
+/// One full list of everything the index keeps (namespaces,
+/// NetworkPolicies, each policy.networking.k8s.io kind served), read in
+/// pages: a synced index of the cluster as it is now, for `tierguard check
+/// --cluster`. Also returns each object tierguard cannot read, with why
+/// (`<kind> <namespace/name>: <first error>`): those are left out of the
+/// judgement, as `serve`'s index leaves them out.
+pub async fn snapshot(client: &Client) -> Result<(Index, Vec<String>)> {
+    let mut index = Index::new();
+    let mut unreadable = Vec::new();
+    let mut note = |kind: &str, rejected: BTreeMap<String, Vec<FieldError>>| {
+        for (object, errs) in rejected {
+            let first = errs.first().map(ToString::to_string).unwrap_or_default();
+            unreadable.push(format!("{kind} {object}: {first}"));
+        }
+    };
+    let namespaces: Vec<corev1::Namespace> = list_all(Api::all(client.clone())).await?;
+    let r = <corev1::Namespace as Indexed>::reset(&mut index, &namespaces);
+    note("Namespace", r);
+    let policies: Vec<netv1::NetworkPolicy> = list_all(Api::all(client.clone())).await?;
+    let r = <netv1::NetworkPolicy as Indexed>::reset(&mut index, &policies);
+    note("NetworkPolicy", r);
+    let served = cluster::served(client).await?;
+    index.set_cluster_apis(&served.keys().copied().collect::<Vec<_>>());
+    for (api, version) in served {
+        let resource = kube::api::ApiResource {
+            group: crate::model::clusterpolicy::GROUP.into(),
+            version: version.clone(),
+            api_version: format!("{}/{version}", crate::model::clusterpolicy::GROUP),
+            kind: api.kind().into(),
+            plural: api.plural().into(),
+        };
+        let objects: Vec<kube::api::DynamicObject> =
+            list_all(Api::all_with(client.clone(), &resource)).await?;
+        let json: Vec<serde_json::Value> = objects
+            .iter()
+            .map(|o| serde_json::to_value(o).unwrap_or(serde_json::Value::Null))
+            .collect();
+        let r = index.reset_cluster_policies(api, &json);
+        // reset_cluster_policies names them "<Kind> <name>" already.
+        for (object, errs) in r {
+            let first = errs.first().map(ToString::to_string).unwrap_or_default();
+            unreadable.push(format!("{object}: {first}"));
+        }
+    }
+    Ok((index, unreadable))
+}
+
+/// Every object of `api`, listed in pages of 500.
+async fn list_all<K>(api: Api<K>) -> Result<Vec<K>>
+where
+    K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let mut out = Vec::new();
+    let mut params = kube::api::ListParams::default().limit(500);
+    loop {
+        let page = api.list(&params).await?;
+        out.extend(page.items);
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(c) => params = params.continue_token(&c),
+            None => return Ok(out),
+        }
+    }
+}
+
 /// Records the index's size, sync state, unreadable objects and staleness
 /// in the metrics.
 pub fn publish(index: &SharedIndex, metrics: &Metrics) {

@@ -20,16 +20,13 @@ use std::time::{Duration, Instant};
 
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, Error};
-use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::census::{Census, Counted};
 use super::object::FIELD_MANAGER;
 use crate::model::baseline::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
-use crate::report::openreports::{
-    self, GROUP, ReportBody, Reports, VERSION, annotations, labels, report_name,
-};
+use crate::report::openreports::{self, GROUP, ReportBody, Reports, VERSION, report_name};
 use crate::telemetry::{Metrics, labels as metric_labels};
 
 /// How long a failed write or list waits before it is tried again.
@@ -280,7 +277,13 @@ async fn publish(
         let key = (kind, ns.clone(), name.clone());
         let (op, done) = match &body {
             Some(b) => {
-                let obj = object(kind, ns.as_deref(), &name, &counted.policy.name, b);
+                let obj = openreports::manifest(
+                    kind.name(),
+                    ns.as_deref(),
+                    &name,
+                    &counted.policy.name,
+                    b,
+                );
                 let params = PatchParams::apply(FIELD_MANAGER)
                     .force()
                     .validation_strict();
@@ -340,23 +343,6 @@ fn is_namespace_gone(e: &Error) -> bool {
 /// Writing into a namespace being deleted.
 fn is_terminating(e: &Error) -> bool {
     matches!(e, Error::Api(s) if s.code == 403 && s.message.contains("terminat"))
-}
-
-/// The whole object to apply.
-fn object(kind: Kind, ns: Option<&str>, name: &str, policy: &str, body: &ReportBody) -> Value {
-    let mut metadata = json!({
-        "name": name,
-        "labels": labels(policy),
-        "annotations": annotations(),
-    });
-    if let Some(ns) = ns {
-        metadata["namespace"] = json!(ns);
-    }
-    let mut obj = serde_json::to_value(body).unwrap_or_else(|_| json!({}));
-    obj["apiVersion"] = json!(format!("{GROUP}/{VERSION}"));
-    obj["kind"] = json!(kind.name());
-    obj["metadata"] = metadata;
-    obj
 }
 
 #[cfg(test)]
@@ -444,7 +430,7 @@ mod tests {
         let held = Held::new();
         let want = wanted(&held, &c);
         let (key, body) = want.iter().next().expect("a report");
-        let o = object(key.0, key.1.as_deref(), &key.2, "p", body);
+        let o = openreports::manifest(key.0.name(), key.1.as_deref(), &key.2, "p", body);
         assert_eq!(o["apiVersion"], "openreports.io/v1alpha1");
         assert_eq!(o["kind"], "Report");
         assert_eq!(o["metadata"]["namespace"], "a");

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::engine::isolation::{Breach, Cause, NamespaceProblem, Report};
 use crate::model::baseline::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
@@ -196,6 +197,46 @@ pub fn annotations() -> BTreeMap<String, String> {
             "Prune=false".to_string(),
         ),
     ])
+}
+
+/// The whole object of one report: `kind` (`Report` with its namespace, or
+/// `ClusterReport`), its metadata (name, [`labels`], [`annotations`]) and
+/// `body`.
+pub fn manifest(
+    kind: &str,
+    namespace: Option<&str>,
+    name: &str,
+    policy: &str,
+    body: &ReportBody,
+) -> Value {
+    let mut metadata = json!({
+        "name": name,
+        "labels": labels(policy),
+        "annotations": annotations(),
+    });
+    if let Some(ns) = namespace {
+        metadata["namespace"] = json!(ns);
+    }
+    let mut obj = serde_json::to_value(body).unwrap_or_else(|_| json!({}));
+    obj["apiVersion"] = json!(format!("{GROUP}/{VERSION}"));
+    obj["kind"] = json!(kind);
+    obj["metadata"] = metadata;
+    obj
+}
+
+/// Every object of `reports`: the Reports by namespace, then the
+/// ClusterReport.
+pub fn manifests(reports: &Reports) -> Vec<Value> {
+    let name = report_name(&reports.policy);
+    let mut out: Vec<Value> = reports
+        .namespaced
+        .iter()
+        .map(|(ns, b)| manifest("Report", Some(ns), &name, &reports.policy, b))
+        .collect();
+    if let Some(c) = &reports.cluster {
+        out.push(manifest("ClusterReport", None, &name, &reports.policy, c));
+    }
+    out
 }
 
 /// The reports for `report`, judged under the isolation policy `policy`

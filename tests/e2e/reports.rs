@@ -87,6 +87,29 @@ fn writes(c: &Cluster) -> u64 {
         .sum()
 }
 
+/// `tierguard check --cluster` against the cluster.
+fn check_cluster(c: &Cluster, policy: &[&str], output: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tierguard"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["check", "--cluster", "--kubeconfig"])
+        .arg(&c.kubeconfig)
+        .args(policy)
+        .args(["-o", output])
+        .output()
+        .expect("tierguard check runs")
+}
+
+/// Results without their timestamps (`check` stamps them now).
+fn untimed(results: &Value) -> Value {
+    let mut r = results.clone();
+    for x in r.as_array_mut().into_iter().flatten() {
+        if let Some(o) = x.as_object_mut() {
+            o.remove("timestamp");
+        }
+    }
+    r
+}
+
 fn apply(c: &Cluster, example: &str) {
     let f = format!("{VIOLATIONS}/{example}/apply.yaml");
     expect_ok(&said(c.kubectl(&["apply", "-f", &f])), &f);
@@ -176,6 +199,51 @@ fn reports_follow_the_cluster_within_seconds_and_unchanged_ones_are_not_rewritte
         }),
         "{fail}"
     );
+    // `check --cluster` prints the same report, under the file or the
+    // cluster's IsolationPolicy object.
+    expect_ok(&said(c.kubectl(&["apply", "-k", "deploy/crd"])), "the CRD");
+    c.wait_established("tierguard.io", &["isolationpolicies"]);
+    expect_ok(
+        &said(c.kubectl(&["apply", "-f", "policies/three-tier.yaml"])),
+        "the policy as an object",
+    );
+    let published = reports(&c);
+    for policy in [
+        &["--policy", "policies/three-tier.yaml"][..],
+        &["--policy-object", "three-tier"],
+    ] {
+        let o = check_cluster(&c, policy, "openreports");
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let docs: Vec<Value> =
+            serde_yaml_ng::Deserializer::from_str(&String::from_utf8_lossy(&o.stdout))
+                .map(|d| serde::Deserialize::deserialize(d).expect("a YAML document"))
+                .collect();
+        for d in docs.iter().filter(|d| d["kind"] == "Report") {
+            let ns = d["metadata"]["namespace"].as_str().unwrap_or_default();
+            let p = published
+                .get(ns)
+                .unwrap_or_else(|| panic!("{ns} not published"));
+            assert_eq!(untimed(&d["results"]), untimed(&p["results"]), "{ns}");
+            assert_eq!(d["summary"], p["summary"], "{ns}");
+        }
+        assert_eq!(
+            docs.iter().filter(|d| d["kind"] == "Report").count(),
+            published.len()
+        );
+    }
+    let o = check_cluster(&c, &[], "text");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("tier frontend -> tier database on TCP/5432"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+
     let after = versions(&c);
     for ns in ["backend", "frontend", "(cluster)"] {
         assert_eq!(after[ns], before[ns], "{ns}'s report was rewritten");

@@ -403,11 +403,20 @@ fn default_identity() -> String {
 }
 
 async fn kube_client(args: &ClusterArgs) -> Result<kube::Client> {
+    client_for(args.kubeconfig.as_deref(), args.context.as_deref()).await
+}
+
+/// A client for `kubeconfig` (default: $KUBECONFIG, ~/.kube/config, or
+/// in-cluster) and `context`.
+pub(crate) async fn client_for(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<&str>,
+) -> Result<kube::Client> {
     let opts = kube::config::KubeConfigOptions {
-        context: args.context.clone(),
+        context: context.map(str::to_string),
         ..Default::default()
     };
-    let config = match &args.kubeconfig {
+    let config = match kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
                 .map_err(|e| anyhow!("{}: cannot read kubeconfig: {e}", path.display()))?;
@@ -415,7 +424,7 @@ async fn kube_client(args: &ClusterArgs) -> Result<kube::Client> {
                 .await
                 .map_err(|e| anyhow!("{}: {e}", path.display()))?
         }
-        None if args.context.is_some() => kube::Config::from_kubeconfig(&opts)
+        None if context.is_some() => kube::Config::from_kubeconfig(&opts)
             .await
             .map_err(|e| anyhow!("kubeconfig: {e}"))?,
         None => kube::Config::infer()

@@ -103,7 +103,7 @@ pub(super) async fn discover(
 }
 
 /// The kinds the API server serves, with the version tierguard watches.
-async fn served(client: &Client) -> Result<BTreeMap<Api, String>, kube::Error> {
+pub(super) async fn served(client: &Client) -> Result<BTreeMap<Api, String>, kube::Error> {
     let groups = client.list_api_groups().await?;
     let Some(group) = groups.groups.into_iter().find(|g| g.name == GROUP) else {
         return Ok(BTreeMap::new());
