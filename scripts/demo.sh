@@ -45,6 +45,9 @@ say "the isolation policy as a cluster object: the CRD (tierguard crd) and polic
 "$TG" crd | kubectl apply -f - >/dev/null
 kubectl wait --for=condition=Established --timeout=60s crd/isolationpolicies.tierguard.io >/dev/null
 run kubectl apply -f policies/three-tier.yaml
+say "the OpenReports CRDs (github.com/openreports/reports-api, from the Go module proxy): tierguard publishes its findings there"
+tests/control-plane/crds.sh openreports 2>/dev/null | while read -r crd; do kubectl apply --server-side -f "$crd" >/dev/null; done
+kubectl wait --for=condition=Established --timeout=60s crd/reports.openreports.io crd/clusterreports.openreports.io >/dev/null
 say "starting tierguard serve on 127.0.0.1:$PORT (certificates from tierguard certs; --policy-object three-tier)"
 "$TG" certs --out "$DIR/certs" --host 127.0.0.1 >/dev/null
 "$TG" serve --kubeconfig "$KUBECONFIG" --tls-cert "$DIR/certs/tls.crt" --tls-key "$DIR/certs/tls.key" \
@@ -115,10 +118,28 @@ for _ in $(seq 1 60); do # status follows namespaces within 10 s
 done
 run kubectl get isolationpolicy three-tier -o jsonpath='{range .status.tiers[*]}{.name}: {.namespaces}{"\n"}{end}'
 
+say "e. continuous reports: a Report per tier namespace (OpenReports), rewritten only when a finding changes"
+run kubectl get reports.openreports.io -A
+say "   in audit mode a mistake is admitted with a warning — and within seconds it is in database's Report"
+run kubectl patch isolationpolicy three-tier --type merge -p '{"spec":{"mode":"audit"}}'
+for _ in $(seq 1 60); do
+  kubectl apply --dry-run=server -f examples/three-tier-violations/01-database-open-to-frontend/apply.yaml >/dev/null 2>&1 && break
+  sleep 0.5
+done
+run kubectl apply -f examples/three-tier-violations/01-database-open-to-frontend/apply.yaml
+for _ in $(seq 1 60); do
+  [[ "$(kubectl get reports.openreports.io tierguard-three-tier -n database -o jsonpath='{.summary.fail}' 2>/dev/null)" -gt 0 ]] 2>/dev/null && break
+  sleep 0.5
+done
+run kubectl get reports.openreports.io -A
+run kubectl get reports.openreports.io tierguard-three-tier -n database -o jsonpath='{range .results[*]}{.result}: {.message}{"\n"}{end}'
+say "   the same report without a reports UI: tierguard check --cluster"
+run "$TG" check --cluster --policy-object three-tier
+
 say "and offline, the same engine answers \"why?\""
 run "$TG" query -f examples/three-tier --from frontend/frontend-app --to database/database-app --port tcp/5432
 
-say "e. on packets: the tutorial again with a real NetworkPolicy data plane"
+say "f. on packets: the tutorial again with a real NetworkPolicy data plane"
 say "   (kube-router's firewall, pods as network namespaces; scripts/dataplane.sh, also make dataplane)"
 if [[ "$(id -u)" -eq 0 ]] && ip netns list >/dev/null 2>&1; then
   scripts/deps.sh iptables ipset conntrack iproute2
