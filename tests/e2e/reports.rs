@@ -168,6 +168,14 @@ fn reports_follow_the_cluster_within_seconds_and_unchanged_ones_are_not_rewritte
     assert_eq!(versions(&c), before, "an unchanged report was rewritten");
     assert_eq!(writes(&c), written, "writes without a change");
 
+    // A second replica counts too, but only the leader writes.
+    let other = c.start_replica("follower", &[]);
+    let metrics_of = |port: u16| {
+        super::harness::admin_get(port, "/metrics")
+            .map(|(_, m)| m)
+            .unwrap_or_default()
+    };
+
     // A violation admitted in audit mode: within seconds, in database's Report.
     let t0 = std::time::Instant::now();
     apply(&c, "01-database-open-to-frontend");
@@ -199,6 +207,24 @@ fn reports_follow_the_cluster_within_seconds_and_unchanged_ones_are_not_rewritte
         }),
         "{fail}"
     );
+    c.eventually(15, "the follower counts the violation", || {
+        metrics_of(other.admin_port).lines().any(|l| {
+            l.starts_with("tierguard_violations_present{policy=\"three-tier\"} ")
+                && !l.ends_with(" 0")
+        })
+    });
+    let m = metrics_of(other.admin_port);
+    assert!(
+        m.lines().any(|l| l == "tierguard_controller_leader 0"),
+        "{m}"
+    );
+    assert!(
+        !m.lines()
+            .any(|l| l.starts_with("tierguard_report_writes_total{")),
+        "the follower wrote reports:\n{m}"
+    );
+    drop(other);
+
     // `check --cluster` prints the same report, under the file or the
     // cluster's IsolationPolicy object.
     expect_ok(&said(c.kubectl(&["apply", "-k", "deploy/crd"])), "the CRD");
