@@ -153,13 +153,67 @@ impl Schedule {
     }
 }
 
+/// The gauge series the census has set: those it must remove when the
+/// flows they count are gone, the policy is renamed, or a count no longer
+/// holds.
+#[derive(Debug, Default)]
+struct Series {
+    /// `tierguard_violations_current` {policy, from, to}.
+    flows: Vec<Vec<(String, String)>>,
+    /// `tierguard_violations_present` {policy}.
+    total: Option<Vec<(String, String)>>,
+}
+
+impl Series {
+    /// Sets the gauges to a count of `policy`'s flows by (from, to) class;
+    /// returns their total.
+    fn record(
+        &mut self,
+        metrics: &Metrics,
+        policy: &str,
+        by: BTreeMap<(String, String), i64>,
+    ) -> i64 {
+        let mut total = 0i64;
+        let mut now = Vec::with_capacity(by.len());
+        for ((from, to), n) in by {
+            total = total.saturating_add(n);
+            let l = labels(&[("policy", policy), ("from", &from), ("to", &to)]);
+            metrics.violations_current.get_or_create(&l).set(n);
+            now.push(l);
+        }
+        // Flows gone since the last count: their series go too.
+        for gone in self.flows.iter().filter(|l| !now.contains(l)) {
+            metrics.violations_current.remove(gone);
+        }
+        self.flows = now;
+        let l = labels(&[("policy", policy)]);
+        metrics.violations_present.get_or_create(&l).set(total);
+        // A renamed policy: its old total goes.
+        if let Some(old) = self.total.replace(l.clone())
+            && old != l
+        {
+            metrics.violations_present.remove(&old);
+        }
+        total
+    }
+
+    /// Removes the total's series and every per-flow series.
+    fn forget(&mut self, metrics: &Metrics) {
+        if let Some(p) = self.total.take() {
+            metrics.violations_present.remove(&p);
+        }
+        for l in self.flows.drain(..) {
+            metrics.violations_current.remove(&l);
+        }
+    }
+}
+
 /// Counts for as long as the process runs.
 pub async fn run(live: Arc<Live>, index: SharedIndex, metrics: Arc<Metrics>, census: Arc<Census>) {
     let mut changes = Box::pin(live.changes());
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut series: Vec<Vec<(String, String)>> = Vec::new();
-    let mut present: Option<Vec<(String, String)>> = None;
+    let mut series = Series::default();
     let mut schedule = Schedule::new();
     loop {
         let policy_changed = tokio::select! {
@@ -175,97 +229,65 @@ pub async fn run(live: Arc<Live>, index: SharedIndex, metrics: Arc<Metrics>, cen
         };
         let Some(state) = state else {
             // Unsynced (or resyncing): nothing counted before still holds.
-            forget(&metrics, present.take(), &mut series);
+            series.forget(&metrics);
             census.lost();
             continue;
         };
         let policy = live.get();
-        let counted = tokio::task::spawn_blocking(move || {
-            let checker = Checker::new(&policy, &state);
-            let report = checker.report()?;
-            let tier_namespaces = checker
-                .tier_namespaces()
-                .iter()
-                .map(|n| n.name.clone())
-                .collect();
-            let mut by: BTreeMap<(String, String), i64> = BTreeMap::new();
-            for b in &report.flows {
-                *by.entry((metric_class(&b.from), metric_class(&b.to)))
-                    .or_default() += 1;
-            }
-            let counted = Counted {
-                policy: policy.clone(),
-                tier_namespaces,
-                report,
-                at: SystemTime::now(),
-            };
-            Ok::<_, crate::engine::solve::Exhausted>((counted, by))
-        })
-        .await;
+        let counted = tokio::task::spawn_blocking(move || count(policy, &state)).await;
         match counted {
             Ok(Ok((counted, by))) => {
-                let policy = counted.policy.name.clone();
-                let mut total = 0i64;
-                let mut now = Vec::with_capacity(by.len());
-                for ((from, to), n) in by {
-                    total = total.saturating_add(n);
-                    let l = labels(&[("policy", &policy), ("from", &from), ("to", &to)]);
-                    metrics.violations_current.get_or_create(&l).set(n);
-                    now.push(l);
-                }
-                // Flows gone since the last count: their series go too.
-                for gone in series.iter().filter(|l| !now.contains(l)) {
-                    metrics.violations_current.remove(gone);
-                }
-                series = now;
-                let l = labels(&[("policy", &policy)]);
-                metrics.violations_present.get_or_create(&l).set(total);
-                // A renamed policy: its old total goes.
-                if let Some(old) = present.replace(l.clone())
-                    && old != l
-                {
-                    metrics.violations_present.remove(&old);
-                }
+                let total = series.record(&metrics, &counted.policy.name, by);
                 census.latest.store(total, Ordering::Relaxed);
                 census.counted.send_replace(Some(Arc::new(counted)));
             }
             Ok(Err(e)) => {
                 warn!(error = %e, "cannot count the current violations");
-                failed(&metrics, &census, present.take(), &mut series);
+                failed(&metrics, &census, &mut series);
             }
             Err(e) => {
                 warn!(error = %e, "counting the current violations failed");
-                failed(&metrics, &census, present.take(), &mut series);
+                failed(&metrics, &census, &mut series);
             }
         }
     }
 }
 
-/// A count could not be made: no series says anything stale.
-fn failed(
-    metrics: &Metrics,
-    census: &Census,
-    present: Option<Vec<(String, String)>>,
-    series: &mut Vec<Vec<(String, String)>>,
-) {
-    metrics.census_failures.inc();
-    forget(metrics, present, series);
-    census.latest.store(UNKNOWN, Ordering::Relaxed);
-    census.counted.send_if_modified(|c| c.take().is_some());
+/// One count: the report, and its flows by (from, to) class.
+type Count = (Counted, BTreeMap<(String, String), i64>);
+
+/// Judges `state` under `policy`.
+fn count(
+    policy: Arc<IsolationPolicy>,
+    state: &crate::engine::state::State,
+) -> Result<Count, crate::engine::solve::Exhausted> {
+    let checker = Checker::new(&policy, state);
+    let report = checker.report()?;
+    let tier_namespaces = checker
+        .tier_namespaces()
+        .iter()
+        .map(|n| n.name.clone())
+        .collect();
+    let mut by: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for b in &report.flows {
+        *by.entry((metric_class(&b.from), metric_class(&b.to)))
+            .or_default() += 1;
+    }
+    let counted = Counted {
+        policy: policy.clone(),
+        tier_namespaces,
+        report,
+        at: SystemTime::now(),
+    };
+    Ok((counted, by))
 }
 
-/// Removes the total's series and every per-flow series.
-fn forget(
-    metrics: &Metrics,
-    present: Option<Vec<(String, String)>>,
-    series: &mut Vec<Vec<(String, String)>>,
-) {
-    if let Some(p) = present {
-        metrics.violations_present.remove(&p);
-    }
-    for l in series.drain(..) {
-        metrics.violations_current.remove(&l);
-    }
+/// A count could not be made: no series says anything stale.
+fn failed(metrics: &Metrics, census: &Census, series: &mut Series) {
+    metrics.census_failures.inc();
+    series.forget(metrics);
+    census.latest.store(UNKNOWN, Ordering::Relaxed);
+    census.counted.send_if_modified(|c| c.take().is_some());
 }
 
 #[cfg(test)]
@@ -328,6 +350,84 @@ mod tests {
         assert!(
             !s.due(t0 + 3 * POLL, 4, false),
             "the change was counted with it"
+        );
+    }
+
+    fn by(flows: &[(&str, &str, i64)]) -> BTreeMap<(String, String), i64> {
+        flows
+            .iter()
+            .map(|(f, t, n)| ((f.to_string(), t.to_string()), *n))
+            .collect()
+    }
+
+    /// The violation gauges' sample lines, as /metrics shows them.
+    fn gauges(m: &Metrics) -> Vec<String> {
+        m.render()
+            .expect("renders")
+            .lines()
+            .filter(|l| {
+                l.starts_with("tierguard_violations_current{")
+                    || l.starts_with("tierguard_violations_present{")
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn series_follow_the_counts_and_go_when_a_count_no_longer_holds() {
+        let m = Metrics::new();
+        let mut s = Series::default();
+        let total = s.record(
+            &m,
+            "p",
+            by(&[("tier:a", "tier:b", 2), ("other", "tier:b", 1)]),
+        );
+        assert_eq!(total, 3);
+        let g = gauges(&m);
+        assert_eq!(g.len(), 3, "{g:?}");
+        assert!(
+            g.iter()
+                .any(|l| l.contains("from=\"tier:a\"") && l.ends_with(" 2")),
+            "{g:?}"
+        );
+        assert!(
+            g.contains(&"tierguard_violations_present{policy=\"p\"} 3".to_string()),
+            "{g:?}"
+        );
+
+        // A flow gone: its series goes; the total stays, now 1.
+        assert_eq!(s.record(&m, "p", by(&[("other", "tier:b", 1)])), 1);
+        let g = gauges(&m);
+        assert!(!g.iter().any(|l| l.contains("from=\"tier:a\"")), "{g:?}");
+        assert!(
+            g.contains(&"tierguard_violations_present{policy=\"p\"} 1".to_string()),
+            "{g:?}"
+        );
+
+        // Clean: no per-flow series, the total at 0.
+        assert_eq!(s.record(&m, "p", by(&[])), 0);
+        assert_eq!(gauges(&m), ["tierguard_violations_present{policy=\"p\"} 0"]);
+
+        // Renamed: the old total goes.
+        s.record(&m, "q", by(&[("external", "tier:b", 4)]));
+        let g = gauges(&m);
+        assert!(!g.iter().any(|l| l.contains("policy=\"p\"")), "{g:?}");
+        assert_eq!(g.len(), 2, "{g:?}");
+
+        // Unsynced or failed: nothing says anything stale.
+        s.forget(&m);
+        assert!(gauges(&m).is_empty(), "{:?}", gauges(&m));
+        let census = Census::default();
+        s.record(&m, "q", by(&[("external", "tier:b", 4)]));
+        census.latest.store(4, Ordering::Relaxed);
+        failed(&m, &census, &mut s);
+        assert!(gauges(&m).is_empty());
+        assert!(census.is_stale());
+        assert_eq!(census.latest(), None);
+        assert!(
+            m.render()
+                .expect("renders")
+                .contains("tierguard_census_failures_total 1")
         );
     }
 }
