@@ -60,6 +60,9 @@ pub struct Metrics {
     /// fail, or while the index is not synced, neither violations gauge has
     /// series.
     pub census_failures: Counter,
+    /// Counts of the current violations made (each after a change, or
+    /// periodically).
+    pub census_counts: Counter,
     /// Reports the leader wrote, by kind (Report, ClusterReport) and
     /// operation (apply, delete); unchanged reports are not written.
     pub report_writes: Family<Labels, Counter>,
@@ -141,6 +144,12 @@ impl Metrics {
             "census_failures",
             "Counts of the current violations that could not be made",
             census_failures.clone(),
+        );
+        let census_counts = Counter::default();
+        registry.register(
+            "census_counts",
+            "Counts of the current violations made",
+            census_counts.clone(),
         );
         let report_writes = Family::<Labels, Counter>::default();
         registry.register(
@@ -270,6 +279,7 @@ impl Metrics {
             violations_current,
             violations_present,
             census_failures,
+            census_counts,
             report_writes,
             report_failures,
             latency,

@@ -942,6 +942,17 @@ fn cluster_flags_without_cluster_are_an_error() {
     let o = tierguard(&["check", "-f", "examples/three-tier", "--policy-object", "p"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("need --cluster"), "{}", stderr(&o));
+    let o = tierguard(&[
+        "check",
+        "--base",
+        "examples/three-tier",
+        "-f",
+        "examples/three-tier",
+        "-o",
+        "openreports",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("drop --base"), "{}", stderr(&o));
     let o = tierguard(&["check", "--cluster", "-f", "examples/three-tier"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("cannot be used with"), "{}", stderr(&o));

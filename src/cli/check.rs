@@ -98,6 +98,12 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
     if args.policy_object.is_some() || args.context.is_some() {
         bail!("--policy-object and --context read a cluster: they need --cluster");
     }
+    if args.output == CheckOutput::Openreports && !(args.base.is_empty() && args.without.is_empty())
+    {
+        bail!(
+            "-o openreports reports a whole state (what serve publishes), not what a change opens: drop --base and --without"
+        );
+    }
     let iso = super::load_policy(args.policy.as_deref())?;
     let mut head = World::load(&args.files)?;
     if !args.without.is_empty() {

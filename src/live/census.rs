@@ -101,18 +101,21 @@ impl Census {
 
 /// When to count: soon after the index changes (once it has been quiet for
 /// a [`POLL`], or after [`MAX_DELAY`] of steady change), at once after the
-/// policy changes, and every [`EVERY`] regardless.
+/// policy changes, and every [`EVERY`] regardless. What "the index" is
+/// comes as a key `K` that differs whenever a count could differ: `run`
+/// passes the change number and whether the index is synced (it can sync,
+/// or lose its sync, with no change to the state).
 #[derive(Debug)]
-struct Schedule {
-    /// The index's change number at the latest count.
-    counted: Option<u64>,
-    /// The first poll that saw an uncounted change, and the number it saw
-    /// at the latest poll.
-    pending: Option<(Instant, u64)>,
+struct Schedule<K> {
+    /// The index's key at the latest count.
+    counted: Option<K>,
+    /// The first poll that saw an uncounted change, and the key it saw at
+    /// the latest poll.
+    pending: Option<(Instant, K)>,
     last_count: Option<Instant>,
 }
 
-impl Schedule {
+impl<K: Copy + PartialEq> Schedule<K> {
     fn new() -> Self {
         Self {
             counted: None,
@@ -121,10 +124,9 @@ impl Schedule {
         }
     }
 
-    /// Whether to count now, given the index's change number and whether
-    /// the policy changed since the last poll. A yes is taken as the count
-    /// being made.
-    fn due(&mut self, now: Instant, changes: u64, policy_changed: bool) -> bool {
+    /// Whether to count now, given the index's key and whether the policy
+    /// changed since the last poll. A yes is taken as the count being made.
+    fn due(&mut self, now: Instant, changes: K, policy_changed: bool) -> bool {
         let periodic = self
             .last_count
             .is_none_or(|t| now.saturating_duration_since(t) >= EVERY);
@@ -222,7 +224,8 @@ pub async fn run(live: Arc<Live>, index: SharedIndex, metrics: Arc<Metrics>, cen
         };
         let state = {
             let index = index.read().unwrap_or_else(|e| e.into_inner());
-            if !schedule.due(Instant::now(), index.changes(), policy_changed) {
+            let key = (index.changes(), index.is_synced());
+            if !schedule.due(Instant::now(), key, policy_changed) {
                 continue;
             }
             index.is_synced().then(|| index.state().clone())
@@ -238,6 +241,7 @@ pub async fn run(live: Arc<Live>, index: SharedIndex, metrics: Arc<Metrics>, cen
         match counted {
             Ok(Ok((counted, by))) => {
                 let total = series.record(&metrics, &counted.policy.name, by);
+                metrics.census_counts.inc();
                 census.latest.store(total, Ordering::Relaxed);
                 census.counted.send_replace(Some(Arc::new(counted)));
             }
@@ -338,6 +342,23 @@ mod tests {
         assert!(!s.due(t0 + 2 * POLL, 0, false));
         assert!(!s.due(t0 + POLL + EVERY - POLL, 0, false));
         assert!(s.due(t0 + POLL + EVERY, 0, false), "the period passed");
+    }
+
+    #[test]
+    fn syncing_or_losing_the_sync_without_a_change_is_counted_soon() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new();
+        assert!(s.due(t0, (5, false), false), "the first poll (unsynced)");
+        assert!(!s.due(t0 + POLL, (5, true), false), "synced: wait a poll");
+        assert!(
+            s.due(t0 + 2 * POLL, (5, true), false),
+            "counted within 2 polls, not EVERY"
+        );
+        assert!(!s.due(t0 + 3 * POLL, (5, false), false));
+        assert!(
+            s.due(t0 + 4 * POLL, (5, false), false),
+            "the lost sync is seen"
+        );
     }
 
     #[test]

@@ -88,12 +88,18 @@ pub async fn run(
     let mut held: Option<Held> = None;
     let mut said_unserved = false;
     let mut listed_at = Instant::now();
+    // Failures in a row (a list, or a publish with a failed write).
+    let mut failures: u32 = 0;
     loop {
         if listed_at.elapsed() >= RELIST {
             held = None;
         }
         if held.is_none() {
-            match list(&client).await {
+            let listed = tokio::select! {
+                () = stop.cancelled() => return,
+                l = list(&client) => l,
+            };
+            match listed {
                 Ok(Some(h)) => {
                     if said_unserved || listed_at.elapsed() < RELIST {
                         info!(reports = h.len(), "publishing OpenReports");
@@ -116,8 +122,9 @@ pub async fn run(
                 }
                 Err(e) => {
                     metrics.report_failures.inc();
-                    warn!(error = %e, "cannot list the published reports");
-                    if pause(&stop, RETRY).await {
+                    failures = failures.saturating_add(1);
+                    warn!(error = %e, retry_in = ?backoff(failures), "cannot list the published reports");
+                    if pause(&stop, backoff(failures)).await {
                         return;
                     }
                     continue;
@@ -125,24 +132,40 @@ pub async fn run(
             }
         }
         let latest = counts.borrow_and_update().clone();
-        let mut retry = false;
         if let (Some(counted), Some(h)) = (latest, held.as_mut()) {
             match publish(&client, h, &counted, &metrics, &stop).await {
-                Ok(()) => {}
+                Ok(()) => failures = 0,
+                Err(Failed::Stopped) => return,
                 Err(Failed::Unserved) => {
                     held = None;
+                    if pause(&stop, RETRY).await {
+                        return;
+                    }
                     continue;
                 }
-                Err(Failed::Write) => retry = true,
+                Err(Failed::Write) => {
+                    failures = failures.saturating_add(1);
+                    if pause(&stop, backoff(failures)).await {
+                        return;
+                    }
+                    continue;
+                }
             }
         }
-        let wait = if retry { RETRY } else { RELIST };
         tokio::select! {
             () = stop.cancelled() => return,
             changed = counts.changed() => if changed.is_err() { return },
-            () = tokio::time::sleep(wait) => {}
+            () = tokio::time::sleep(RELIST) => {}
         }
     }
+}
+
+/// The wait after `n` failures in a row: [`RETRY`], doubling, at most
+/// 5 minutes.
+fn backoff(n: u32) -> Duration {
+    RETRY
+        .saturating_mul(2u32.saturating_pow(n.saturating_sub(1).min(16)))
+        .min(Duration::from_secs(300))
 }
 
 /// Sleeps `d`; true when stopped meanwhile.
@@ -183,6 +206,8 @@ fn is_not_found(e: &Error) -> bool {
 
 /// Why a publish stopped short.
 enum Failed {
+    /// Told to stop (leadership lost, or shutdown).
+    Stopped,
     /// The kinds are no longer served.
     Unserved,
     /// Some write failed (the rest were made).
@@ -268,13 +293,16 @@ async fn publish(
     let mut failed = false;
     for ((kind, ns, name), body) in writes {
         if stop.is_cancelled() {
-            return Ok(());
+            return Err(Failed::Stopped);
         }
         let api: Api<DynamicObject> = match &ns {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &kind.resource()),
             None => Api::all_with(client.clone(), &kind.resource()),
         };
         let key = (kind, ns.clone(), name.clone());
+        let params = PatchParams::apply(FIELD_MANAGER)
+            .force()
+            .validation_strict();
         let (op, done) = match &body {
             Some(b) => {
                 let obj = openreports::manifest(
@@ -284,22 +312,21 @@ async fn publish(
                     &counted.policy.name,
                     b,
                 );
-                let params = PatchParams::apply(FIELD_MANAGER)
-                    .force()
-                    .validation_strict();
-                (
-                    "apply",
-                    api.patch(&name, &params, &Patch::Apply(&obj))
-                        .await
-                        .map(|_| ()),
-                )
+                let patch = Patch::Apply(&obj);
+                let write = api.patch(&name, &params, &patch);
+                tokio::select! {
+                    () = stop.cancelled() => return Err(Failed::Stopped),
+                    r = write => ("apply", r.map(|_| ())),
+                }
             }
-            None => (
-                "delete",
-                api.delete(&name, &DeleteParams::default())
-                    .await
-                    .map(|_| ()),
-            ),
+            None => {
+                let dp = DeleteParams::default();
+                let write = api.delete(&name, &dp);
+                tokio::select! {
+                    () = stop.cancelled() => return Err(Failed::Stopped),
+                    r = write => ("delete", r.map(|_| ())),
+                }
+            }
         };
         match done {
             Ok(()) => {
@@ -317,7 +344,7 @@ async fn publish(
             Err(e) if is_not_found(&e) && body.is_none() => {
                 held.remove(&key);
             }
-            Err(e) if is_not_found(&e) && ns.is_some() && is_namespace_gone(&e) => {
+            Err(e) if ns.as_deref().is_some_and(|n| is_namespace_gone(&e, n)) => {
                 debug!(namespace = ?ns, "the namespace is gone: no report");
             }
             Err(e) if is_not_found(&e) => return Err(Failed::Unserved),
@@ -335,14 +362,16 @@ async fn publish(
     if failed { Err(Failed::Write) } else { Ok(()) }
 }
 
-/// A 404 that is about the namespace, not the kind.
-fn is_namespace_gone(e: &Error) -> bool {
-    matches!(e, Error::Api(s) if s.code == 404 && s.message.contains("namespaces"))
+/// A 404 about the namespace `ns` (`namespaces "ns" not found`), not the
+/// kind.
+fn is_namespace_gone(e: &Error, ns: &str) -> bool {
+    matches!(e, Error::Api(s) if s.code == 404 && s.message.contains(&format!("namespaces \"{ns}\" not found")))
 }
 
-/// Writing into a namespace being deleted.
+/// Writing into a namespace being deleted (the API server's
+/// NamespaceLifecycle: `... because it is being terminated`).
 fn is_terminating(e: &Error) -> bool {
-    matches!(e, Error::Api(s) if s.code == 403 && s.message.contains("terminat"))
+    matches!(e, Error::Api(s) if s.code == 403 && s.message.contains("because it is being terminated"))
 }
 
 #[cfg(test)]
@@ -365,10 +394,18 @@ mod tests {
         }
     }
 
+    /// What `list` would read back after `writes`: each applied object
+    /// through JSON, as the API server stores and returns it.
     fn applied(held: &mut Held, writes: &[(Key, Option<ReportBody>)]) {
         for (k, b) in writes {
             match b {
-                Some(b) => held.insert(k.clone(), Some(b.clone())),
+                Some(b) => {
+                    let obj = openreports::manifest(k.0.name(), k.1.as_deref(), &k.2, "p", b);
+                    let text = serde_json::to_string(&obj).expect("serializes");
+                    let o: DynamicObject = serde_json::from_str(&text).expect("an object");
+                    let read = serde_json::from_value::<ReportBody>(o.data).ok();
+                    held.insert(k.clone(), read)
+                }
                 None => held.remove(k),
             };
         }

@@ -35,6 +35,8 @@ pub const POLICY_LABEL: &str = "tierguard.io/policy";
 /// The most results one report holds; the rest are counted in a last
 /// result (`tierguard check --cluster` lists them all).
 pub const MAX_RESULTS: usize = 500;
+/// The longest message of a result, in bytes (cut beyond it, marked).
+pub const MAX_MESSAGE: usize = 2_000;
 
 /// A reference to a Kubernetes object (`corev1.ObjectReference`'s fields
 /// tierguard fills).
@@ -161,22 +163,33 @@ pub struct Reports {
     pub cluster: Option<ReportBody>,
 }
 
-/// The name of every report of `policy`: `tierguard-<policy>` (cut to an
-/// object name's 253 characters).
+/// The name of every report of `policy`: `tierguard-<policy>`, made a
+/// valid object name whatever the policy file's name is (lower case; other
+/// characters than `a-z0-9` become `-`; at most 253 characters; ending in
+/// a letter or digit).
 pub fn report_name(policy: &str) -> String {
-    let mut n = format!("tierguard-{policy}");
-    n.truncate(253);
-    n
+    let mapped: String = format!("tierguard-{policy}")
+        .chars()
+        .map(|c| c.to_ascii_lowercase())
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' => c,
+            _ => '-',
+        })
+        .take(253)
+        .collect();
+    mapped.trim_end_matches('-').to_string()
 }
 
 /// The labels every report carries: tierguard's managed-by label (what the
-/// publisher lists its own reports by) and the policy's name.
+/// publisher lists its own reports by) and the policy's name, made a valid
+/// label value (`A-Za-z0-9-_.`, at most 63, starting and ending with a
+/// letter or digit; empty when nothing is left).
 pub fn labels(policy: &str) -> BTreeMap<String, String> {
-    let mut value: String = policy
+    let value: String = policy
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(63)
         .collect();
-    value.truncate(63);
     let value = value.trim_matches(['-', '_', '.']).to_string();
     BTreeMap::from([
         (MANAGED_BY_LABEL.to_string(), MANAGED_BY_VALUE.to_string()),
@@ -434,6 +447,8 @@ fn flow_result(policy: &str, b: &Breach) -> ReportResult {
         message.push_str("; note: ");
         message.push_str(&super::note(n));
     }
+    // 500 results stay well under the API server's object size limit.
+    let message = super::clip(&message, MAX_MESSAGE);
     let mut r = fail(policy, &format!("{} {}", b.namespace, b.wall), message);
     r.resources = culprits(b);
     r.properties = BTreeMap::from([

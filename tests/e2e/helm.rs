@@ -499,7 +499,7 @@ fn helm_install_guards_a_real_api_server() {
     );
 
     // Every metric deploy/monitoring's alerts and dashboard name is one serve exports.
-    // The census's total appears at its first count (within 10 s of sync).
+    // The census's total appears at its first count (seconds after sync).
     let used = super::monitoring::metric_names();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let (status, metrics) = loop {

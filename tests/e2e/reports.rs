@@ -78,6 +78,15 @@ fn versions(c: &Cluster) -> BTreeMap<String, String> {
     v
 }
 
+/// `tierguard_census_counts_total`.
+fn counts(c: &Cluster) -> u64 {
+    let (_, m) = super::harness::admin_get(c.admin_port, "/metrics").expect("/metrics");
+    m.lines()
+        .find(|l| l.starts_with("tierguard_census_counts_total "))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// `tierguard_report_writes_total`, summed over its series.
 fn writes(c: &Cluster) -> u64 {
     let (_, m) = super::harness::admin_get(c.admin_port, "/metrics").expect("/metrics");
@@ -160,11 +169,14 @@ fn reports_follow_the_cluster_within_seconds_and_unchanged_ones_are_not_rewritte
     // A change that opens nothing: recounted, nothing rewritten.
     let before = versions(&c);
     let written = writes(&c);
+    let counted = counts(&c);
     expect_ok(
         &said(c.kubectl(&["create", "namespace", "scratch"])),
         "create namespace scratch",
     );
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    c.eventually(15, "a recount after the change", || counts(&c) > counted);
+    // The publisher acts on the count it is told of.
+    std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(versions(&c), before, "an unchanged report was rewritten");
     assert_eq!(writes(&c), written, "writes without a change");
 
@@ -261,6 +273,13 @@ fn reports_follow_the_cluster_within_seconds_and_unchanged_ones_are_not_rewritte
             docs.iter().filter(|d| d["kind"] == "Report").count(),
             published.len()
         );
+        let cr = cluster_report(&c).expect("the ClusterReport");
+        let printed = docs
+            .iter()
+            .find(|d| d["kind"] == "ClusterReport")
+            .expect("check prints the ClusterReport");
+        assert_eq!(untimed(&printed["results"]), untimed(&cr["results"]));
+        assert_eq!(printed["scope"], cr["scope"]);
     }
     let o = check_cluster(&c, &[], "text");
     assert_eq!(o.status.code(), Some(1));

@@ -205,12 +205,52 @@ fn reports_serialize_to_the_openreports_field_names() {
     assert_eq!(back, r.namespaced["database"]);
 }
 
+/// A DNS subdomain, as the API server checks object names.
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 253
+        && n.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
+}
+
+/// A label value, as the API server checks them.
+fn valid_label_value(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 63
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && v.ends_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
 #[test]
-fn labels_are_valid_label_values_for_any_policy_name() {
-    let l = labels("three-tier");
-    assert_eq!(l[POLICY_LABEL], "three-tier");
-    let long = "a".repeat(300);
-    let l = labels(&long);
-    assert_eq!(l[POLICY_LABEL].len(), 63);
-    assert_eq!(report_name(&long).len(), 253);
+fn names_and_labels_are_valid_for_any_policy_name() {
+    assert_eq!(report_name("three-tier"), "tierguard-three-tier");
+    assert_eq!(labels("three-tier")[POLICY_LABEL], "three-tier");
+    let long_multibyte = format!("{}é{}", "a".repeat(242), "b".repeat(20));
+    for policy in [
+        "three-tier",
+        "",
+        "Three Tier",
+        "team/payments",
+        "ünïcödé",
+        "ends-with-dash-",
+        "ends.with.dot.",
+        "a..b",
+        &"a".repeat(300),
+        &long_multibyte,
+        &format!("{}-x", "a".repeat(241)),
+        "-_.",
+    ] {
+        let n = report_name(policy);
+        assert!(valid_name(&n), "{policy:?} -> name {n:?}");
+        let v = &labels(policy)[POLICY_LABEL];
+        assert!(valid_label_value(v), "{policy:?} -> label {v:?}");
+    }
 }
