@@ -211,8 +211,7 @@ fn cluster(args: CheckArgs) -> Result<ExitCode> {
         .enable_all()
         .build()?;
     let (iso, index, unreadable) = rt.block_on(async {
-        let client =
-            super::serve::client_for(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+        let client = super::client_for(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
         let iso = match &args.policy_object {
             Some(name) => policy_object(&client, name).await?,
             None => super::load_policy(args.policy.as_deref())?,
@@ -233,16 +232,7 @@ fn cluster(args: CheckArgs) -> Result<ExitCode> {
             print!("{}", openreports_yaml(&iso, &tiers, &report)?);
         }
         out => {
-            let findings = Findings {
-                policy: &iso.name,
-                mode: iso.mode,
-                judge: iso.judge,
-                relative: false,
-                flows: &report.flows,
-                namespaces: &report.namespaces,
-                unjudged: &[],
-                skipped: 0,
-            };
+            let findings = Findings::of_report(&iso, &report);
             match out {
                 CheckOutput::Json => println!("{}", json(&findings)?),
                 _ => print!("{}", text(&findings)),

@@ -26,7 +26,7 @@ pub mod serve;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::engine::tiers::IsolationPolicy;
@@ -137,4 +137,32 @@ pub fn load_policy(path: Option<&Path>) -> Result<IsolationPolicy> {
         "no isolation policy: --policy not given, TIERGUARD_POLICY not set, and none of {} exists (pass --policy FILE)",
         looked.join(", ")
     )
+}
+
+/// A client for `kubeconfig` (default: $KUBECONFIG, ~/.kube/config, or
+/// in-cluster) and `context`.
+pub(crate) async fn client_for(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<&str>,
+) -> Result<kube::Client> {
+    let opts = kube::config::KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..Default::default()
+    };
+    let config = match kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .map_err(|e| anyhow!("{}: cannot read kubeconfig: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &opts)
+                .await
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?
+        }
+        None if context.is_some() => kube::Config::from_kubeconfig(&opts)
+            .await
+            .map_err(|e| anyhow!("kubeconfig: {e}"))?,
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| anyhow!("no cluster configuration: {e}"))?,
+    };
+    kube::Client::try_from(config).map_err(|e| anyhow!("kube client: {e}"))
 }

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -403,35 +403,7 @@ fn default_identity() -> String {
 }
 
 async fn kube_client(args: &ClusterArgs) -> Result<kube::Client> {
-    client_for(args.kubeconfig.as_deref(), args.context.as_deref()).await
-}
-
-/// A client for `kubeconfig` (default: $KUBECONFIG, ~/.kube/config, or
-/// in-cluster) and `context`.
-pub(crate) async fn client_for(
-    kubeconfig: Option<&std::path::Path>,
-    context: Option<&str>,
-) -> Result<kube::Client> {
-    let opts = kube::config::KubeConfigOptions {
-        context: context.map(str::to_string),
-        ..Default::default()
-    };
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path)
-                .map_err(|e| anyhow!("{}: cannot read kubeconfig: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &opts)
-                .await
-                .map_err(|e| anyhow!("{}: {e}", path.display()))?
-        }
-        None if context.is_some() => kube::Config::from_kubeconfig(&opts)
-            .await
-            .map_err(|e| anyhow!("kubeconfig: {e}"))?,
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| anyhow!("no cluster configuration: {e}"))?,
-    };
-    kube::Client::try_from(config).map_err(|e| anyhow!("kube client: {e}"))
+    super::client_for(args.kubeconfig.as_deref(), args.context.as_deref()).await
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
