@@ -129,26 +129,7 @@ impl Cluster {
     /// for kube-apiserver.
     pub fn start(name: &str, serve_args: &[&str], apiserver_args: &str) -> Option<Cluster> {
         let mut cluster = Self::start_control_plane(name, serve_args, apiserver_args)?;
-        // The guard's namespace (its leader-election Lease lives there) and
-        // RBAC for the guard's service account, as deploy/ sets them up.
-        let setup = cluster.kubectl(&["create", "namespace", "tierguard"]);
-        assert!(
-            setup.status.success(),
-            "{}",
-            String::from_utf8_lossy(&setup.stderr)
-        );
-        let bind = cluster.kubectl(&[
-            "create",
-            "clusterrolebinding",
-            "tierguard-guard",
-            "--clusterrole=cluster-admin",
-            "--serviceaccount=tierguard:tierguard",
-        ]);
-        assert!(
-            bind.status.success(),
-            "{}",
-            String::from_utf8_lossy(&bind.stderr)
-        );
+        cluster.guard_namespace();
         cluster.start_webhook();
         cluster.register();
         Some(cluster)
@@ -327,6 +308,29 @@ impl Cluster {
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
         cmd.spawn().expect("tierguard serve starts")
+    }
+
+    /// The guard's namespace (its leader-election Lease lives there) and
+    /// RBAC for the guard's service account, as deploy/ sets them up.
+    pub fn guard_namespace(&self) {
+        for args in [
+            &["create", "namespace", "tierguard"][..],
+            &[
+                "create",
+                "clusterrolebinding",
+                "tierguard-guard",
+                "--clusterrole=cluster-admin",
+                "--serviceaccount=tierguard:tierguard",
+            ],
+        ] {
+            let o = self.kubectl(args);
+            assert!(
+                o.status.success(),
+                "{}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
     }
 
     /// Installs the policy.networking.k8s.io CRDs (ClusterNetworkPolicy,

@@ -91,19 +91,11 @@ fn isolation_policy_objects_are_validated_watched_and_reported() {
     else {
         return;
     };
-    for args in [
-        &["create", "namespace", "tierguard"][..],
-        &[
-            "create",
-            "clusterrolebinding",
-            "tierguard-guard",
-            "--clusterrole=cluster-admin",
-            "--serviceaccount=tierguard:tierguard",
-        ],
-        &["apply", "-k", "deploy/crd"],
-    ] {
-        expect_ok(&said(c.kubectl(args)), &args.join(" "));
-    }
+    c.guard_namespace();
+    expect_ok(
+        &said(c.kubectl(&["apply", "-k", "deploy/crd"])),
+        "apply -k deploy/crd",
+    );
     c.wait_established("tierguard.io", &["isolationpolicies"]);
     expect_ok(
         &said(c.kubectl(&["apply", "-f", "policies/three-tier.yaml"])),

@@ -130,18 +130,7 @@ fn reports_follow_the_cluster_within_seconds_and_unchanged_ones_are_not_rewritte
     let Some(mut c) = Cluster::start_control_plane("reports", &["--mode", "audit"], "") else {
         return;
     };
-    for args in [
-        &["create", "namespace", "tierguard"][..],
-        &[
-            "create",
-            "clusterrolebinding",
-            "tierguard-guard",
-            "--clusterrole=cluster-admin",
-            "--serviceaccount=tierguard:tierguard",
-        ],
-    ] {
-        expect_ok(&said(c.kubectl(args)), &args.join(" "));
-    }
+    c.guard_namespace();
     c.install_openreports_crds();
     c.start_webhook();
     c.register();
