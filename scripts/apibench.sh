@@ -43,8 +43,7 @@ set -a; source "$DIR/env"; set +a
 kubectl create namespace tierguard >/dev/null
 kubectl create clusterrolebinding tierguard --clusterrole=cluster-admin --serviceaccount=tierguard:tierguard >/dev/null
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PORT=$(free_port); ADMIN=$(free_port)
+PORTS=$(python3 scripts/free_port.py 2); PORT=${PORTS%%$'\n'*}; ADMIN=${PORTS##*$'\n'}
 "$TG" certs --out "$DIR/certs" --host 127.0.0.1 >/dev/null
 RUST_LOG="${RUST_LOG:-warn}" "$TG" serve --kubeconfig "$KUBECONFIG" --tls-cert "$DIR/certs/tls.crt" --tls-key "$DIR/certs/tls.key" \
   --listen "127.0.0.1:$PORT" --admin-listen "127.0.0.1:$ADMIN" --policy policies/three-tier.yaml \

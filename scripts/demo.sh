@@ -39,8 +39,7 @@ export KUBECONFIG="$DIR/kubeconfig"
 kubectl create namespace tierguard >/dev/null
 kubectl create clusterrolebinding tierguard --clusterrole=cluster-admin --serviceaccount=tierguard:tierguard >/dev/null
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PORT=$(free_port); ADMIN=$(free_port)
+PORTS=$(python3 scripts/free_port.py 2); PORT=${PORTS%%$'\n'*}; ADMIN=${PORTS##*$'\n'}
 say "the isolation policy as a cluster object: the CRD (tierguard crd) and policies/three-tier.yaml"
 "$TG" crd | kubectl apply -f - >/dev/null
 kubectl wait --for=condition=Established --timeout=60s crd/isolationpolicies.tierguard.io >/dev/null

@@ -38,11 +38,33 @@ pub struct Cluster {
     policy: String,
 }
 
+/// A loopback port nobody listens on, below the kernel's ephemeral range.
+///
+/// A port the kernel hands out for `:0` is in the ephemeral range
+/// (32768–60999 here), where the API server's and etcd's own outgoing
+/// connections take their local ports too: between choosing one and
+/// `tierguard serve` binding it, a client socket can take it, and the bind
+/// fails with "Address already in use". So ports come from 10000–19999
+/// (the control-plane script takes 20000–31999), in a per-process sequence
+/// that starts at a pid-derived offset, and each is checked free by binding.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const BASE: u32 = 10_000;
+    const SPAN: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (BASE + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {BASE}..{}", BASE + SPAN)
 }
 
 /// The control plane's binaries and the kubectl to drive it.
