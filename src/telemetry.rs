@@ -77,6 +77,10 @@ pub struct Metrics {
     pub index_objects: Family<Labels, Gauge>,
     /// Objects the index could not read (invalid by tierguard's validation), by kind.
     pub index_rejected: Family<Labels, Counter>,
+    /// Lists a watch made again after it had synced (kube's watcher relists
+    /// after `410 Gone`: it missed events), by kind; the index is not synced
+    /// until the list is applied.
+    pub index_relists: Family<Labels, Counter>,
     /// Stored objects tierguard cannot read now, by kind (changes in their
     /// namespace are "cannot judge").
     pub index_unreadable: Family<Labels, Gauge>,
@@ -189,6 +193,12 @@ impl Metrics {
             "Objects the index could not read, by kind",
             index_rejected.clone(),
         );
+        let index_relists = Family::<Labels, Counter>::default();
+        registry.register(
+            "index_relists",
+            "Lists a watch made again after it had synced (it missed events: 410 Gone), by kind; nothing is judged until the list is applied",
+            index_relists.clone(),
+        );
         let index_unreadable = Family::<Labels, Gauge>::default();
         registry.register(
             "index_unreadable",
@@ -267,6 +277,9 @@ impl Metrics {
         }
         for kind in ["Namespace", "NetworkPolicy", "Pod"] {
             let _ = index_rejected.get_or_create(&labels(&[("kind", kind)]));
+            if kind != "Pod" {
+                let _ = index_relists.get_or_create(&labels(&[("kind", kind)]));
+            }
             for retriable in ["true", "false"] {
                 let _ = cannot_judge
                     .get_or_create(&labels(&[("kind", kind), ("retriable", retriable)]));
@@ -286,6 +299,7 @@ impl Metrics {
             index_synced,
             index_objects,
             index_rejected,
+            index_relists,
             index_unreadable,
             index_stale,
             cert_expiry,

@@ -3,7 +3,9 @@
 //!
 //! The holder renews the Lease every `renew` period; another replica takes it
 //! over once it has not been renewed for `lease` duration, or at once when it
-//! has no holder. Updates use the Lease's resourceVersion, so two replicas
+//! has no holder. A holder whose renewals fail (or hang) steps down once none
+//! has succeeded for `lease - renew` (the renew deadline), before anyone else
+//! may take over. Updates use the Lease's resourceVersion, so two replicas
 //! cannot both win a race.
 //!
 //! ```text
@@ -161,18 +163,49 @@ impl Election {
         }
     }
 
-    /// Renews the lease until a renewal fails; returns when leadership is lost.
+    /// How long after its last successful renewal the holder keeps leading
+    /// while renewals fail or hang: the Lease's duration less one renew
+    /// period (client-go's `RenewDeadline`). The holder stops a period before
+    /// another replica may take the Lease over, so two never lead at once,
+    /// even when the API server or etcd stops answering mid-renewal.
+    pub fn renew_deadline(&self) -> Duration {
+        self.lease.saturating_sub(self.renew)
+    }
+
+    /// Renews the lease every renew period; returns when leadership is lost:
+    /// another replica holds the Lease, or no renewal has succeeded within
+    /// [`Election::renew_deadline`] (failed ones are retried every second
+    /// or renew period, whichever is shorter, and a hanging one is cut off
+    /// at the deadline).
     pub async fn hold(&self, client: &Client) {
+        let deadline = self.renew_deadline();
+        let retry = self.renew.min(Duration::from_secs(1));
+        let mut renewed = tokio::time::Instant::now();
+        let mut wait = self.renew;
         loop {
-            tokio::time::sleep(self.renew).await;
-            match self.try_hold(client).await {
-                Ok(true) => {}
-                Ok(false) => {
+            let until = renewed + deadline;
+            tokio::time::sleep_until((tokio::time::Instant::now() + wait).min(until)).await;
+            let attempt = tokio::time::Instant::now();
+            let left = until.saturating_duration_since(attempt);
+            if left.is_zero() {
+                warn!(lease = %self.name, deadline_secs = deadline.as_secs_f64(), "no renewal succeeded within the renew deadline; stepping down");
+                return;
+            }
+            match tokio::time::timeout(left, self.try_hold(client)).await {
+                Ok(Ok(true)) => {
+                    renewed = attempt;
+                    wait = self.renew;
+                }
+                Ok(Ok(false)) => {
                     warn!(lease = %self.name, "lost leadership");
                     return;
                 }
-                Err(e) => {
-                    warn!(error = %e, lease = %self.name, "cannot renew the lease; stepping down");
+                Ok(Err(e)) => {
+                    warn!(error = %e, lease = %self.name, left_secs = left.as_secs_f64(), "cannot renew the lease; retrying until the renew deadline");
+                    wait = retry;
+                }
+                Err(_) => {
+                    warn!(lease = %self.name, deadline_secs = deadline.as_secs_f64(), "a renewal did not finish within the renew deadline; stepping down");
                     return;
                 }
             }

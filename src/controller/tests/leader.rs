@@ -347,3 +347,88 @@ async fn shutdown_before_leading_makes_no_request() {
     assert!(!led.load(Ordering::SeqCst), "never led");
     assert!(timeout_after_1s(server).await.is_empty());
 }
+
+/// An election with a 2 s Lease renewed every 500 ms: a renew deadline of
+/// 1.5 s.
+fn short_election() -> Election {
+    Election {
+        lease: Duration::from_secs(2),
+        ..election(Duration::from_millis(500))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_renewal_is_retried_and_the_lead_kept() {
+    let (client, mut handle) = mock_client();
+    let server = tokio::spawn(async move {
+        // The first renewal's GET fails; the retry renews.
+        let (_, send) = handle.next_request().await.expect("a renewal");
+        send.send_response(failure(503, "ServiceUnavailable", "etcd is down"));
+        serve(
+            handle,
+            vec![
+                Step::Get(Some(Box::new(lease(Some(ME), 100, 0, 2)))),
+                Step::Replace,
+            ],
+            Arc::default(),
+        )
+        .await
+    });
+    let election = short_election();
+    // Leading continues past the deadline measured from the start, because
+    // the retry renewed; the hold ends only when the mock has nothing more.
+    let kept = tokio::time::timeout(Duration::from_millis(1900), election.hold(&client)).await;
+    let written = timeout_after_1s(server).await;
+    assert_eq!(written.len(), 1, "the retry renewed the Lease");
+    assert!(kept.is_err(), "still leading 1.9 s on: the lead was kept");
+}
+
+#[tokio::test(start_paused = true)]
+async fn renewals_that_keep_failing_step_down_before_the_lease_runs_out() {
+    let (client, mut handle) = mock_client();
+    let attempts = Arc::new(Mutex::new(0_u32));
+    let seen = attempts.clone();
+    tokio::spawn(async move {
+        while let Some((_, send)) = handle.next_request().await {
+            *seen.lock().expect("count") += 1;
+            send.send_response(failure(503, "ServiceUnavailable", "etcd is down"));
+        }
+    });
+    let election = short_election();
+    let start = tokio::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), election.hold(&client))
+        .await
+        .expect("hold stepped down");
+    let held = start.elapsed();
+    assert!(
+        held >= Duration::from_millis(1500) && held < election.lease,
+        "stepped down after {held:?}: at the renew deadline, before the 2 s Lease ran out"
+    );
+    assert!(
+        *attempts.lock().expect("count") >= 2,
+        "failed renewals were retried"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_renewal_is_cut_off_at_the_renew_deadline() {
+    let (client, mut handle) = mock_client();
+    // Takes each request and never answers it.
+    let server = tokio::spawn(async move {
+        let mut pending = Vec::new();
+        while let Some(request) = handle.next_request().await {
+            pending.push(request);
+        }
+    });
+    let election = short_election();
+    let start = tokio::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), election.hold(&client))
+        .await
+        .expect("hold stepped down");
+    let held = start.elapsed();
+    assert!(
+        held >= Duration::from_millis(1500) && held < election.lease,
+        "stepped down after {held:?}: the renewal hung and was cut off"
+    );
+    server.abort();
+}
