@@ -283,6 +283,29 @@ impl Index {
             && self.cluster.served.values().all(|synced| *synced)
     }
 
+    /// A watch of `kind` starts listing: the first time, or again after
+    /// it missed events (kube's watcher relists after `410 Gone`). Until the
+    /// list is applied the index is not synced, so nothing is judged from a
+    /// state that may lack changes made in the gap; what it held stays, for
+    /// the list to replace. True when the kind had synced (a relist).
+    pub fn listing(&mut self, kind: Watched) -> bool {
+        let synced = match kind {
+            Watched::Namespace => &mut self.namespaces_synced,
+            Watched::NetworkPolicy => &mut self.policies_synced,
+            // Each cluster kind has its own flag: see listing_cluster_api.
+            Watched::ClusterPolicy => return false,
+        };
+        std::mem::replace(synced, false)
+    }
+
+    /// [`Index::listing`] for one cluster policy kind (while it is served).
+    pub fn listing_cluster_api(&mut self, api: Api) -> bool {
+        self.cluster
+            .served
+            .get_mut(&api)
+            .is_some_and(|synced| std::mem::replace(synced, false))
+    }
+
     /// Adds or replaces a namespace.
     pub fn apply_namespace(&mut self, ns: &corev1::Namespace) {
         if let Some(n) = crate::model::namespace::convert(ns) {

@@ -195,7 +195,17 @@ impl Indexed for netv1::NetworkPolicy {
 /// failure (a streak of them past the bound makes the index stale).
 async fn watch<K: Indexed>(client: Client, index: SharedIndex, metrics: Arc<Metrics>) {
     let api: Api<K> = Api::all(client);
-    let mut stream = watcher(api).boxed();
+    follow(watcher(api), &index, &metrics).await;
+}
+
+/// Applies a watcher's events to the index until the stream ends (see
+/// [`watch`]).
+async fn follow<K: Indexed>(
+    stream: impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send,
+    index: &SharedIndex,
+    metrics: &Metrics,
+) {
+    let mut stream = std::pin::pin!(stream);
     let mut initial = Vec::new();
     let write = || index.write().unwrap_or_else(|e| e.into_inner());
     while let Some(event) = stream.next().await {
@@ -205,6 +215,10 @@ async fn watch<K: Indexed>(client: Client, index: SharedIndex, metrics: Arc<Metr
         let rejected = match event {
             Ok(Event::Init) => {
                 initial.clear();
+                if write().listing(K::WATCHED) {
+                    relisted(metrics, K::KIND);
+                }
+                publish(index, metrics);
                 continue;
             }
             Ok(Event::InitApply(obj)) => {
@@ -228,13 +242,26 @@ async fn watch<K: Indexed>(client: Client, index: SharedIndex, metrics: Arc<Metr
             Err(e) => {
                 write().watch_failed(K::WATCHED, Instant::now());
                 warn!(kind = K::KIND, error = %crate::report::clip(&e.to_string(), 512), "watch failed; retrying with backoff");
-                publish(&index, &metrics);
+                publish(index, metrics);
                 continue;
             }
         };
-        report_rejected(&metrics, K::KIND, &rejected);
-        publish(&index, &metrics);
+        report_rejected(metrics, K::KIND, &rejected);
+        publish(index, metrics);
     }
+}
+
+/// Counts and logs a relist of `kind`: its watch missed events, so the
+/// index is not synced until the list is applied.
+fn relisted(metrics: &Metrics, kind: &str) {
+    metrics
+        .index_relists
+        .get_or_create(&labels(&[("kind", kind)]))
+        .inc();
+    warn!(
+        kind,
+        "the watch missed events (410 Gone) and lists again; nothing is judged until the list is applied"
+    );
 }
 
 /// Counts and logs the objects of `kind` the index could not read.
@@ -271,3 +298,6 @@ where
 {
     watcher::watcher(api, watcher::Config::default()).default_backoff()
 }
+
+#[cfg(test)]
+mod tests;

@@ -161,6 +161,10 @@ async fn watch(
         let rejected = match event {
             Ok(Event::Init) => {
                 initial.clear();
+                if write().listing_cluster_api(api) {
+                    super::relisted(&metrics, api.kind());
+                }
+                publish(&index, &metrics);
                 continue;
             }
             Ok(Event::InitApply(obj)) => {
