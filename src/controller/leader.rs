@@ -1,9 +1,9 @@
 //! Leader election over a coordination.k8s.io Lease: with several replicas,
 //! exactly one runs the baseline controller; all of them serve the webhook.
 //!
-//! The holder renews the Lease every `renew` period; another replica takes it
-//! over once it has not been renewed for `lease` duration, or at once when it
-//! has no holder. A holder whose renewals fail (or hang) steps down once none
+//! The holder renews the Lease every `renew` period; the others look every
+//! `retry` period and take it over once it has not been renewed for `lease`
+//! duration, or at once when it has no holder. A holder whose renewals fail (or hang) steps down once none
 //! has succeeded for `lease - renew` (the renew deadline), before anyone else
 //! may take over. Updates use the Lease's resourceVersion, so two replicas
 //! cannot both win a race.
@@ -48,14 +48,19 @@ pub struct Election {
     pub identity: String,
     /// How long a lease lasts without renewal.
     pub lease: Duration,
-    /// How often the holder renews (and others retry).
+    /// How often the holder renews.
     pub renew: Duration,
+    /// How often the others try to take the Lease, and the holder retries a
+    /// failed renewal (at most `renew`).
+    pub retry: Duration,
 }
 
 fn now() -> MicroTime {
     MicroTime(Timestamp::now())
 }
 
+/// True when the Lease was last renewed longer ago than its duration (to
+/// the microsecond the Lease records).
 fn expired(spec: &LeaseSpec, lease: Duration) -> bool {
     let Some(MicroTime(renewed)) = &spec.renew_time else {
         return true;
@@ -63,7 +68,7 @@ fn expired(spec: &LeaseSpec, lease: Duration) -> bool {
     let secs = spec
         .lease_duration_seconds
         .map_or(lease.as_secs() as i64, i64::from);
-    Timestamp::now().as_second() - renewed.as_second() > secs
+    Timestamp::now().duration_since(*renewed) > k8s_openapi::jiff::SignedDuration::from_secs(secs)
 }
 
 impl Election {
@@ -159,7 +164,7 @@ impl Election {
                 Ok(false) => debug!(lease = %self.name, "another replica leads"),
                 Err(e) => warn!(error = %e, lease = %self.name, "leader election failed; retrying"),
             }
-            tokio::time::sleep(self.renew).await;
+            tokio::time::sleep(self.retry).await;
         }
     }
 
@@ -174,12 +179,11 @@ impl Election {
 
     /// Renews the lease every renew period; returns when leadership is lost:
     /// another replica holds the Lease, or no renewal has succeeded within
-    /// [`Election::renew_deadline`] (failed ones are retried every second
-    /// or renew period, whichever is shorter, and a hanging one is cut off
-    /// at the deadline).
+    /// [`Election::renew_deadline`] (failed ones are retried every retry
+    /// period, and a hanging one is cut off at the deadline).
     pub async fn hold(&self, client: &Client) {
         let deadline = self.renew_deadline();
-        let retry = self.renew.min(Duration::from_secs(1));
+        let retry = self.retry.min(self.renew);
         let mut renewed = tokio::time::Instant::now();
         let mut wait = self.renew;
         loop {

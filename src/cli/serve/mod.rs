@@ -275,10 +275,16 @@ pub struct ControllerArgs {
     /// takes it over after that.
     #[arg(long, env = "TIERGUARD_LEASE_DURATION_SECONDS", default_value_t = 15)]
     pub lease_duration_seconds: u64,
-    /// How often the holder renews the Lease (and the others try to take it),
-    /// in seconds; less than --lease-duration-seconds.
+    /// How often the holder renews the Lease, in seconds; less than
+    /// --lease-duration-seconds. A holder none of whose renewals succeeded
+    /// for duration - renew stops leading.
     #[arg(long, env = "TIERGUARD_LEASE_RENEW_SECONDS", default_value_t = 5)]
     pub lease_renew_seconds: u64,
+    /// How often the other replicas try to take the Lease, and the holder
+    /// retries a failed renewal, in seconds; at most --lease-renew-seconds
+    /// (client-go's RetryPeriod).
+    #[arg(long, env = "TIERGUARD_LEASE_RETRY_SECONDS", default_value_t = 2)]
+    pub lease_retry_seconds: u64,
 }
 
 /// Logging.
@@ -346,14 +352,18 @@ impl ServerArgs {
 // === impl ControllerArgs ===
 
 impl ControllerArgs {
-    /// The Lease's duration and renew period, refused unless
-    /// 0 < renew < duration (a holder must renew before its Lease runs out)
-    /// and the duration fits the Lease's 32-bit field.
-    pub fn lease_timings(&self) -> Result<(Duration, Duration)> {
-        let (duration, renew) = (self.lease_duration_seconds, self.lease_renew_seconds);
-        if duration == 0 || renew == 0 {
+    /// The Lease's duration, renew period and retry period, refused unless
+    /// 0 < retry <= renew < duration (a holder must renew before its Lease
+    /// runs out) and the duration fits the Lease's 32-bit field.
+    pub fn lease_timings(&self) -> Result<(Duration, Duration, Duration)> {
+        let (duration, renew, retry) = (
+            self.lease_duration_seconds,
+            self.lease_renew_seconds,
+            self.lease_retry_seconds,
+        );
+        if duration == 0 || renew == 0 || retry == 0 {
             bail!(
-                "--lease-duration-seconds ({duration}) and --lease-renew-seconds ({renew}) must both be at least 1"
+                "--lease-duration-seconds ({duration}), --lease-renew-seconds ({renew}) and --lease-retry-seconds ({retry}) must all be at least 1"
             );
         }
         if renew >= duration {
@@ -362,24 +372,34 @@ impl ControllerArgs {
                  the holder renews the Lease before it runs out"
             );
         }
+        if retry > renew {
+            bail!(
+                "--lease-retry-seconds ({retry}) must not exceed --lease-renew-seconds ({renew})"
+            );
+        }
         if i32::try_from(duration).is_err() {
             bail!(
                 "--lease-duration-seconds ({duration}) is larger than a Lease can say ({})",
                 i32::MAX
             );
         }
-        Ok((Duration::from_secs(duration), Duration::from_secs(renew)))
+        Ok((
+            Duration::from_secs(duration),
+            Duration::from_secs(renew),
+            Duration::from_secs(retry),
+        ))
     }
 
     /// The leader election these flags describe.
     pub fn election(&self) -> Result<leader::Election> {
-        let (lease, renew) = self.lease_timings()?;
+        let (lease, renew, retry) = self.lease_timings()?;
         Ok(leader::Election {
             namespace: self.leader_election_namespace.clone(),
             name: self.lease_name.clone(),
             identity: self.identity.clone().unwrap_or_else(default_identity),
             lease,
             renew,
+            retry,
         })
     }
 }

@@ -22,11 +22,15 @@ fn parse(extra: &[&str]) -> ServeArgs {
 }
 
 #[test]
-fn lease_timings_default_to_15_and_5_seconds() {
+fn lease_timings_default_to_15_5_and_2_seconds() {
     let args = parse(&[]);
     assert_eq!(
         args.controller.lease_timings().expect("valid"),
-        (Duration::from_secs(15), Duration::from_secs(5))
+        (
+            Duration::from_secs(15),
+            Duration::from_secs(5),
+            Duration::from_secs(2)
+        )
     );
     let args = parse(&[
         "--lease-duration-seconds",
@@ -36,7 +40,11 @@ fn lease_timings_default_to_15_and_5_seconds() {
     ]);
     assert_eq!(
         args.controller.lease_timings().expect("valid"),
-        (Duration::from_secs(30), Duration::from_secs(10))
+        (
+            Duration::from_secs(30),
+            Duration::from_secs(10),
+            Duration::from_secs(2)
+        )
     );
 }
 
@@ -78,8 +86,8 @@ fn a_renew_period_not_shorter_than_the_lease_is_refused() {
             "must be less than --lease-duration-seconds (15)",
         ),
         ("5", "10", "--lease-renew-seconds (10) must be less"),
-        ("0", "5", "must both be at least 1"),
-        ("15", "0", "must both be at least 1"),
+        ("0", "5", "must all be at least 1"),
+        ("15", "0", "must all be at least 1"),
         ("4294967296", "5", "larger than a Lease can say"),
     ] {
         let args = parse(&[
@@ -94,5 +102,19 @@ fn a_renew_period_not_shorter_than_the_lease_is_refused() {
             .expect_err("refused")
             .to_string();
         assert!(err.contains(says), "{duration}/{renew}: {err}");
+    }
+    for (retry, says) in [
+        ("0", "must all be at least 1"),
+        (
+            "6",
+            "--lease-retry-seconds (6) must not exceed --lease-renew-seconds (5)",
+        ),
+    ] {
+        let err = parse(&["--lease-retry-seconds", retry])
+            .controller
+            .lease_timings()
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains(says), "retry {retry}: {err}");
     }
 }

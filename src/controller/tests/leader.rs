@@ -29,6 +29,7 @@ fn election(renew: Duration) -> Election {
         identity: ME.into(),
         lease: Duration::from_secs(15),
         renew,
+        retry: renew.min(Duration::from_secs(2)),
     }
 }
 
