@@ -194,17 +194,58 @@ impl Indexed for netv1::NetworkPolicy {
 /// change. Every event marks the watch healthy, every error records a
 /// failure (a streak of them past the bound makes the index stale).
 async fn watch<K: Indexed>(client: Client, index: SharedIndex, metrics: Arc<Metrics>) {
-    let api: Api<K> = Api::all(client);
-    follow(watcher(api), &index, &metrics).await;
+    loop {
+        let api: Api<K> = Api::all(client.clone());
+        if follow(watcher(api), &index, &metrics).await == Ended::Stream {
+            return;
+        }
+        // Gone at the start of a watch: kube's watcher would retry the same
+        // resourceVersion forever, so a new watcher lists afresh.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
-/// Applies a watcher's events to the index until the stream ends (see
-/// [`watch`]).
+/// How [`follow`] ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// The stream ended (shutdown).
+    Stream,
+    /// A watch could not start: its resourceVersion is gone (HTTP 410); only
+    /// a new list can go on.
+    Gone,
+}
+
+/// What a watch error says about the events the index has seen.
+#[derive(Debug, PartialEq, Eq)]
+enum Missed {
+    /// Nothing: a connection failed, the watch resumes where it was.
+    Nothing,
+    /// Events are gone (`410 Gone` in the watch): kube's watcher lists again.
+    Relisting,
+    /// Events are gone and the watch cannot start (HTTP 410): see
+    /// [`Ended::Gone`].
+    Restart,
+}
+
+/// What `e` says (see [`Missed`]).
+fn missed(e: &watcher::Error) -> Missed {
+    match e {
+        watcher::Error::WatchError(status) if status.code == 410 => Missed::Relisting,
+        watcher::Error::WatchStartFailed(kube::Error::Api(status)) if status.code == 410 => {
+            Missed::Restart
+        }
+        _ => Missed::Nothing,
+    }
+}
+
+/// Applies a watcher's events to the index until the stream ends, or until
+/// only a new watcher can go on (see [`watch`]). A `410 Gone` unsyncs the
+/// index at once, not when the relist begins after the watcher's backoff.
 async fn follow<K: Indexed>(
     stream: impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send,
     index: &SharedIndex,
     metrics: &Metrics,
-) {
+) -> Ended {
     let mut stream = std::pin::pin!(stream);
     let mut initial = Vec::new();
     let write = || index.write().unwrap_or_else(|e| e.into_inner());
@@ -240,15 +281,26 @@ async fn follow<K: Indexed>(
                 BTreeMap::new()
             }
             Err(e) => {
-                write().watch_failed(K::WATCHED, Instant::now());
+                let missed = missed(&e);
+                {
+                    let mut idx = write();
+                    idx.watch_failed(K::WATCHED, Instant::now());
+                    if missed != Missed::Nothing && idx.listing(K::WATCHED) {
+                        relisted(metrics, K::KIND);
+                    }
+                }
                 warn!(kind = K::KIND, error = %crate::report::clip(&e.to_string(), 512), "watch failed; retrying with backoff");
                 publish(index, metrics);
+                if missed == Missed::Restart {
+                    return Ended::Gone;
+                }
                 continue;
             }
         };
         report_rejected(metrics, K::KIND, &rejected);
         publish(index, metrics);
     }
+    Ended::Stream
 }
 
 /// Counts and logs a relist of `kind`: its watch missed events, so the

@@ -68,6 +68,11 @@ pub(super) async fn discover(
                 let apis: Vec<Api> = found.keys().copied().collect();
                 {
                     let mut idx = write();
+                    // With no kind served there is no watch to say the API
+                    // server answers again: this discovery does.
+                    if found.is_empty() {
+                        idx.watch_ok(Watched::ClusterPolicy);
+                    }
                     // A kind watched again starts over: unsynced.
                     for api in stale.iter().filter(|a| found.contains_key(a)) {
                         idx.restart_cluster_api(*api);
@@ -191,9 +196,21 @@ async fn watch(
                 BTreeMap::new()
             }
             Err(e) => {
-                write().watch_failed(Watched::ClusterPolicy, Instant::now());
+                let missed = super::missed(&e);
+                {
+                    let mut idx = write();
+                    idx.watch_failed(Watched::ClusterPolicy, Instant::now());
+                    if missed != super::Missed::Nothing && idx.listing_cluster_api(api) {
+                        super::relisted(&metrics, api.kind());
+                    }
+                }
                 warn!(kind = api.kind(), error = %crate::report::clip(&e.to_string(), 512), "watch failed; retrying with backoff");
                 publish(&index, &metrics);
+                // The watch cannot start where it was: discovery starts a new
+                // one (its task has finished).
+                if missed == super::Missed::Restart {
+                    return;
+                }
                 continue;
             }
         };

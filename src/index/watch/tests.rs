@@ -140,3 +140,89 @@ fn listing_a_kind_for_the_first_time_is_no_relist() {
         );
     }
 }
+
+/// A watch error carrying `410 Gone`, as the API server sends it in the
+/// watch stream.
+fn gone_in_watch() -> kube::runtime::watcher::Error {
+    kube::runtime::watcher::Error::WatchError(
+        kube::core::Status::failure("too old resource version: 210 (2230)", "Expired")
+            .with_code(410)
+            .boxed(),
+    )
+}
+
+#[tokio::test]
+async fn a_410_in_the_watch_unsyncs_the_index_before_the_relist_starts() {
+    let mut fresh = Index::preloaded(State::default());
+    fresh.listing(crate::index::Watched::NetworkPolicy);
+    let index: SharedIndex = Arc::new(RwLock::new(fresh));
+    let metrics = Metrics::new();
+    let events = vec![
+        Ok(Event::Init),
+        Ok(Event::InitApply(np("db", "a"))),
+        Ok(Event::InitDone),
+        Err(gone_in_watch()),
+    ];
+    let ended = follow(futures::stream::iter(events), &index, &metrics).await;
+    assert_eq!(
+        ended,
+        super::Ended::Stream,
+        "kube's watcher relists by itself"
+    );
+    assert!(
+        !index.read().expect("index").is_synced(),
+        "unsynced from the 410 on, not only from the relist after the watcher's backoff"
+    );
+    assert_eq!(relists(&metrics).as_deref(), Some("1"));
+}
+
+#[tokio::test]
+async fn a_watch_that_cannot_start_for_410_ends_for_a_new_watcher_to_list() {
+    let mut fresh = Index::preloaded(State::default());
+    fresh.listing(crate::index::Watched::NetworkPolicy);
+    let index: SharedIndex = Arc::new(RwLock::new(fresh));
+    let metrics = Metrics::new();
+    let refused = kube::runtime::watcher::Error::WatchStartFailed(kube::Error::Api(
+        kube::core::Status::failure("too old resource version", "Expired")
+            .with_code(410)
+            .boxed(),
+    ));
+    let events = vec![
+        Ok(Event::Init),
+        Ok(Event::InitDone),
+        Err(refused),
+        // Never reached: the loop has ended for a new watcher.
+        Ok(Event::Apply(np("db", "late"))),
+    ];
+    let ended = follow(futures::stream::iter(events), &index, &metrics).await;
+    assert_eq!(ended, super::Ended::Gone);
+    assert!(!index.read().expect("index").is_synced());
+    assert!(
+        names(&index, "db").is_empty(),
+        "nothing after the end was applied"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_connection_leaves_the_index_synced() {
+    let mut fresh = Index::preloaded(State::default());
+    fresh.listing(crate::index::Watched::NetworkPolicy);
+    let index: SharedIndex = Arc::new(RwLock::new(fresh));
+    let metrics = Metrics::new();
+    let events: Vec<Result<Event<netv1::NetworkPolicy>, _>> = vec![
+        Ok(Event::Init),
+        Ok(Event::InitDone),
+        Err(kube::runtime::watcher::Error::WatchError(
+            kube::core::Status::failure("internal error", "InternalError")
+                .with_code(500)
+                .boxed(),
+        )),
+    ];
+    let ended = follow(futures::stream::iter(events), &index, &metrics).await;
+    assert_eq!(ended, super::Ended::Stream);
+    assert!(
+        index.read().expect("index").is_synced(),
+        "a watch that resumes where it was misses nothing"
+    );
+    assert_eq!(relists(&metrics).as_deref(), Some("0"));
+}
