@@ -1361,3 +1361,26 @@ async fn isolation_policies_are_validated_with_field_paths_in_every_mode() {
         assert_eq!(r["allowed"], true, "{r}");
     }
 }
+
+#[tokio::test]
+async fn a_policy_in_a_namespace_the_index_has_not_seen_is_refused_for_retry() {
+    // The three-tier world holds frontend, backend and database; "staging"
+    // was just created, and its watch event has not reached the index.
+    let open = netpol(
+        "staging",
+        "open",
+        json!({"podSelector": {}, "ingress": [{}]}),
+    );
+    let r = post(
+        TestCtx::three_tier().build(),
+        "/validate",
+        Review::create(NP, "open", open).ns("staging").json(),
+    )
+    .await;
+    assert_eq!(r["allowed"], false, "{r}");
+    let msg = r["status"]["message"].as_str().expect("message");
+    assert!(msg.contains("has not seen namespace staging yet"), "{msg}");
+    // Retriable: 503 ServiceUnavailable, as while tierguard starts.
+    assert_eq!(r["status"]["code"], 503, "{r}");
+    assert_eq!(r["status"]["reason"], "ServiceUnavailable", "{r}");
+}

@@ -51,6 +51,32 @@ pub const DEFAULT_MAX_INFLIGHT_BODY: usize = 32 * 1024 * 1024;
 /// timeout (5 s).
 pub const DEFAULT_DEADLINE_MS: u64 = 2_000;
 
+/// How long a NetworkPolicy in a namespace the index has not seen yet waits
+/// for the namespace's watch event (at most a quarter of the deadline).
+const NAMESPACE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A NetworkPolicy created right after its namespace can reach the webhook
+/// before the namespace's watch event reaches the index: wait for it a
+/// little, polling every 5 ms, so that the policy is judged rather than
+/// refused for retry (`Unjudgeable::NamespaceNotSeen`, still the answer if
+/// the wait runs out).
+async fn await_namespace(ctx: &Ctx, req: &Request, start: Instant) {
+    if !matches!(req.kind, request::Kind::NetworkPolicy) || req.namespace().is_empty() {
+        return;
+    }
+    let wait = NAMESPACE_WAIT.min(ctx.deadline / 4);
+    loop {
+        let seen = {
+            let index = ctx.index.read().unwrap_or_else(|e| e.into_inner());
+            !index.is_synced() || index.state().namespace(req.namespace()).is_some()
+        };
+        if seen || start.elapsed() >= wait {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 /// Which review a request asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endpoint {
@@ -295,6 +321,7 @@ async fn serve(
             outcome::respond(&ctx, &request, mutate::review(&ctx.policy(), &request))
         }
         Endpoint::Validate => {
+            await_namespace(&ctx, &request, start).await;
             let judged = match validate::cost(&ctx, &request) {
                 // Bounded by the request's own namespace: tens of
                 // microseconds, less than a hand-off to another thread.

@@ -86,8 +86,15 @@ pub enum Problem {
 /// Why a request cannot be judged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Unjudgeable {
-    /// The index has not synced yet.
+    /// The index has not synced yet, or a watch lists again after it
+    /// missed events.
     NotSynced,
+    /// The request's namespace is not in the index yet: it was just
+    /// created, and its watch event has not arrived.
+    NamespaceNotSeen {
+        /// The namespace.
+        namespace: String,
+    },
     /// A watch has been failing for longer than `--index-stale-after`: the
     /// index may be out of date.
     Stale {
@@ -215,7 +222,13 @@ impl std::fmt::Display for Unjudgeable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Unjudgeable::NotSynced => f.write_str(
-                "tierguard is starting and has not synced namespaces and network policies yet; retry in a few seconds",
+                "tierguard has not synced namespaces and network policies (it is starting, or a watch \
+                 missed events and lists again); retry in a few seconds",
+            ),
+            Unjudgeable::NamespaceNotSeen { namespace } => write!(
+                f,
+                "tierguard has not seen namespace {namespace} yet (it was just created), so it cannot \
+                 tell which tier it is in; retry in a moment"
             ),
             Unjudgeable::Stale { kind, secs } => write!(
                 f,

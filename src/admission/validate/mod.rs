@@ -126,6 +126,17 @@ fn with_index(ctx: &Ctx, req: &Request, f: impl FnOnce(&State) -> Outcome) -> Ou
         if let Some(why) = unreadable(&index, namespace, itself) {
             return Outcome::cannot(why);
         }
+        // The API server has the namespace (it checks before admission);
+        // the index may not yet, right after the namespace was created: a
+        // policy judged as if its namespace were in no tier could open one.
+        if matches!(req.kind, Kind::NetworkPolicy)
+            && !namespace.is_empty()
+            && index.state().namespace(namespace).is_none()
+        {
+            return Outcome::retry(Unjudgeable::NamespaceNotSeen {
+                namespace: namespace.to_string(),
+            });
+        }
         let cluster_itself = match req.kind {
             Kind::ClusterPolicy(api) => Some((api, req.name())),
             _ => None,
