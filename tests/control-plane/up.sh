@@ -6,7 +6,8 @@
 #   tests/control-plane/down.sh DIR
 #
 # Writes into DIR: pki/ (CA, serving cert, admin client cert, SA keys, token
-# file), etcd-data/, etcd.log, kube-apiserver.log, kubeconfig, pids, env.
+# file), etcd-data/, etcd.log, kube-apiserver.log, apiserver.cmd, kubeconfig,
+# pids, env.
 # Binaries come from $KUBE_APISERVER / $ETCD, else from build.sh (cached).
 # Env: TIERGUARD_CP_READY_TIMEOUT (seconds, default 120);
 #      TIERGUARD_CP_APISERVER_ARGS extra kube-apiserver flags, word-split
@@ -119,29 +120,29 @@ done
 curl -fsS --max-time 2 "$ETCD_URL/health" 2>/dev/null | grep -q '"health":"true"' || die "etcd not healthy; see $DIR/etcd.log"
 
 # --- kube-apiserver ----------------------------------------------------------------
-log "starting kube-apiserver on https://127.0.0.1:$APISERVER_PORT"
+# Its command line is kept in DIR/apiserver.cmd, so that apiserver.sh can
+# start it again the same way (a restart under load, in the resilience tests).
 read -r -a EXTRA_ARGS <<< "${TIERGUARD_CP_APISERVER_ARGS:-}"
-START=$(date +%s.%N)
-nohup "$KUBE_APISERVER" \
-  --bind-address=127.0.0.1 \
-  --advertise-address=127.0.0.1 \
-  --secure-port="$APISERVER_PORT" \
-  --etcd-servers="$ETCD_URL" \
-  --tls-cert-file="$PKI/apiserver.crt" \
-  --tls-private-key-file="$PKI/apiserver.key" \
-  --client-ca-file="$PKI/ca.crt" \
-  --token-auth-file="$PKI/tokens.csv" \
-  --authorization-mode=RBAC \
-  --service-account-issuer=https://kubernetes.default.svc.cluster.local \
-  --service-account-key-file="$PKI/sa.pub" \
-  --service-account-signing-key-file="$PKI/sa.key" \
-  --service-cluster-ip-range=10.0.0.0/24 \
-  --endpoint-reconciler-type=none \
-  --profiling=false \
-  ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"} \
-  > "$DIR/kube-apiserver.log" 2>&1 < /dev/null &
-APISERVER_PID=$!
-echo "kube-apiserver $APISERVER_PID" >> "$DIR/pids"
+APISERVER_CMD=(
+  "$KUBE_APISERVER"
+  --bind-address=127.0.0.1
+  --advertise-address=127.0.0.1
+  --secure-port="$APISERVER_PORT"
+  --etcd-servers="$ETCD_URL"
+  --tls-cert-file="$PKI/apiserver.crt"
+  --tls-private-key-file="$PKI/apiserver.key"
+  --client-ca-file="$PKI/ca.crt"
+  --token-auth-file="$PKI/tokens.csv"
+  --authorization-mode=RBAC
+  --service-account-issuer=https://kubernetes.default.svc.cluster.local
+  --service-account-key-file="$PKI/sa.pub"
+  --service-account-signing-key-file="$PKI/sa.key"
+  --service-cluster-ip-range=10.0.0.0/24
+  --endpoint-reconciler-type=none
+  --profiling=false
+  ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"}
+)
+printf '%s\0' "${APISERVER_CMD[@]}" > "$DIR/apiserver.cmd"
 
 # --- kubeconfig ----------------------------------------------------------------------
 b64() { base64 -w0 < "$1"; }
@@ -167,22 +168,8 @@ current-context: tierguard-test
 EOF
 chmod 600 "$DIR/kubeconfig"
 
-# --- wait for /readyz ------------------------------------------------------------------
-TIMEOUT="${TIERGUARD_CP_READY_TIMEOUT:-120}"
-deadline=$(( $(date +%s) + TIMEOUT ))
-until curl -fsS --max-time 2 --cacert "$PKI/ca.crt" -H "Authorization: Bearer $TOKEN" \
-        "https://127.0.0.1:$APISERVER_PORT/readyz" >/dev/null 2>&1; do
-  if ! kill -0 "$APISERVER_PID" 2>/dev/null; then
-    tail -30 "$DIR/kube-apiserver.log" >&2; die "kube-apiserver exited; see $DIR/kube-apiserver.log"
-  fi
-  if (( $(date +%s) >= deadline )); then
-    curl -sS --max-time 5 --cacert "$PKI/ca.crt" -H "Authorization: Bearer $TOKEN" \
-      "https://127.0.0.1:$APISERVER_PORT/readyz?verbose" >&2 || true
-    die "kube-apiserver not ready after ${TIMEOUT}s; see $DIR/kube-apiserver.log"
-  fi
-  sleep 0.25
-done
-READY_SECS=$(awk -v s="$START" -v e="$(date +%s.%N)" 'BEGIN{printf "%.1f", e-s}')
+# --- start it and wait for /readyz -------------------------------------------------------
+"$HERE/apiserver.sh" "$DIR"
 
 cat > "$DIR/env" <<EOF
 KUBECONFIG=$DIR/kubeconfig
@@ -191,7 +178,6 @@ KUBE_CA_FILE=$PKI/ca.crt
 KUBE_TOKEN_FILE=$PKI/admin.token
 ETCD_URL=$ETCD_URL
 EOF
-log "kube-apiserver ready in ${READY_SECS}s at https://127.0.0.1:$APISERVER_PORT"
 log "  kubectl --kubeconfig $DIR/kubeconfig get ns"
 log "  stop with: $HERE/down.sh $DIR"
 cat "$DIR/env"
