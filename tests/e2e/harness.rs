@@ -559,6 +559,80 @@ impl Cluster {
     pub fn webhook_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("tierguard.log")).unwrap_or_default()
     }
+
+    /// Starts, stops or restarts the kube-apiserver, same port and flags
+    /// (`tests/control-plane/apiserver.sh`; `start` waits for `/readyz`).
+    pub fn apiserver(&self, what: &str) {
+        let status = Command::new("bash")
+            .arg(format!("{REPO}/tests/control-plane/apiserver.sh"))
+            .arg(&self.dir)
+            .arg(what)
+            .status()
+            .expect("apiserver.sh runs");
+        assert!(
+            status.success(),
+            "apiserver.sh {what} failed (see {}/kube-apiserver.log)",
+            self.dir.display()
+        );
+    }
+
+    /// The pid of the control plane's `name` (`etcd`, `kube-apiserver`).
+    pub fn control_plane_pid(&self, name: &str) -> Option<u32> {
+        std::fs::read_to_string(self.dir.join("pids"))
+            .ok()?
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(n, _)| *n == name)
+            .filter_map(|(_, pid)| pid.trim().parse().ok())
+            .next_back()
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, `KILL`) to the control plane's `name`.
+    pub fn signal_control_plane(&self, name: &str, signal: &str) {
+        let pid = self.control_plane_pid(name).expect("the process's pid");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {name} ({pid}) failed");
+    }
+
+    /// Compacts etcd's history up to its current revision (through its
+    /// HTTP gateway) and returns that revision: a watch resumed from an
+    /// older resourceVersion then gets `410 Gone`.
+    pub fn compact_etcd(&self) -> i64 {
+        let env = std::fs::read_to_string(self.dir.join("env")).expect("the control plane's env");
+        let url = env
+            .lines()
+            .find_map(|l| l.strip_prefix("ETCD_URL="))
+            .expect("ETCD_URL in env")
+            .to_string();
+        let post = |path: &str, body: &str| -> serde_json::Value {
+            let out = Command::new("curl")
+                .args(["-fsS", "--max-time", "10", "-X", "POST", "-d", body])
+                .arg(format!("{url}{path}"))
+                .output()
+                .expect("curl runs");
+            assert!(
+                out.status.success(),
+                "etcd {path}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice(&out.stdout).expect("etcd answers JSON")
+        };
+        // Any key: the header carries the store's revision.
+        let range = post("/v3/kv/range", r#"{"key":"AA=="}"#);
+        let revision: i64 = range["header"]["revision"]
+            .as_str()
+            .and_then(|r| r.parse().ok())
+            .expect("a revision");
+        post(
+            "/v3/kv/compaction",
+            &format!(r#"{{"revision":"{revision}","physical":true}}"#),
+        );
+        revision
+    }
 }
 
 impl Drop for Cluster {

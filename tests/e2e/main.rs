@@ -6,8 +6,10 @@ mod haproxy;
 mod harness;
 mod helm;
 mod isolationpolicy;
+mod load;
 mod monitoring;
 mod reports;
+mod resilience;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
