@@ -1371,16 +1371,24 @@ async fn a_policy_in_a_namespace_the_index_has_not_seen_is_refused_for_retry() {
         "open",
         json!({"podSelector": {}, "ingress": [{}]}),
     );
+    let review = Review::create(NP, "open", open).ns("staging").json();
     let r = post(
-        TestCtx::three_tier().build(),
+        TestCtx::three_tier().watched().build(),
         "/validate",
-        Review::create(NP, "open", open).ns("staging").json(),
+        review.clone(),
     )
     .await;
     assert_eq!(r["allowed"], false, "{r}");
     let msg = r["status"]["message"].as_str().expect("message");
-    assert!(msg.contains("has not seen namespace staging yet"), "{msg}");
+    assert!(
+        msg.contains("namespace staging is not in tierguard's index yet"),
+        "{msg}"
+    );
     // Retriable: 503 ServiceUnavailable, as while tierguard starts.
     assert_eq!(r["status"]["code"], 503, "{r}");
     assert_eq!(r["status"]["reason"], "ServiceUnavailable", "{r}");
+    // A world loaded by `serve --world` has no watches: a namespace it does
+    // not declare exists with its automatic label only, in no tier.
+    let r = post(TestCtx::three_tier().build(), "/validate", review).await;
+    assert_eq!(r["allowed"], true, "{r}");
 }

@@ -58,7 +58,7 @@ const NAMESPACE_WAIT: std::time::Duration = std::time::Duration::from_millis(500
 /// A NetworkPolicy created right after its namespace can reach the webhook
 /// before the namespace's watch event reaches the index: wait for it a
 /// little, polling every 5 ms, so that the policy is judged rather than
-/// refused for retry (`Unjudgeable::NamespaceNotSeen`, still the answer if
+/// refused for retry (`Unjudgeable::NamespaceUnknown`, still the answer if
 /// the wait runs out).
 async fn await_namespace(ctx: &Ctx, req: &Request, start: Instant) {
     if !matches!(req.kind, request::Kind::NetworkPolicy) || req.namespace().is_empty() {
@@ -68,7 +68,9 @@ async fn await_namespace(ctx: &Ctx, req: &Request, start: Instant) {
     loop {
         let seen = {
             let index = ctx.index.read().unwrap_or_else(|e| e.into_inner());
-            !index.is_synced() || index.state().namespace(req.namespace()).is_some()
+            !index.is_watched()
+                || !index.is_synced()
+                || index.state().namespace(req.namespace()).is_some()
         };
         if seen || start.elapsed() >= wait {
             return;

@@ -171,8 +171,10 @@ impl Election {
     /// How long after its last successful renewal the holder keeps leading
     /// while renewals fail or hang: the Lease's duration less one renew
     /// period (client-go's `RenewDeadline`). The holder stops a period before
-    /// another replica may take the Lease over, so two never lead at once,
-    /// even when the API server or etcd stops answering mid-renewal.
+    /// another replica may take the Lease over, even when the API server or
+    /// etcd stops answering mid-renewal. (The margin assumes the replicas'
+    /// clocks agree to within it: expiry compares `renewTime` with the
+    /// observer's clock.)
     pub fn renew_deadline(&self) -> Duration {
         self.lease.saturating_sub(self.renew)
     }

@@ -144,6 +144,8 @@ pub struct Index {
     cluster: ClusterKinds,
     health: [Health; 3],
     stale_after: Duration,
+    /// False for a preloaded index (`serve --world`): no watch keeps it.
+    watched: bool,
 }
 
 impl Default for Index {
@@ -157,6 +159,7 @@ impl Default for Index {
             cluster: ClusterKinds::default(),
             health: [Health::default(); 3],
             stale_after: DEFAULT_STALE_AFTER,
+            watched: true,
         }
     }
 }
@@ -175,6 +178,7 @@ impl Index {
             state,
             namespaces_synced: true,
             policies_synced: true,
+            watched: false,
             // The world holds whatever cluster policies it has: every
             // kind counts as served and listed.
             cluster: ClusterKinds {
@@ -281,6 +285,19 @@ impl Index {
             && self.cluster.discovered
             && self.cluster.missing.is_empty()
             && self.cluster.served.values().all(|synced| *synced)
+    }
+
+    /// Marks the index as kept by watches (a preloaded index is not): a
+    /// namespace missing from it may not have arrived yet.
+    pub fn watched(mut self) -> Self {
+        self.watched = true;
+        self
+    }
+
+    /// True when watches keep the index (false for [`Index::preloaded`]):
+    /// a namespace it lacks may only not have arrived yet.
+    pub fn is_watched(&self) -> bool {
+        self.watched
     }
 
     /// A watch of `kind` starts listing: the first time, or again after

@@ -89,12 +89,6 @@ pub enum Unjudgeable {
     /// The index has not synced yet, or a watch lists again after it
     /// missed events.
     NotSynced,
-    /// The request's namespace is not in the index yet: it was just
-    /// created, and its watch event has not arrived.
-    NamespaceNotSeen {
-        /// The namespace.
-        namespace: String,
-    },
     /// A watch has been failing for longer than `--index-stale-after`: the
     /// index may be out of date.
     Stale {
@@ -192,7 +186,8 @@ pub enum Unjudgeable {
     },
     /// Deciding the selector questions took more than the judgement's budget.
     Exhausted(crate::engine::selector::Exhausted),
-    /// The namespace of a pod is not in the index yet.
+    /// The namespace of a pod or NetworkPolicy is not in the index yet: it
+    /// was just created, and its watch event has not arrived.
     NamespaceUnknown {
         /// The namespace.
         namespace: String,
@@ -224,11 +219,6 @@ impl std::fmt::Display for Unjudgeable {
             Unjudgeable::NotSynced => f.write_str(
                 "tierguard has not synced namespaces and network policies (it is starting, or a watch \
                  missed events and lists again); retry in a few seconds",
-            ),
-            Unjudgeable::NamespaceNotSeen { namespace } => write!(
-                f,
-                "tierguard has not seen namespace {namespace} yet (it was just created), so it cannot \
-                 tell which tier it is in; retry in a moment"
             ),
             Unjudgeable::Stale { kind, secs } => write!(
                 f,
@@ -309,7 +299,8 @@ impl std::fmt::Display for Unjudgeable {
             ),
             Unjudgeable::NamespaceUnknown { namespace } => write!(
                 f,
-                "namespace {namespace} is not in tierguard's index yet; retry in a few seconds"
+                "namespace {namespace} is not in tierguard's index yet (it was just created), so \
+                 tierguard cannot tell which tier it is in; retry in a few seconds"
             ),
             Unjudgeable::CalicoPolicy(u) => {
                 let crate::engine::calico::Unjudged { object, rules, .. } = u;

@@ -69,6 +69,7 @@ pub struct TestCtx {
     deadline: Duration,
     max_body: usize,
     inflight: usize,
+    watched: bool,
 }
 
 impl TestCtx {
@@ -82,6 +83,7 @@ impl TestCtx {
             deadline: Duration::from_secs(2),
             max_body: DEFAULT_MAX_BODY,
             inflight: tierguard::admission::DEFAULT_MAX_INFLIGHT_BODY,
+            watched: false,
         }
     }
 
@@ -139,9 +141,17 @@ impl TestCtx {
         self
     }
 
+    /// The index stands for a watched one (as `serve` keeps it), not a
+    /// `serve --world` one: a namespace it lacks may be on its way.
+    pub fn watched(mut self) -> Self {
+        self.watched = true;
+        self
+    }
+
     /// The context.
     pub fn build(self) -> Arc<Ctx> {
         let index = match self.state {
+            Some(s) if self.watched => Index::preloaded(s).watched(),
             Some(s) => Index::preloaded(s),
             None => Index::new(),
         };

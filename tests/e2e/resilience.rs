@@ -201,9 +201,10 @@ fn the_leader_killed_its_lease_is_taken_over_and_the_controller_resumes() {
     let baseline = baseline.expect("the baseline was injected within 60 s");
     assert!(is_leader(other), "the survivor says it leads");
     // Expired `lease` s after the last renewal, which was before the kill;
-    // noticed at the next try, `retry` s apart (+1 s for the polling here).
+    // noticed at the next try, `retry` s apart (+3 s for the try's own
+    // requests and the polling here, on a noisy machine).
     assert!(
-        taken.as_secs_f64() <= lease + retry + 1.0,
+        taken.as_secs_f64() <= lease + retry + 3.0,
         "takeover took {taken:?}, over lease + retry"
     );
     assert!(

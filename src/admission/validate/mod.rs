@@ -129,11 +129,14 @@ fn with_index(ctx: &Ctx, req: &Request, f: impl FnOnce(&State) -> Outcome) -> Ou
         // The API server has the namespace (it checks before admission);
         // the index may not yet, right after the namespace was created: a
         // policy judged as if its namespace were in no tier could open one.
+        // (A world loaded by `serve --world` has no watches: a namespace it
+        // does not declare exists with its automatic label only.)
         if matches!(req.kind, Kind::NetworkPolicy)
+            && index.is_watched()
             && !namespace.is_empty()
             && index.state().namespace(namespace).is_none()
         {
-            return Outcome::retry(Unjudgeable::NamespaceNotSeen {
+            return Outcome::retry(Unjudgeable::NamespaceUnknown {
                 namespace: namespace.to_string(),
             });
         }

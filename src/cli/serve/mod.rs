@@ -353,8 +353,9 @@ impl ServerArgs {
 
 impl ControllerArgs {
     /// The Lease's duration, renew period and retry period, refused unless
-    /// 0 < retry <= renew < duration (a holder must renew before its Lease
-    /// runs out) and the duration fits the Lease's 32-bit field.
+    /// 0 < retry <= renew < duration, renew + retry <= duration - renew (a
+    /// holder renews, and can retry once, before its renew deadline) and the
+    /// duration fits the Lease's 32-bit field.
     pub fn lease_timings(&self) -> Result<(Duration, Duration, Duration)> {
         let (duration, renew, retry) = (
             self.lease_duration_seconds,
@@ -375,6 +376,15 @@ impl ControllerArgs {
         if retry > renew {
             bail!(
                 "--lease-retry-seconds ({retry}) must not exceed --lease-renew-seconds ({renew})"
+            );
+        }
+        // The holder renews after `renew` and must have room for at least
+        // one retry before its renew deadline (duration - renew).
+        if renew + retry > duration - renew {
+            bail!(
+                "--lease-renew-seconds ({renew}) and --lease-retry-seconds ({retry}) leave no retry \
+                 before the renew deadline: renew + retry must not exceed duration - renew \
+                 (--lease-duration-seconds {duration})"
             );
         }
         if i32::try_from(duration).is_err() {

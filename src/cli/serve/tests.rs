@@ -86,6 +86,7 @@ fn a_renew_period_not_shorter_than_the_lease_is_refused() {
             "must be less than --lease-duration-seconds (15)",
         ),
         ("5", "10", "--lease-renew-seconds (10) must be less"),
+        ("10", "5", "leave no retry before the renew deadline"),
         ("0", "5", "must all be at least 1"),
         ("15", "0", "must all be at least 1"),
         ("4294967296", "5", "larger than a Lease can say"),

@@ -154,8 +154,27 @@ async fn watch(
         kind: api.kind().into(),
         plural: api.plural().into(),
     };
-    let kapi: KubeApi<DynamicObject> = KubeApi::all_with(client, &resource);
-    let mut stream = watcher(kapi).boxed();
+    // A watch that cannot start where it was (HTTP 410) ends `follow`; a
+    // new watcher lists afresh, as for the typed kinds.
+    loop {
+        let kapi: KubeApi<DynamicObject> = KubeApi::all_with(client.clone(), &resource);
+        if follow(watcher(kapi), &index, &metrics, api).await == super::Ended::Stream {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Applies one cluster policy kind's watcher events to the index, as
+/// `super::follow` does for the typed kinds.
+async fn follow(
+    stream: impl futures::Stream<Item = Result<Event<DynamicObject>, kube::runtime::watcher::Error>>
+    + Send,
+    index: &SharedIndex,
+    metrics: &Metrics,
+    api: Api,
+) -> super::Ended {
+    let mut stream = std::pin::pin!(stream);
     let mut initial: Vec<serde_json::Value> = Vec::new();
     let write = || index.write().unwrap_or_else(|e| e.into_inner());
     let json = |o: &DynamicObject| serde_json::to_value(o).unwrap_or(serde_json::Value::Null);
@@ -167,9 +186,9 @@ async fn watch(
             Ok(Event::Init) => {
                 initial.clear();
                 if write().listing_cluster_api(api) {
-                    super::relisted(&metrics, api.kind());
+                    super::relisted(metrics, api.kind());
                 }
-                publish(&index, &metrics);
+                publish(index, metrics);
                 continue;
             }
             Ok(Event::InitApply(obj)) => {
@@ -201,20 +220,19 @@ async fn watch(
                     let mut idx = write();
                     idx.watch_failed(Watched::ClusterPolicy, Instant::now());
                     if missed != super::Missed::Nothing && idx.listing_cluster_api(api) {
-                        super::relisted(&metrics, api.kind());
+                        super::relisted(metrics, api.kind());
                     }
                 }
                 warn!(kind = api.kind(), error = %crate::report::clip(&e.to_string(), 512), "watch failed; retrying with backoff");
-                publish(&index, &metrics);
-                // The watch cannot start where it was: discovery starts a new
-                // one (its task has finished).
+                publish(index, metrics);
                 if missed == super::Missed::Restart {
-                    return;
+                    return super::Ended::Gone;
                 }
                 continue;
             }
         };
-        report_rejected(&metrics, api.kind(), &rejected);
-        publish(&index, &metrics);
+        report_rejected(metrics, api.kind(), &rejected);
+        publish(index, metrics);
     }
+    super::Ended::Stream
 }
