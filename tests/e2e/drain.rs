@@ -86,7 +86,7 @@ fn rolling_update_drops_no_admission() {
         survivor_end.saturating_sub(survivor_at_exit),
     );
     for (at, e) in t.failed.iter().take(10) {
-        eprintln!("[drain]   failed {at:+.2}s after SIGTERM: {e}");
+        eprintln!("[drain]   sent {at:+.2}s from the SIGTERM, failed: {e}");
     }
 
     assert!(victim_before > 0, "the terminated replica served nothing");

@@ -28,7 +28,8 @@ pub struct Tally {
     pub admitted: u64,
     /// Refused by tierguard (a webhook denied it).
     pub refused: u64,
-    /// Seconds since the mark (negative before it) and the error.
+    /// When each failed create was sent, in seconds since the mark
+    /// (negative before it), and the error.
     pub failed: Vec<(f64, String)>,
 }
 
@@ -201,6 +202,7 @@ async fn client(
     while !stop.load(Ordering::Relaxed) {
         i += 1;
         let name = format!("load-{id}-{i}");
+        let sent = Instant::now();
         let r = tokio::time::timeout(
             CLIENT_TIMEOUT,
             api.create(&PostParams::default(), &policy(&name)),
@@ -224,8 +226,14 @@ async fn client(
             match failure {
                 None => t.admitted += 1,
                 Some(e) => {
+                    // When the create was sent: one sent during an outage
+                    // may fail only after it (a timeout).
                     let at = mark.lock().expect("mark").map_or(-1.0, |s| {
-                        Instant::now().saturating_duration_since(s).as_secs_f64()
+                        if sent >= s {
+                            sent.duration_since(s).as_secs_f64()
+                        } else {
+                            -s.duration_since(sent).as_secs_f64()
+                        }
                     });
                     t.failed.push((at, e));
                 }
