@@ -56,14 +56,17 @@ fn relists(metrics: &Metrics) -> Option<String> {
         .map(|l| l.rsplit(' ').next().unwrap_or_default().to_string())
 }
 
-#[tokio::test]
-async fn a_relist_leaves_the_index_unsynced_until_its_list_replaces_the_old_state() {
-    // Everything else synced, NetworkPolicies not listed yet: only their
-    // watch decides.
+/// An index with everything synced but NetworkPolicies, which have not
+/// been listed yet (only their watch decides), and fresh metrics.
+fn unlisted_policies() -> (SharedIndex, Metrics) {
     let mut fresh = Index::preloaded(State::default());
     fresh.listing(crate::index::Watched::NetworkPolicy);
-    let index: SharedIndex = Arc::new(RwLock::new(fresh));
-    let metrics = Metrics::new();
+    (Arc::new(RwLock::new(fresh)), Metrics::new())
+}
+
+#[tokio::test]
+async fn a_relist_leaves_the_index_unsynced_until_its_list_replaces_the_old_state() {
+    let (index, metrics) = unlisted_policies();
     let synced = |index: &SharedIndex| index.read().expect("index").is_synced();
 
     play(
@@ -153,10 +156,7 @@ fn gone_in_watch() -> kube::runtime::watcher::Error {
 
 #[tokio::test]
 async fn a_410_in_the_watch_unsyncs_the_index_before_the_relist_starts() {
-    let mut fresh = Index::preloaded(State::default());
-    fresh.listing(crate::index::Watched::NetworkPolicy);
-    let index: SharedIndex = Arc::new(RwLock::new(fresh));
-    let metrics = Metrics::new();
+    let (index, metrics) = unlisted_policies();
     let events = vec![
         Ok(Event::Init),
         Ok(Event::InitApply(np("db", "a"))),
@@ -178,10 +178,7 @@ async fn a_410_in_the_watch_unsyncs_the_index_before_the_relist_starts() {
 
 #[tokio::test]
 async fn a_watch_that_cannot_start_for_410_ends_for_a_new_watcher_to_list() {
-    let mut fresh = Index::preloaded(State::default());
-    fresh.listing(crate::index::Watched::NetworkPolicy);
-    let index: SharedIndex = Arc::new(RwLock::new(fresh));
-    let metrics = Metrics::new();
+    let (index, metrics) = unlisted_policies();
     let refused = kube::runtime::watcher::Error::WatchStartFailed(kube::Error::Api(
         kube::core::Status::failure("too old resource version", "Expired")
             .with_code(410)
@@ -205,10 +202,7 @@ async fn a_watch_that_cannot_start_for_410_ends_for_a_new_watcher_to_list() {
 
 #[tokio::test]
 async fn a_failed_connection_leaves_the_index_synced() {
-    let mut fresh = Index::preloaded(State::default());
-    fresh.listing(crate::index::Watched::NetworkPolicy);
-    let index: SharedIndex = Arc::new(RwLock::new(fresh));
-    let metrics = Metrics::new();
+    let (index, metrics) = unlisted_policies();
     let events: Vec<Result<Event<netv1::NetworkPolicy>, _>> = vec![
         Ok(Event::Init),
         Ok(Event::InitDone),
